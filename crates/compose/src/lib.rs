@@ -1,0 +1,16 @@
+//! berth-compose: Compose files to one validated, normalized [`Project`].
+//!
+//! Everything else in berth consumes the `Project` this crate produces; no
+//! other crate sees YAML or the raw shapes of the file.
+//!
+//! # Layout
+//! - `diag`: spans, diagnostics and their rendering.
+//! - `yaml`: YAML text -> a tree of nodes that remember their place.
+//! - `interpolate`, `dotenv`: `${VAR}` substitution and `.env` files.
+//! - `ports`, `volumes`, `units`: short syntaxes, durations, byte sizes.
+
+pub mod diag;
+pub mod yaml;
+
+#[cfg(test)]
+mod testsupport;

@@ -1,0 +1,153 @@
+//! `demo-api [--port N]` serves; `demo-api migrate` creates the schema and exits.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use demo_api::{Config, DEFAULT_DB, Server, parse_port};
+use tokio::signal::unix::{SignalKind, signal};
+
+const USAGE: &str = "\
+usage: demo-api [--port N]     serve on 127.0.0.1:N (default: $PORT)
+       demo-api migrate        create or update the database schema, then exit
+
+environment:
+  PORT                  port to listen on (required unless --port is given)
+  DEMO_DB               SQLite file (default ./data/demo.sqlite)
+  BERTH_REPLICA         replica number shown in responses (default 1)
+  BERTH_SERVICE         service name shown by /api/whoami (default demo-api)
+  DEMO_UNHEALTHY_FILE   /health answers 503 while this file exists
+  DEMO_DRAIN_TIMEOUT_MS how long shutdown waits for in-flight requests (default 5000)
+  DEMO_ACCESS_LOG=1     log every request to stderr";
+
+enum Command {
+    Serve { port: Option<u16> },
+    Migrate,
+    Help,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+    let mut port = None;
+    let mut migrate = false;
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" => return Ok(Command::Help),
+            "migrate" => migrate = true,
+            "--port" | "-p" => {
+                let value = args.next().ok_or("--port needs a value")?;
+                port = Some(parse_port(&value).map_err(|e| format!("invalid --port: {e}"))?);
+            }
+            other => match other.strip_prefix("--port=") {
+                Some(value) => {
+                    port = Some(parse_port(value).map_err(|e| format!("invalid --port: {e}"))?);
+                }
+                None => return Err(format!("unexpected argument {other:?}")),
+            },
+        }
+    }
+    Ok(if migrate {
+        Command::Migrate
+    } else {
+        Command::Serve { port }
+    })
+}
+
+fn main() -> ExitCode {
+    let command = match parse_args(std::env::args().skip(1)) {
+        Ok(command) => command,
+        Err(e) => {
+            eprintln!("demo-api: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Help => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Command::Migrate => migrate(),
+        Command::Serve { port } => match Config::from_env(port) {
+            Ok(config) => serve(config),
+            Err(e) => {
+                eprintln!("demo-api: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn migrate() -> ExitCode {
+    let path = std::env::var("DEMO_DB")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_DB.to_owned());
+    match demo_api::migrate(path.as_ref()) {
+        Ok(count) => {
+            println!("migration done ({count} items)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("demo-api: migration of {path} failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("demo-api: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let replica = config.replica.clone();
+        let server = match Server::bind(config).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("demo-api: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // Install the handlers before announcing readiness, so that a signal
+        // sent right after the "listening" line is never lost.
+        let (mut term, mut int) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => (term, int),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("demo-api: cannot install signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let port = match server.local_addr() {
+            Ok(addr) => addr.port(),
+            Err(e) => {
+                eprintln!("demo-api: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(
+            stdout,
+            "demo-api replica {replica} listening on 127.0.0.1:{port}"
+        );
+        let _ = stdout.flush();
+        drop(stdout);
+        server
+            .run(async move {
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                println!("demo-api replica {replica} got {name}, draining");
+            })
+            .await;
+        ExitCode::SUCCESS
+    })
+}
