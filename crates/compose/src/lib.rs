@@ -5,11 +5,15 @@
 //!
 //! # Layout
 //! - `diag`: spans, diagnostics and their rendering.
-//! - `yaml`: YAML text -> a tree of nodes that remember their place.
+//! - `yaml`: YAML text -> a tree of nodes that remember their place; serde
+//!   binding of that tree.
 //! - `interpolate`, `dotenv`: `${VAR}` substitution and `.env` files.
-//! - `ports`, `volumes`, `units`: short syntaxes, durations, byte sizes.
+//! - `schema`: validation against the Compose Specification's JSON schema.
 
 pub mod diag;
+pub mod dotenv;
+pub mod interpolate;
+mod schema;
 pub mod yaml;
 
 #[cfg(test)]

@@ -201,11 +201,7 @@ impl Db {
             .map_err(|e| DbError::Task(e.to_string()))?;
         let db = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let pooled = db
-                .idle
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop();
+            let pooled = db.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => open_existing(&db.path)?,
@@ -233,7 +229,8 @@ pub fn list_items(conn: &Connection, limit: Option<u32>) -> rusqlite::Result<Vec
     };
     match limit {
         None => {
-            let mut stmt = conn.prepare_cached("SELECT id, text, created_by FROM items ORDER BY id")?;
+            let mut stmt =
+                conn.prepare_cached("SELECT id, text, created_by FROM items ORDER BY id")?;
             stmt.query_map([], row_to_item)?.collect()
         }
         Some(limit) => {

@@ -56,7 +56,10 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
 
 fn db_error(err: &db::DbError) -> Response<Body> {
     eprintln!("demo-api: {err}");
-    json_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("database error: {err}"))
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("database error: {err}"),
+    )
 }
 
 /// The raw value of query parameter `name` (no percent-decoding: only numbers
@@ -68,16 +71,26 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
     })
 }
 
-/// `Ok(None)` when absent, `Err` response when present but not a number.
-fn numeric_param(query: Option<&str>, name: &str) -> Result<Option<u64>, Response<Body>> {
+/// `Ok(None)` when absent; `Err` names the parameter when it is not a number.
+fn numeric_param(query: Option<&str>, name: &'static str) -> Result<Option<u64>, BadParam> {
     match query_param(query, name) {
         None | Some("") => Ok(None),
-        Some(raw) => raw.parse().map(Some).map_err(|_| {
-            json_error(
-                StatusCode::BAD_REQUEST,
-                &format!("query parameter `{name}` must be a non-negative integer"),
-            )
-        }),
+        Some(raw) => raw.parse().map(Some).map_err(|_| BadParam(name)),
+    }
+}
+
+/// A query parameter that should have been a non-negative integer.
+struct BadParam(&'static str);
+
+impl BadParam {
+    fn response(&self) -> Response<Body> {
+        json_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "query parameter `{}` must be a non-negative integer",
+                self.0
+            ),
+        )
     }
 }
 
@@ -132,7 +145,7 @@ fn health(app: &App) -> Response<Body> {
 async fn list_items(app: &Arc<App>, query: Option<&str>) -> Response<Body> {
     let limit = match numeric_param(query, "limit") {
         Ok(limit) => limit.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
-        Err(resp) => return resp,
+        Err(bad) => return bad.response(),
     };
     // Serialize on the blocking thread too: the list can be long.
     let result = app
@@ -234,7 +247,7 @@ async fn create_item(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
 async fn slow(app: &App, query: Option<&str>) -> Response<Body> {
     let ms = match numeric_param(query, "ms") {
         Ok(ms) => ms.unwrap_or(1000).min(MAX_SLOW_MS),
-        Err(resp) => return resp,
+        Err(bad) => return bad.response(),
     };
     tokio::time::sleep(Duration::from_millis(ms)).await;
     json(
@@ -246,7 +259,7 @@ async fn slow(app: &App, query: Option<&str>) -> Response<Body> {
 fn stream(app: &App, query: Option<&str>) -> Response<Body> {
     let (n, ms) = match (numeric_param(query, "n"), numeric_param(query, "ms")) {
         (Ok(n), Ok(ms)) => (n.unwrap_or(5), ms.unwrap_or(100)),
-        (Err(resp), _) | (_, Err(resp)) => return resp,
+        (Err(bad), _) | (_, Err(bad)) => return bad.response(),
     };
     let n = u32::try_from(n).unwrap_or(u32::MAX).min(MAX_STREAM_EVENTS);
     let interval = Duration::from_millis(ms.min(MAX_STREAM_INTERVAL_MS));

@@ -252,7 +252,10 @@ impl Server {
     }
 }
 
-async fn logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<body::Body> {
+async fn logged(
+    app: Arc<App>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<body::Body> {
     let start = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();

@@ -145,7 +145,10 @@ fn serve(config: Config) -> ExitCode {
                     _ = term.recv() => "SIGTERM",
                     _ = int.recv() => "SIGINT",
                 };
-                println!("demo-api replica {replica} got {name}, draining");
+                // Not println!: a closed stdout must not turn shutdown into a panic.
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "demo-api replica {replica} got {name}, draining");
+                let _ = stdout.flush();
             })
             .await;
         ExitCode::SUCCESS

@@ -33,7 +33,10 @@ fn has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token: &str) 
 /// Answers the handshake and spawns the session that takes over the connection.
 pub fn upgrade(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET {
-        return json_error(StatusCode::METHOD_NOT_ALLOWED, "use GET to open a WebSocket");
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use GET to open a WebSocket",
+        );
     }
     let headers = req.headers();
     if !has_token(headers, CONNECTION, "upgrade") || !has_token(headers, UPGRADE, "websocket") {
@@ -45,7 +48,11 @@ pub fn upgrade(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
             .insert(UPGRADE, HeaderValue::from_static("websocket"));
         return resp;
     }
-    if headers.get(SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+    if headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
         let mut resp = json_error(StatusCode::BAD_REQUEST, "unsupported WebSocket version");
         resp.headers_mut()
             .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
@@ -116,7 +123,7 @@ where
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_))) => {}
                 Some(Err(_)) | None => break,
             },
-            _ = shutdown.wait_for(|stopping| *stopping) => {
+            () = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => {
                 let frame = CloseFrame { code: CloseCode::Away, reason: "server shutting down".into() };
                 let _ = ws.close(Some(frame)).await;
                 // Wait briefly for the peer's Close, then drop the connection.

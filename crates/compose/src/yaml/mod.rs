@@ -11,8 +11,10 @@
 //!   non-string keys rejected).
 //! - this file: the [`Node`] type, path lookups, conversion to JSON.
 
+mod de;
 mod parse;
 
+pub use de::{DeError, NodeDeserializer, from_node};
 pub use parse::{ParseLimits, parse_documents};
 
 use indexmap::IndexMap;
@@ -243,6 +245,16 @@ impl Value {
             Value::Map(_) => "mapping",
         }
     }
+}
+
+/// "a string", "an integer": a type name with its article, for messages.
+pub fn with_article(word: &str) -> String {
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {word}")
 }
 
 /// Formats a float like Go's `%v` does for the common cases (`0.5`, `1.1`,

@@ -1,0 +1,419 @@
+//! The normalized model: what every other part of berth consumes.
+//!
+//! Short forms are gone (ports are [`PortConfig`]s, `depends_on` entries
+//! carry their condition, commands are argv vectors), defaults are filled in,
+//! relative paths are resolved against the project directory, and
+//! interpolation is done. Fields berth does not interpret are kept, in
+//! canonical form, in each service's `other` map so `berth config` prints the
+//! whole file like `docker compose config` does.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+pub use crate::ports::PortConfig;
+pub use crate::units::{ByteSize, Duration};
+pub use crate::volumes::{ServiceVolumeConfig, VolumeKind};
+pub use crate::xberth::{
+    Bind, BuildCommand, ProjectSettings, ProxySettings, ProxyTimeouts, Ready, ReadyProbe, Route,
+    RouteTarget, ServiceSettings, LoadBalancing,
+};
+
+/// A loaded Compose project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub name: String,
+    /// The project directory: relative paths in the files are resolved
+    /// against it, and services run in it unless `working_dir` says otherwise.
+    #[serde(skip)]
+    pub directory: PathBuf,
+    /// The files the project was loaded from, in merge order.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
+    /// Active services (profiles applied), in file order.
+    pub services: IndexMap<String, Service>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub networks: IndexMap<String, Json>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub volumes: IndexMap<String, Json>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub secrets: IndexMap<String, Json>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub configs: IndexMap<String, Json>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub models: IndexMap<String, Json>,
+    /// Top-level `x-*` keys as written (after interpolation), `x-berth` included.
+    #[serde(flatten)]
+    pub extensions: IndexMap<String, Json>,
+    /// berth's own settings (`x-berth` at the top level), typed.
+    #[serde(skip)]
+    pub settings: ProjectSettings,
+    /// Services left out because none of their profiles is enabled.
+    #[serde(skip)]
+    pub disabled_services: IndexMap<String, Service>,
+    /// The variables interpolation saw (shell environment over `.env`).
+    #[serde(skip)]
+    pub environment: IndexMap<String, String>,
+}
+
+impl Project {
+    /// Services in an order where every service comes after the services it
+    /// depends on (stable: file order among independent services).
+    pub fn start_order(&self) -> Vec<&str> {
+        let mut done: Vec<&str> = Vec::with_capacity(self.services.len());
+        let mut visiting: Vec<&str> = Vec::new();
+        fn visit<'a>(p: &'a Project, name: &'a str, done: &mut Vec<&'a str>, visiting: &mut Vec<&'a str>) {
+            if done.contains(&name) || visiting.contains(&name) {
+                return;
+            }
+            visiting.push(name);
+            if let Some(s) = p.services.get(name) {
+                for dep in s.depends_on.keys() {
+                    if p.services.contains_key(dep) {
+                        visit(p, dep, done, visiting);
+                    }
+                }
+            }
+            visiting.retain(|v| *v != name);
+            done.push(name);
+        }
+        for name in self.services.keys() {
+            visit(self, name, &mut done, &mut visiting);
+        }
+        done
+    }
+
+    /// The name of a named volume on disk (`name:` or `<project>_<key>`).
+    pub fn volume_name(&self, key: &str) -> String {
+        self.volumes
+            .get(key)
+            .and_then(|v| v.get("name"))
+            .and_then(Json::as_str)
+            .map_or_else(|| format!("{}_{key}", self.name), str::to_string)
+    }
+}
+
+/// One service, normalized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(skip)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// The command as argv; `None` when not set, `Some([])` when cleared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub depends_on: IndexMap<String, Dependency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
+    /// `env_file` contents overlaid with `environment`; `None` is a variable
+    /// declared without a value that the environment does not define.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub environment: IndexMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<EnvFile>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthCheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortConfig>,
+    /// `no`, `always`, `on-failure[:N]` or `unless-stopped`.
+    #[serde(default = "default_restart")]
+    pub restart: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    #[serde(default = "default_grace")]
+    pub stop_grace_period: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<ServiceVolumeConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// berth's own settings for this service (`x-berth`), typed. The raw
+    /// value is printed from `other` like every `x-*` key.
+    #[serde(skip)]
+    pub settings: ServiceSettings,
+    /// Every other key, in canonical form, `x-*` keys included.
+    #[serde(skip)]
+    pub other: IndexMap<String, Json>,
+}
+
+/// Keys of a service that [`Service`] types; all others go to `other`.
+pub(crate) const TYPED_SERVICE_KEYS: &[&str] = &[
+    "profiles",
+    "command",
+    "entrypoint",
+    "depends_on",
+    "deploy",
+    "environment",
+    "env_file",
+    "expose",
+    "healthcheck",
+    "image",
+    "labels",
+    "logging",
+    "network_mode",
+    "ports",
+    "restart",
+    "scale",
+    "stop_grace_period",
+    "stop_signal",
+    "user",
+    "volumes",
+    "working_dir",
+];
+
+fn default_restart() -> String {
+    "no".to_string()
+}
+
+fn default_grace() -> Duration {
+    Duration(std::time::Duration::from_secs(10))
+}
+
+impl Service {
+    /// How many replicas to run: `deploy.replicas`, else `scale`, else 1.
+    pub fn replicas(&self) -> u32 {
+        self.deploy
+            .as_ref()
+            .and_then(|d| d.replicas)
+            .or(self.scale)
+            .unwrap_or(1)
+    }
+
+    /// The effective restart policy: `deploy.restart_policy` when given
+    /// (as Compose does), else `restart`.
+    pub fn restart_policy(&self) -> RestartPolicy {
+        if let Some(rp) = self.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) {
+            let max = rp.max_attempts;
+            return match rp.condition.as_deref() {
+                Some("none") => RestartPolicy::No,
+                Some("on-failure") => RestartPolicy::OnFailure { max_retries: max },
+                _ => RestartPolicy::Always { max_retries: max },
+            };
+        }
+        RestartPolicy::parse(&self.restart).unwrap_or(RestartPolicy::No)
+    }
+
+    /// The argv to run: `entrypoint` followed by `command`.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = self.entrypoint.clone().unwrap_or_default();
+        argv.extend(self.command.clone().unwrap_or_default());
+        argv
+    }
+}
+
+/// When to restart a replica that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "policy", rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    No,
+    /// Always restart; `max_retries` only from `deploy.restart_policy`.
+    Always { max_retries: Option<u32> },
+    OnFailure { max_retries: Option<u32> },
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Parses a `restart:` value.
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        match s {
+            "no" | "" => Some(RestartPolicy::No),
+            "always" => Some(RestartPolicy::Always { max_retries: None }),
+            "unless-stopped" => Some(RestartPolicy::UnlessStopped),
+            "on-failure" => Some(RestartPolicy::OnFailure { max_retries: None }),
+            other => {
+                let n = other.strip_prefix("on-failure:")?;
+                Some(RestartPolicy::OnFailure {
+                    max_retries: Some(n.parse().ok()?),
+                })
+            }
+        }
+    }
+}
+
+/// One `depends_on` entry in long form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    pub condition: Condition,
+    #[serde(default = "yes")]
+    pub required: bool,
+    #[serde(default)]
+    pub restart: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What a dependent waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+/// One `env_file` entry in long form, `path` resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFile {
+    pub path: String,
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// A `healthcheck`, defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// `["CMD", argv...]`, `["CMD-SHELL", script]` or `["NONE"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub test: Vec<String>,
+    #[serde(default = "thirty_seconds")]
+    pub timeout: Duration,
+    #[serde(default = "thirty_seconds")]
+    pub interval: Duration,
+    #[serde(default = "three")]
+    pub retries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_period: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable: bool,
+}
+
+fn thirty_seconds() -> Duration {
+    Duration(std::time::Duration::from_secs(30))
+}
+
+fn three() -> u32 {
+    3
+}
+
+impl HealthCheck {
+    /// Whether this health check actually probes anything.
+    pub fn is_enabled(&self) -> bool {
+        !self.disable && !self.test.is_empty() && self.test[0] != "NONE"
+    }
+}
+
+/// `logging`: berth honours `options.max-size` and `options.max-file`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub options: IndexMap<String, String>,
+}
+
+/// `deploy`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub labels: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_config: Option<UpdateConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_config: Option<UpdateConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<DeployRestartPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_mode: Option<String>,
+}
+
+/// `deploy.update_config` / `deploy.rollback_config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_action: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+}
+
+/// `deploy.resources`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Resource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<Resource>,
+}
+
+/// Limits or reservations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generic_resources: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Json>,
+}
+
+/// `deploy.restart_policy`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployRestartPolicy {
+    /// `none`, `on-failure` or `any` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
+}

@@ -1,0 +1,266 @@
+//! berth's own settings, under `x-berth` keys so the same file stays valid
+//! for `docker compose`.
+//!
+//! The shapes are checked by `schema/x-berth.json` with the rest of the
+//! file; these types are what the engine and the proxy read, with every
+//! default filled in.
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::units::{ByteSize, Duration};
+
+/// `x-berth` at the top level.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProjectSettings {
+    /// Socket, logs, named volumes and pid file; absolute.
+    pub state_dir: PathBuf,
+    /// The edge proxy, when configured.
+    pub proxy: Option<ProxySettings>,
+}
+
+impl Default for ProjectSettings {
+    fn default() -> Self {
+        ProjectSettings {
+            state_dir: PathBuf::from(".berth"),
+            proxy: None,
+        }
+    }
+}
+
+/// `x-berth.proxy`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProxySettings {
+    /// Addresses to listen on (`127.0.0.1:8080`, `:80`, `[::1]:8443`).
+    pub listen: Vec<String>,
+    /// Routes in the order written; matching picks the longest path prefix.
+    pub routes: Vec<Route>,
+    /// Aggregated stack health as JSON; `None` turns it off.
+    pub health_path: Option<String>,
+    /// Prometheus metrics; `None` turns them off.
+    pub metrics_path: Option<String>,
+    /// One JSON line per request in the log stream, under `proxy`.
+    pub access_log: bool,
+    /// Largest request body accepted (413 above), unless a route says otherwise.
+    pub max_body_size: ByteSize,
+    /// Largest request head accepted (431 above).
+    pub max_header_size: ByteSize,
+    pub timeouts: ProxyTimeouts,
+}
+
+/// Proxy timeouts, defaults filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ProxyTimeouts {
+    /// Time a client has to send the request head (slowloris guard).
+    pub header_read: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle: Duration,
+    /// Connecting to an upstream replica.
+    pub connect: Duration,
+    /// Waiting for an upstream's response head (504 after).
+    pub response: Duration,
+    /// A WebSocket with no traffic either way is closed after this.
+    pub websocket_idle: Duration,
+}
+
+impl Default for ProxyTimeouts {
+    fn default() -> Self {
+        let s = |n| Duration(std::time::Duration::from_secs(n));
+        ProxyTimeouts {
+            header_read: s(10),
+            idle: s(60),
+            connect: s(5),
+            response: s(60),
+            websocket_idle: s(3600),
+        }
+    }
+}
+
+/// One route of the edge proxy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route {
+    /// Path prefix, matched on whole segments (`/api` matches `/api/x`, not `/apix`).
+    pub path: String,
+    /// Matches the request's host (without port) exactly when set.
+    pub host: Option<String>,
+    pub target: RouteTarget,
+    /// Largest request body for this route, overriding the proxy's.
+    pub max_body_size: Option<ByteSize>,
+    /// Upstream response timeout for this route, overriding the proxy's.
+    pub timeout: Option<Duration>,
+}
+
+/// Where a route sends requests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTarget {
+    /// The ready replicas of a service.
+    Service {
+        service: String,
+        /// The declared container port to use, when the service has several.
+        port: Option<u16>,
+        strip_prefix: bool,
+        lb: LoadBalancing,
+    },
+    /// Files from a directory.
+    Static {
+        /// Absolute.
+        root: PathBuf,
+        /// Unknown extension-less paths serve `index`.
+        spa: bool,
+        index: String,
+        /// Served as `/env-config.js`: `window._env_ = {...};`.
+        env_js: IndexMap<String, Json>,
+    },
+}
+
+/// How a route spreads requests over replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalancing {
+    #[default]
+    RoundRobin,
+    LeastConn,
+}
+
+/// `x-berth` on a service.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct ServiceSettings {
+    /// Native build step run before the service first starts.
+    pub build: Option<BuildCommand>,
+    /// Readiness probe polled fast until the first success.
+    pub ready: Option<Ready>,
+    pub bind: Bind,
+}
+
+/// A build step: a string runs through `sh -c`, a list is an argv.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum BuildCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+/// `x-berth.ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ready {
+    pub probe: ReadyProbe,
+    /// Time between polls until the first success.
+    pub interval: Duration,
+    /// Time one poll may take.
+    pub timeout: Duration,
+}
+
+/// What counts as ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadyProbe {
+    /// `GET` this path on the replica's `$PORT` answers 2xx or 3xx.
+    Http(String),
+    /// A TCP connect to the replica's `$PORT` succeeds.
+    Tcp,
+    /// A line of the replica's output matches this regex.
+    Log(String),
+}
+
+/// How a replica's port is bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bind {
+    /// Each replica gets its own port in `$PORT`; berth listens on the
+    /// declared ports and forwards.
+    #[default]
+    Forwarded,
+    /// The process binds its declared port itself: one replica, restarts in place.
+    Direct,
+}
+
+/// Raw shapes as written, bound from the tree after schema validation.
+pub(crate) mod raw {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Project {
+        pub state_dir: Option<String>,
+        pub proxy: Option<Proxy>,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Proxy {
+        pub listen: Option<OneOrMany>,
+        pub routes: Vec<Route>,
+        pub health_path: Option<Option<String>>,
+        pub metrics_path: Option<Option<String>>,
+        pub access_log: Option<bool>,
+        pub max_body_size: Option<ByteSize>,
+        pub max_header_size: Option<ByteSize>,
+        pub timeouts: Timeouts,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Timeouts {
+        pub header_read: Option<Duration>,
+        pub idle: Option<Duration>,
+        pub connect: Option<Duration>,
+        pub response: Option<Duration>,
+        pub websocket_idle: Option<Duration>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+
+    impl OneOrMany {
+        pub fn into_vec(self) -> Vec<String> {
+            match self {
+                OneOrMany::One(s) => vec![s],
+                OneOrMany::Many(v) => v,
+            }
+        }
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Route {
+        pub path: String,
+        pub host: Option<String>,
+        pub service: Option<String>,
+        pub port: Option<u16>,
+        pub strip_prefix: bool,
+        pub lb: LoadBalancing,
+        #[serde(rename = "static")]
+        pub static_dir: Option<String>,
+        pub spa: bool,
+        pub index: Option<String>,
+        pub env_js: IndexMap<String, Json>,
+        pub max_body_size: Option<ByteSize>,
+        pub timeout: Option<Duration>,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Service {
+        pub build: Option<OneOrMany>,
+        pub ready: Option<ReadyRaw>,
+        pub bind: Bind,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct ReadyRaw {
+        pub http: Option<String>,
+        pub tcp: Option<bool>,
+        pub log: Option<String>,
+        pub interval: Option<Duration>,
+        pub timeout: Option<Duration>,
+    }
+}
