@@ -1,1 +1,20 @@
-fn main() {}
+//! berth: run a Compose stack natively, with supervision, health gating,
+//! logs and a built-in edge proxy, from one binary.
+//!
+//! `main` parses the command line, runs the subcommand and maps its outcome
+//! to an exit code: 0 success, 1 runtime failure, 2 usage or configuration
+//! error, 130 interrupted.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(),
+    }
+}

@@ -201,7 +201,10 @@ impl Diagnostic {
             Severity::Warning => ("warning", "\x1b[1;33m"),
         };
         if color {
-            out.push_str(&format!("{paint}{label}\x1b[0m\x1b[1m: {}\x1b[0m\n", self.message));
+            out.push_str(&format!(
+                "{paint}{label}\x1b[0m\x1b[1m: {}\x1b[0m\n",
+                self.message
+            ));
         } else {
             out.push_str(&format!("{label}: {}\n", self.message));
         }
@@ -210,17 +213,23 @@ impl Diagnostic {
                 .path(self.span.file)
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "<unknown>".to_string());
+            let gutter = self.span.line.to_string();
+            let pad = " ".repeat(gutter.len());
             out.push_str(&format!(
-                "  --> {}:{}:{}\n",
+                "{pad}--> {}:{}:{}\n",
                 path, self.span.line, self.span.column
             ));
             if let Some(text) = sources.line_text(self.span.file, self.span.line) {
-                let gutter = self.span.line.to_string();
-                let pad = " ".repeat(gutter.len());
                 let chars: Vec<char> = text.chars().collect();
                 let col0 = self.span.column.saturating_sub(1) as usize;
                 let caret_pad: String = (0..col0)
-                    .map(|i| if chars.get(i) == Some(&'\t') { '\t' } else { ' ' })
+                    .map(|i| {
+                        if chars.get(i) == Some(&'\t') {
+                            '\t'
+                        } else {
+                            ' '
+                        }
+                    })
                     .collect();
                 let remaining = chars.len().saturating_sub(col0).max(1);
                 let len = (self.span.len as usize).clamp(1, remaining);
@@ -330,7 +339,7 @@ mod tests {
         let text = d.render(&sources, false);
         assert_eq!(
             text,
-            "error: services.web: unknown key `imagee`\n  --> compose.yaml:3:5\n  |\n3 |     imagee: nginx\n  |     ^^^^^^\n  = help: did you mean `image`?\n"
+            "error: services.web: unknown key `imagee`\n --> compose.yaml:3:5\n  |\n3 |     imagee: nginx\n  |     ^^^^^^\n  = help: did you mean `image`?\n"
         );
     }
 

@@ -17,8 +17,8 @@ pub use crate::ports::PortConfig;
 pub use crate::units::{ByteSize, Duration};
 pub use crate::volumes::{ServiceVolumeConfig, VolumeKind};
 pub use crate::xberth::{
-    Bind, BuildCommand, ProjectSettings, ProxySettings, ProxyTimeouts, Ready, ReadyProbe, Route,
-    RouteTarget, ServiceSettings, LoadBalancing,
+    Bind, BuildCommand, LoadBalancing, ProjectSettings, ProxySettings, ProxyTimeouts, Ready,
+    ReadyProbe, Route, RouteTarget, ServiceSettings,
 };
 
 /// A loaded Compose project.
@@ -64,7 +64,12 @@ impl Project {
     pub fn start_order(&self) -> Vec<&str> {
         let mut done: Vec<&str> = Vec::with_capacity(self.services.len());
         let mut visiting: Vec<&str> = Vec::new();
-        fn visit<'a>(p: &'a Project, name: &'a str, done: &mut Vec<&'a str>, visiting: &mut Vec<&'a str>) {
+        fn visit<'a>(
+            p: &'a Project,
+            name: &'a str,
+            done: &mut Vec<&'a str>,
+            visiting: &mut Vec<&'a str>,
+        ) {
             if done.contains(&name) || visiting.contains(&name) {
                 return;
             }
@@ -227,8 +232,12 @@ impl Service {
 pub enum RestartPolicy {
     No,
     /// Always restart; `max_retries` only from `deploy.restart_policy`.
-    Always { max_retries: Option<u32> },
-    OnFailure { max_retries: Option<u32> },
+    Always {
+        max_retries: Option<u32>,
+    },
+    OnFailure {
+        max_retries: Option<u32>,
+    },
     UnlessStopped,
 }
 
@@ -257,7 +266,7 @@ pub struct Dependency {
     pub condition: Condition,
     #[serde(default = "yes")]
     pub required: bool,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restart: bool,
 }
 

@@ -27,10 +27,7 @@ struct Schema {
 
 fn schema() -> Result<&'static Schema, String> {
     static SCHEMA: OnceLock<Result<Schema, String>> = OnceLock::new();
-    SCHEMA
-        .get_or_init(build)
-        .as_ref()
-        .map_err(|e| e.clone())
+    SCHEMA.get_or_init(build).as_ref().map_err(|e| e.clone())
 }
 
 fn build() -> Result<Schema, String> {
@@ -175,7 +172,9 @@ fn explain(error: &ValidationError<'_>, doc: &Node, schema: &Schema, out: &mut V
             out.push(type_error(&at, span, &expected, found));
         }
         ValidationErrorKind::Required { property } => {
-            let name = property.as_str().map_or_else(|| property.to_string(), str::to_string);
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_string);
             out.push(Diagnostic::error(
                 DiagnosticKind::MissingKey,
                 span,
@@ -218,7 +217,10 @@ fn explain(error: &ValidationError<'_>, doc: &Node, schema: &Schema, out: &mut V
         ValidationErrorKind::Pattern { pattern } => out.push(Diagnostic::error(
             DiagnosticKind::InvalidValue,
             span,
-            format!("{at}: {} does not match the pattern {pattern}", found.map_or_else(String::new, |n| show(&n.to_json()))),
+            format!(
+                "{at}: {} does not match the pattern {pattern}",
+                found.map_or_else(String::new, |n| show(&n.to_json()))
+            ),
         )),
         _ => out.push(Diagnostic::error(
             DiagnosticKind::InvalidValue,
@@ -285,16 +287,19 @@ fn type_error(at: &str, span: Span, expected: &[String], found: Option<&Node>) -
             words.push(w);
         }
     }
+    let nullable = words.len() > 1 && words.contains(&"null");
+    words.retain(|w| !nullable || *w != "null");
     let list = match words.as_slice() {
         [] => "another type".to_string(),
-        [one] => (*one).to_string(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+        [one] => with_article(one),
+        [init @ .., last] => format!("{} or {last}", with_article(&init.join(", "))),
     };
+    let empty = if nullable { " (or empty)" } else { "" };
     let found = found.map_or_else(|| "nothing".to_string(), |n| with_article(n.type_name()));
     Diagnostic::error(
         DiagnosticKind::InvalidType,
         span,
-        format!("{at} must be {}, not {found}", with_article(&list)),
+        format!("{at} must be {list}{empty}, not {found}"),
     )
 }
 
@@ -426,14 +431,21 @@ mod tests {
             ],
             "{errs:#?}"
         );
-        assert_eq!(errs[0].message, "services.a.image must be a string, not a sequence");
+        assert_eq!(
+            errs[0].message,
+            "services.a.image must be a string, not a sequence"
+        );
     }
 
     #[test]
     fn one_of_narrows_to_the_form_the_user_meant() {
-        let errs = check("services:\n  a:\n    ports:\n      - target: 80\n        publishd: 8080\n");
+        let errs =
+            check("services:\n  a:\n    ports:\n      - target: 80\n        publishd: 8080\n");
         assert_eq!(errs.len(), 1, "{errs:#?}");
-        assert_eq!(errs[0].message, "services.a.ports[0]: unknown key `publishd`");
+        assert_eq!(
+            errs[0].message,
+            "services.a.ports[0]: unknown key `publishd`"
+        );
         assert_eq!(errs[0].help.as_deref(), Some("did you mean `published`?"));
     }
 
@@ -444,7 +456,11 @@ mod tests {
         );
         assert_eq!(errs.len(), 2, "{errs:#?}");
         assert_eq!(errs[0].message, "x-berth.proxy: unknown key `routs`");
-        assert!(errs[1].message.contains("\"sideways\" is not allowed"), "{}", errs[1].message);
+        assert!(
+            errs[1].message.contains("\"sideways\" is not allowed"),
+            "{}",
+            errs[1].message
+        );
     }
 
     #[test]

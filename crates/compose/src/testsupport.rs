@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// data must not pass.
 pub(crate) fn conformance_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BERTH_CONFORMANCE_DIR") {
-        return PathBuf::from(dir);
+        let dir = PathBuf::from(dir);
+        return std::fs::canonicalize(&dir).unwrap_or(dir);
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let candidates = [
@@ -19,7 +20,7 @@ pub(crate) fn conformance_dir() -> PathBuf {
     ];
     for candidate in candidates {
         if candidate.is_dir() {
-            return candidate;
+            return std::fs::canonicalize(&candidate).unwrap_or(candidate);
         }
     }
     panic!("conformance vectors not found; set BERTH_CONFORMANCE_DIR to shared/conformance")

@@ -68,7 +68,10 @@ pub struct NodeDeserializer<'a> {
 impl<'a> NodeDeserializer<'a> {
     fn mismatch(&self, expected: &str) -> DeError {
         DeError {
-            message: format!("must be {expected}, not {}", super::with_article(self.node.type_name())),
+            message: format!(
+                "must be {expected}, not {}",
+                super::with_article(self.node.type_name())
+            ),
             span: Some(self.node.span),
             path: Vec::new(),
         }
@@ -143,7 +146,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     int_method!(deserialize_i32, visit_i32, i32, "an integer");
     int_method!(deserialize_i64, visit_i64, i64, "an integer");
     int_method!(deserialize_u8, visit_u8, u8, "an integer from 0 to 255");
-    int_method!(deserialize_u16, visit_u16, u16, "an integer from 0 to 65535");
+    int_method!(
+        deserialize_u16,
+        visit_u16,
+        u16,
+        "an integer from 0 to 65535"
+    );
     int_method!(deserialize_u32, visit_u32, u32, "a non-negative integer");
     int_method!(deserialize_u64, visit_u64, u64, "a non-negative integer");
 
@@ -218,7 +226,11 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -319,7 +331,10 @@ impl<'a> Entries<'a> {
 impl<'de> MapAccess<'de> for Entries<'de> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some((key, entry)) = self.iter.next() else {
             return Ok(None);
         };
@@ -351,7 +366,10 @@ impl<'de> de::EnumAccess<'de> for Variant<'de> {
     type Error = DeError;
     type Variant = VariantValue<'de>;
 
-    fn variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, Self::Variant), DeError> {
+    fn variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<(T::Value, Self::Variant), DeError> {
         let key: de::value::StrDeserializer<'_, DeError> = self.key.into_deserializer();
         let v = seed.deserialize(key)?;
         Ok((v, VariantValue { node: self.value }))
@@ -434,7 +452,10 @@ mod tests {
         assert_eq!(err.path, vec!["v".to_string(), "1".to_string()]);
         let span = err.span.unwrap();
         assert_eq!((span.line, span.column), (6, 8));
-        assert_eq!(err.message, "must be an integer from 0 to 65535, not an integer");
+        assert_eq!(
+            err.message,
+            "must be an integer from 0 to 65535, not an integer"
+        );
     }
 
     #[test]

@@ -267,9 +267,5 @@ pub fn format_float(f: f64) -> String {
         return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
     }
     let s = f.to_string();
-    if s.len() > 21 {
-        format!("{f:e}")
-    } else {
-        s
-    }
+    if s.len() > 21 { format!("{f:e}") } else { s }
 }

@@ -350,9 +350,7 @@ impl Builder {
             return Err(Diagnostic::error(
                 DiagnosticKind::AliasCycle,
                 span,
-                format!(
-                    "cycle detected: the alias at {path} refers to a node that contains it"
-                ),
+                format!("cycle detected: the alias at {path} refers to a node that contains it"),
             )
             .with_help("an anchor cannot be used inside its own definition"));
         };
@@ -410,6 +408,11 @@ impl Builder {
 
     fn build_map(&mut self, pairs: Vec<(Node, Option<Node>)>) -> Map {
         let path = self.path();
+        let place = if self.stack.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in {path}")
+        };
         let explicit: std::collections::HashSet<String> = pairs
             .iter()
             .filter_map(|(k, _)| match &k.value {
@@ -426,7 +429,10 @@ impl Builder {
                     self.errors.push(Diagnostic::error(
                         DiagnosticKind::NonStringKey,
                         key.span,
-                        format!("non-string key in {path}: a {} cannot be a key", key.type_name()),
+                        format!(
+                            "non-string key {place}: a {} cannot be a key",
+                            key.type_name()
+                        ),
                     ));
                     continue;
                 }
@@ -436,7 +442,7 @@ impl Builder {
                         Diagnostic::error(
                             DiagnosticKind::NonStringKey,
                             key.span,
-                            format!("non-string key in {path}: {shown}"),
+                            format!("non-string key {place}: {shown}"),
                         )
                         .with_help(format!("quote the key: \"{shown}\"")),
                     );
@@ -566,10 +572,10 @@ pub(crate) fn resolve_plain(text: &str) -> Value {
     if let Some(i) = resolve_int(text) {
         return Value::Int(i);
     }
-    if is_float(text) {
-        if let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+    if is_float(text)
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f);
     }
     Value::Str(text.to_string())
 }
@@ -587,7 +593,10 @@ fn resolve_int(text: &str) -> Option<i64> {
         (16, hex)
     } else if let Some(oct) = digits.strip_prefix("0o") {
         (8, oct)
-    } else if digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+    } else if digits.len() > 1
+        && digits.starts_with('0')
+        && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
         (8, &digits[1..])
     } else {
         (10, digits)
@@ -673,7 +682,10 @@ mod tests {
     fn spans_are_one_based() {
         let doc = parse("services:\n  web:\n    image: nginx\n").unwrap();
         let image = doc.at(&["services", "web", "image"]).unwrap();
-        assert_eq!((image.span.line, image.span.column, image.span.len), (3, 12, 5));
+        assert_eq!(
+            (image.span.line, image.span.column, image.span.len),
+            (3, 12, 5)
+        );
         let key = doc.key_span_at(&["services", "web"], "image").unwrap();
         assert_eq!((key.line, key.column, key.len), (3, 5, 5));
     }
@@ -695,7 +707,11 @@ mod tests {
         let errs = errors("services:\n  a:\n    command: x\n    command: y\n");
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].kind, DiagnosticKind::DuplicateKey);
-        assert!(errs[0].message.contains("line 4: mapping key \"command\" already defined at line 3"));
+        assert!(
+            errs[0]
+                .message
+                .contains("line 4: mapping key \"command\" already defined at line 3")
+        );
         assert_eq!(errs[0].span.line, 4);
     }
 
@@ -703,7 +719,11 @@ mod tests {
     fn non_string_keys_are_errors_with_their_path() {
         let errs = errors("services:\n  123:\n    image: x\n");
         assert_eq!(errs[0].kind, DiagnosticKind::NonStringKey);
-        assert!(errs[0].message.contains("non-string key in services: 123"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("non-string key in services: 123"),
+            "{}",
+            errs[0].message
+        );
     }
 
     #[test]

@@ -1,0 +1,175 @@
+//! What the native process runtime cannot honour.
+//!
+//! Container-only attributes are warned about once per attribute, naming
+//! every service that uses it, so a file written for `docker compose` loads
+//! with a short, honest list of what will not happen. Attributes whose
+//! meaning would silently change are errors.
+
+use indexmap::IndexMap;
+
+use crate::diag::{Diagnostic, DiagnosticKind, Span};
+use crate::loader::Ctx;
+use crate::model::{Project, VolumeKind};
+use crate::yaml::Node;
+
+/// Container attributes that have no native equivalent, and what happens instead.
+const IGNORED: &[(&str, &str)] = &[
+    (
+        "build",
+        "images are not built natively; use `x-berth.build` for a native build step",
+    ),
+    ("cap_add", "processes keep berth's own capabilities"),
+    ("cap_drop", "processes keep berth's own capabilities"),
+    ("privileged", "processes run with berth's own privileges"),
+    ("devices", "processes see the host's devices"),
+    ("security_opt", "no security profile is applied"),
+    ("read_only", "the file system is not made read-only"),
+    ("container_name", "there are no containers"),
+    ("hostname", "processes see the host's name"),
+    ("domainname", "processes see the host's domain"),
+    ("mac_address", "processes share the host's network"),
+    ("dns", "processes use the host's resolver"),
+    ("dns_search", "processes use the host's resolver"),
+    ("dns_opt", "processes use the host's resolver"),
+    ("extra_hosts", "processes use the host's /etc/hosts"),
+    ("ipc", "processes share the host's IPC namespace"),
+    ("pid", "processes share the host's PID namespace"),
+    ("uts", "processes share the host's UTS namespace"),
+    ("cgroup", "no cgroup namespace is created"),
+    ("cgroup_parent", "no cgroup is created"),
+    ("cpu_count", "CPU limits are not applied"),
+    ("cpu_percent", "CPU limits are not applied"),
+    ("cpu_shares", "CPU limits are not applied"),
+    ("cpu_period", "CPU limits are not applied"),
+    ("cpu_quota", "CPU limits are not applied"),
+    ("cpus", "CPU limits are not applied"),
+    ("cpuset", "CPU pinning is not applied"),
+    ("mem_limit", "memory limits are not applied"),
+    ("mem_reservation", "memory reservations are not applied"),
+    ("memswap_limit", "memory limits are not applied"),
+    ("shm_size", "the host's /dev/shm is shared"),
+    ("sysctls", "kernel parameters are not changed"),
+    ("tmpfs", "no tmpfs is mounted"),
+    ("ulimits", "resource limits are inherited from berth"),
+    ("user", "processes run as the user running berth"),
+    ("group_add", "processes run as the user running berth"),
+    ("userns_mode", "no user namespace is created"),
+    ("runtime", "there is no container runtime"),
+    ("isolation", "there is no container runtime"),
+    ("platform", "the host's platform is used"),
+    ("secrets", "secret files are not mounted"),
+    ("configs", "config files are not mounted"),
+    (
+        "links",
+        "service names do not resolve as host names natively; services reach each other at localhost:<port>",
+    ),
+    (
+        "external_links",
+        "service names do not resolve as host names natively",
+    ),
+    ("storage_opt", "no storage driver is used"),
+    ("oom_kill_disable", "OOM settings are not applied"),
+    ("oom_score_adj", "OOM settings are not applied"),
+    ("pids_limit", "process limits are not applied"),
+    ("blkio_config", "I/O limits are not applied"),
+    ("device_cgroup_rules", "no device cgroup is created"),
+    ("gpus", "GPUs are not reserved"),
+];
+
+pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
+    let mut uses: IndexMap<String, (Vec<String>, Span, String)> = IndexMap::new();
+    let mut note = |field: &str, service: &str, span: Span, why: &str| {
+        let e = uses
+            .entry(field.to_string())
+            .or_insert_with(|| (Vec::new(), span, why.to_string()));
+        if !e.0.iter().any(|s| s == service) {
+            e.0.push(service.to_string());
+        }
+    };
+    for (name, service) in &project.services {
+        let key_span = |k: &str| {
+            tree.key_span_at(&["services", name], k)
+                .unwrap_or_else(|| tree.span_at(&["services", name]))
+        };
+        for (field, why) in IGNORED {
+            if *field == "build" && service.settings.build.is_some() {
+                continue;
+            }
+            if service.other.contains_key(*field) || (*field == "user" && service.user.is_some()) {
+                note(field, name, key_span(field), why);
+            }
+        }
+        if let Some(networks) = service.other.get("networks").and_then(|n| n.as_object())
+            && networks.keys().any(|k| k != "default")
+        {
+            note(
+                "networks",
+                name,
+                key_span("networks"),
+                "networks are not isolated: every service shares the host's loopback",
+            );
+        }
+        if let Some(limits) = service.deploy.as_ref().and_then(|d| d.resources.as_ref())
+            && (limits.limits.is_some() || limits.reservations.is_some())
+        {
+            note(
+                "deploy.resources",
+                name,
+                key_span("deploy"),
+                "resource limits are not applied",
+            );
+        }
+        for (i, v) in service.volumes.iter().enumerate() {
+            if matches!(
+                v.kind,
+                VolumeKind::Tmpfs | VolumeKind::Npipe | VolumeKind::Cluster | VolumeKind::Image
+            ) {
+                note(
+                    &format!("volumes (type {})", v.kind.as_str()),
+                    name,
+                    tree.span_at(&["services", name, "volumes", &i.to_string()]),
+                    "only bind mounts and named volumes have a native meaning",
+                );
+            }
+        }
+        if let Some(driver) = service.logging.as_ref().and_then(|l| l.driver.as_deref())
+            && !matches!(driver, "json-file" | "local")
+        {
+            note(
+                "logging.driver",
+                name,
+                tree.span_at(&["services", name, "logging", "driver"]),
+                "logs go to berth's log files and stream",
+            );
+        }
+        match service.network_mode.as_deref() {
+            Some(mode) if mode.starts_with("container:") => ctx.sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::Unsupported,
+                    tree.span_at(&["services", name, "network_mode"]),
+                    format!("services.{name}.network_mode: {mode:?} joins another container's network, which the native runtime cannot do"),
+                )
+                .with_help("remove network_mode: native services already share the host's loopback"),
+            ),
+            Some("none") => ctx.sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::Unsupported,
+                    tree.span_at(&["services", name, "network_mode"]),
+                    format!("services.{name}.network_mode: \"none\" would cut the service off the network, which the native runtime cannot do"),
+                )
+                .with_help("remove network_mode, or run this service with docker compose"),
+            ),
+            _ => {}
+        }
+    }
+    for (field, (services, span, why)) in uses {
+        ctx.sink.push(Diagnostic::warning(
+            DiagnosticKind::Unsupported,
+            span,
+            format!(
+                "{field} is not honoured by the native runtime ({why}); used by {}",
+                services.join(", ")
+            ),
+        ));
+    }
+}

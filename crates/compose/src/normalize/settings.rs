@@ -1,0 +1,265 @@
+//! `x-berth` as written to typed settings with defaults, checking what the
+//! schema cannot (one target per route, a readiness probe of one kind, a
+//! regex that compiles, addresses that parse).
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::diag::{Diagnostic, DiagnosticKind};
+use crate::loader::Ctx;
+use crate::units::{ByteSize, Duration};
+use crate::xberth::{
+    BuildCommand, ProjectSettings, ProxySettings, ProxyTimeouts, Ready, ReadyProbe, Route,
+    RouteTarget, ServiceSettings, raw,
+};
+use crate::yaml::{Node, from_node};
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSettings {
+    let raw: raw::Project = match from_node(node) {
+        Ok(r) => r,
+        Err(e) => {
+            super::bind_error(ctx, &["x-berth"], e, node.span);
+            return ProjectSettings {
+                state_dir: dir.join(".berth"),
+                proxy: None,
+            };
+        }
+    };
+    let state_dir =
+        crate::loader::absolute(dir, Path::new(raw.state_dir.as_deref().unwrap_or(".berth")));
+    let proxy = raw.proxy.map(|p| proxy(ctx, p, node, dir));
+    ProjectSettings { state_dir, proxy }
+}
+
+fn proxy(ctx: &mut Ctx<'_>, raw: raw::Proxy, node: &Node, dir: &Path) -> ProxySettings {
+    let mut listen = Vec::new();
+    let addresses = raw.listen.map_or_else(
+        || vec![DEFAULT_LISTEN.to_string()],
+        raw::OneOrMany::into_vec,
+    );
+    for (i, address) in addresses.into_iter().enumerate() {
+        match normalize_listen(&address) {
+            Some(a) => listen.push(a),
+            None => ctx.sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::InvalidValue,
+                    node.span_at(&["proxy", "listen", &i.to_string()]),
+                    format!("x-berth.proxy.listen: {address:?} is not an address to listen on"),
+                )
+                .with_help("write HOST:PORT (\"127.0.0.1:8080\", \"[::1]:8080\") or :PORT for every interface"),
+            ),
+        }
+    }
+    let mut routes = Vec::new();
+    for (i, r) in raw.routes.into_iter().enumerate() {
+        let at = ["proxy".to_string(), "routes".to_string(), i.to_string()];
+        if let Some(route) = route(ctx, r, node, &at, dir) {
+            routes.push(route);
+        }
+    }
+    let t = raw.timeouts;
+    let d = ProxyTimeouts::default();
+    ProxySettings {
+        listen,
+        routes,
+        health_path: raw.health_path.flatten(),
+        metrics_path: raw.metrics_path.flatten(),
+        access_log: raw.access_log.unwrap_or(true),
+        max_body_size: raw.max_body_size.unwrap_or(ByteSize(10 * 1024 * 1024)),
+        max_header_size: raw.max_header_size.unwrap_or(ByteSize(64 * 1024)),
+        timeouts: ProxyTimeouts {
+            header_read: t.header_read.unwrap_or(d.header_read),
+            idle: t.idle.unwrap_or(d.idle),
+            connect: t.connect.unwrap_or(d.connect),
+            response: t.response.unwrap_or(d.response),
+            websocket_idle: t.websocket_idle.unwrap_or(d.websocket_idle),
+        },
+    }
+}
+
+/// `:8080` -> `0.0.0.0:8080`, `8080` -> `127.0.0.1:8080`; None when it does
+/// not parse as a socket address.
+pub(crate) fn normalize_listen(address: &str) -> Option<String> {
+    let candidate = if let Some(port) = address.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else if address.parse::<u16>().is_ok() {
+        format!("127.0.0.1:{address}")
+    } else if let Some(port) = address.strip_prefix("localhost:") {
+        format!("127.0.0.1:{port}")
+    } else {
+        address.to_string()
+    };
+    candidate.parse::<SocketAddr>().ok().map(|a| a.to_string())
+}
+
+fn route(
+    ctx: &mut Ctx<'_>,
+    r: raw::Route,
+    node: &Node,
+    at: &[String],
+    dir: &Path,
+) -> Option<Route> {
+    let span = node.span_at(at);
+    let place = crate::schema::display_path(&[&["x-berth".to_string()][..], at].concat());
+    if !r.path.starts_with('/') {
+        ctx.sink.push(Diagnostic::error(
+            DiagnosticKind::InvalidValue,
+            node.span_at(&[at, &["path".to_string()]].concat()),
+            format!("{place}.path must start with '/', got {:?}", r.path),
+        ));
+        return None;
+    }
+    let target = match (r.service, r.static_dir) {
+        (Some(service), None) => {
+            if !r.env_js.is_empty() || r.spa {
+                ctx.sink.push(Diagnostic::error(
+                    DiagnosticKind::Conflict,
+                    span,
+                    format!("{place}: `spa` and `env_js` apply to `static` routes, not to service routes"),
+                ));
+            }
+            RouteTarget::Service {
+                service,
+                port: r.port,
+                strip_prefix: r.strip_prefix,
+                lb: r.lb,
+            }
+        }
+        (None, Some(root)) => RouteTarget::Static {
+            root: crate::loader::absolute(dir, Path::new(&root)),
+            spa: r.spa,
+            index: r.index.unwrap_or_else(|| "index.html".to_string()),
+            env_js: r.env_js,
+        },
+        (Some(_), Some(_)) => {
+            ctx.sink.push(Diagnostic::error(
+                DiagnosticKind::Conflict,
+                span,
+                format!("{place}: a route sends to a `service` or serves `static` files, not both"),
+            ));
+            return None;
+        }
+        (None, None) => {
+            ctx.sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::MissingKey,
+                    span,
+                    format!("{place}: the route has no target"),
+                )
+                .with_help("add `service: NAME` or `static: DIR`"),
+            );
+            return None;
+        }
+    };
+    Some(Route {
+        path: r.path,
+        host: r.host,
+        target,
+        max_body_size: r.max_body_size,
+        timeout: r.timeout,
+    })
+}
+
+pub(crate) fn service(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> ServiceSettings {
+    let raw: raw::Service = match from_node(node) {
+        Ok(r) => r,
+        Err(e) => {
+            super::bind_error(ctx, &["services", name, "x-berth"], e, node.span);
+            return ServiceSettings::default();
+        }
+    };
+    let place = format!("services.{name}.x-berth");
+    let build = match raw.build {
+        None => None,
+        Some(raw::OneOrMany::One(s)) if !s.trim().is_empty() => Some(BuildCommand::Shell(s)),
+        Some(raw::OneOrMany::Many(v)) if !v.is_empty() => Some(BuildCommand::Argv(v)),
+        Some(_) => {
+            ctx.sink.error(
+                DiagnosticKind::InvalidValue,
+                node.span_at(&["build"]),
+                format!("{place}.build is empty"),
+            );
+            None
+        }
+    };
+    let ready = raw.ready.and_then(|r| ready(ctx, r, node, &place));
+    ServiceSettings {
+        build,
+        ready,
+        bind: raw.bind,
+    }
+}
+
+fn ready(ctx: &mut Ctx<'_>, r: raw::ReadyRaw, node: &Node, place: &str) -> Option<Ready> {
+    let span = node.span_at(&["ready"]);
+    let mut probes = Vec::new();
+    if let Some(path) = r.http {
+        if !path.starts_with('/') {
+            ctx.sink.error(
+                DiagnosticKind::InvalidValue,
+                node.span_at(&["ready", "http"]),
+                format!("{place}.ready.http must be a path starting with '/', got {path:?}"),
+            );
+        }
+        probes.push(ReadyProbe::Http(path));
+    }
+    if r.tcp == Some(true) {
+        probes.push(ReadyProbe::Tcp);
+    }
+    if let Some(pattern) = r.log {
+        if let Err(e) = regex::Regex::new(&pattern) {
+            ctx.sink.error(
+                DiagnosticKind::InvalidValue,
+                node.span_at(&["ready", "log"]),
+                format!("{place}.ready.log is not a valid regex: {e}"),
+            );
+        }
+        probes.push(ReadyProbe::Log(pattern));
+    }
+    if probes.len() != 1 {
+        ctx.sink.push(
+            Diagnostic::error(
+                DiagnosticKind::InvalidValue,
+                span,
+                format!(
+                    "{place}.ready needs exactly one probe, found {}",
+                    probes.len()
+                ),
+            )
+            .with_help("use one of `http: /path`, `tcp: true` or `log: REGEX`"),
+        );
+        return None;
+    }
+    Some(Ready {
+        probe: probes.remove(0),
+        interval: r
+            .interval
+            .unwrap_or(Duration(std::time::Duration::from_millis(25))),
+        timeout: r
+            .timeout
+            .unwrap_or(Duration(std::time::Duration::from_secs(1))),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_normalize() {
+        assert_eq!(normalize_listen(":80").as_deref(), Some("0.0.0.0:80"));
+        assert_eq!(normalize_listen("8080").as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(
+            normalize_listen("[::1]:8443").as_deref(),
+            Some("[::1]:8443")
+        );
+        assert_eq!(
+            normalize_listen("localhost:9").as_deref(),
+            Some("127.0.0.1:9")
+        );
+        assert_eq!(normalize_listen("nope"), None);
+        assert_eq!(normalize_listen("1.2.3.4:99999"), None);
+    }
+}

@@ -1,0 +1,96 @@
+//! `berth config`: validate the project and print its normalized model,
+//! like `docker compose config`.
+
+use clap::{Args, ValueEnum};
+
+use super::{Failure, Global, load, print_stdout};
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    format: Format,
+    /// Print the service names, one per line
+    #[arg(long)]
+    services: bool,
+    /// Print the profile names, one per line
+    #[arg(long)]
+    profiles: bool,
+    /// Print the named volumes, one per line
+    #[arg(long)]
+    volumes: bool,
+    /// Only validate; print nothing on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Do not substitute ${VARIABLES}
+    #[arg(long)]
+    no_interpolate: bool,
+    /// Do not make relative paths absolute
+    #[arg(long)]
+    no_path_resolution: bool,
+    /// Write the output to this file instead of stdout
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<std::path::PathBuf>,
+    /// Services to print (default: all)
+    #[arg(value_name = "SERVICE")]
+    service_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+pub fn run(global: &Global, args: ConfigArgs) -> Result<(), Failure> {
+    let mut options = global.load_options(&args.service_names)?;
+    options.interpolate = !args.no_interpolate;
+    options.resolve_paths = !args.no_path_resolution;
+    let loaded = load(&options)?;
+    let project = loaded.project;
+    if args.quiet {
+        return Ok(());
+    }
+    let text = if args.services {
+        lines(project.services.keys())
+    } else if args.volumes {
+        lines(project.volumes.keys())
+    } else if args.profiles {
+        let mut all: Vec<&String> = project
+            .services
+            .values()
+            .chain(project.disabled_services.values())
+            .flat_map(|s| s.profiles.iter())
+            .collect();
+        all.sort();
+        all.dedup();
+        lines(all)
+    } else {
+        let mut json = berth_compose::render::to_json(&project);
+        if !args.service_names.is_empty()
+            && let Some(services) = json.get_mut("services").and_then(|s| s.as_object_mut())
+        {
+            services.retain(|k, _| args.service_names.contains(k));
+        }
+        match args.format {
+            Format::Json => serde_json::to_string_pretty(&json)
+                .map(|s| s + "\n")
+                .map_err(|e| Failure::Runtime(e.into()))?,
+            Format::Yaml => serde_saphyr::to_string(&json)
+                .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot render YAML: {e}")))?,
+        }
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display()))),
+        None => print_stdout(&text),
+    }
+}
+
+fn lines<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
+    items.into_iter().fold(String::new(), |mut out, s| {
+        out.push_str(s.as_ref());
+        out.push('\n');
+        out
+    })
+}

@@ -1,0 +1,161 @@
+//! The command line: global options shared by every verb, one file per verb.
+//!
+//! # Layout
+//! - `mod.rs`: [`Cli`], global options, project loading, failures and exit codes.
+//! - `config.rs`: `berth config`.
+
+mod config;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_compose::{Diagnostics, LoadOptions, Loaded};
+use clap::{Args, Parser, Subcommand};
+
+/// Run a Compose stack natively: supervision, health gating, logs and a
+/// built-in edge proxy, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every verb understands (as `docker compose` spells them).
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Compose file(s) to use, merged in order (default: compose.yaml and friends)
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name (default: `name:` in the file, else the directory name)
+    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// Project directory (default: the first file's directory)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// Environment file(s) for interpolation (default: .env in the project directory)
+    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Enable services of these profiles
+    #[arg(
+        long = "profile",
+        id = "profile",
+        global = true,
+        value_name = "PROFILE"
+    )]
+    pub profiles: Vec<String>,
+    /// Never use colour in output
+    #[arg(long, global = true)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the project and print its normalized model
+    Config(config::ConfigArgs),
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// A [`Failure`] that says which exit code to use.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Config(args) => config::run(&cli.global, args),
+    }
+}
+
+/// Why berth stops with a non-zero exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The files are wrong (exit 2); diagnostics already carry everything.
+    Config(Box<Diagnostics>),
+    /// Something failed while running (exit 1).
+    Runtime(anyhow::Error),
+}
+
+impl Failure {
+    /// Prints the failure to stderr and gives the exit code.
+    pub fn report(self) -> ExitCode {
+        let color = stderr_color();
+        let mut err = std::io::stderr().lock();
+        match self {
+            Failure::Config(d) => {
+                let _ = writeln!(err, "{}", d.render(color));
+                ExitCode::from(2)
+            }
+            Failure::Runtime(e) => {
+                let _ = writeln!(err, "berth: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+/// Whether diagnostics on stderr get colour.
+pub fn stderr_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+impl Global {
+    /// Load options from the global flags and the process environment.
+    pub fn load_options(&self, services: &[String]) -> Result<LoadOptions, Failure> {
+        let cwd = std::env::current_dir().map_err(|e| {
+            Failure::Runtime(anyhow::anyhow!("cannot read the current directory: {e}"))
+        })?;
+        let environment = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        let mut options = LoadOptions::new(cwd, environment);
+        options.files = self.files.clone();
+        options.project_name = self.project_name.clone();
+        options.project_directory = self.project_directory.clone();
+        options.env_files = self.env_files.clone();
+        options.profiles = self.profiles.clone();
+        options.services = services.to_vec();
+        if options.files.iter().any(|f| f.as_os_str() == "-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+                Failure::Runtime(anyhow::anyhow!("cannot read standard input: {e}"))
+            })?;
+            options.stdin = Some(text);
+        }
+        Ok(options)
+    }
+}
+
+/// Loads the project, printing warnings to stderr.
+pub fn load(options: &LoadOptions) -> Result<Loaded, Failure> {
+    match berth_compose::load(options) {
+        Ok(loaded) => {
+            let color = stderr_color();
+            let mut err = std::io::stderr().lock();
+            for w in &loaded.warnings {
+                let _ = write!(err, "{}", w.render(&loaded.sources, color));
+            }
+            Ok(loaded)
+        }
+        Err(d) => Err(Failure::Config(Box::new(d))),
+    }
+}
+
+/// Writes to stdout; a closed pipe (`berth config | head`) is success.
+pub fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::Runtime(anyhow::anyhow!(
+            "cannot write to standard output: {e}"
+        ))),
+    }
+}
