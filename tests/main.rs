@@ -1,1 +1,8 @@
+//! berth's integration tests: the real binary against real files, processes
+//! and sockets. One test binary (ripgrep's layout); each area in a module.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod config;

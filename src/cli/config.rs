@@ -47,7 +47,11 @@ pub fn run(global: &Global, args: ConfigArgs) -> Result<(), Failure> {
     options.interpolate = !args.no_interpolate;
     options.resolve_paths = !args.no_path_resolution;
     let loaded = load(&options)?;
-    let project = loaded.project;
+    // The process ends right after; freeing a large model would only cost time.
+    let project = {
+        let leaked: &'static berth_compose::Loaded = Box::leak(Box::new(loaded));
+        &leaked.project
+    };
     if args.quiet {
         return Ok(());
     }
@@ -66,7 +70,7 @@ pub fn run(global: &Global, args: ConfigArgs) -> Result<(), Failure> {
         all.dedup();
         lines(all)
     } else {
-        let mut json = berth_compose::render::to_json(&project);
+        let mut json = berth_compose::render::to_json(project);
         if !args.service_names.is_empty()
             && let Some(services) = json.get_mut("services").and_then(|s| s.as_object_mut())
         {

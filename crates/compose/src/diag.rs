@@ -211,7 +211,7 @@ impl Diagnostic {
         if self.span.is_known() {
             let path = sources
                 .path(self.span.file)
-                .map(|p| p.display().to_string())
+                .map(shown_path)
                 .unwrap_or_else(|| "<unknown>".to_string());
             let gutter = self.span.line.to_string();
             let pad = " ".repeat(gutter.len());
@@ -253,6 +253,18 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// A path as messages show it: relative to the current directory when it
+/// is below it, as written otherwise.
+pub fn shown_path(p: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| p.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .unwrap_or_else(|| p.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// A failed load: every error found (all of them, not just the first), the

@@ -38,4 +38,6 @@ pub use model::*;
 #[cfg(test)]
 mod conformance_tests;
 #[cfg(test)]
+mod robustness_tests;
+#[cfg(test)]
 mod testsupport;

@@ -101,8 +101,10 @@ impl Project {
 }
 
 /// One service, normalized.
+///
+/// Deserializing ignores keys not listed in [`TYPED_SERVICE_KEYS`]; the
+/// loader keeps those in `other`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub struct Service {
     #[serde(skip)]
     pub name: String,
@@ -425,4 +427,82 @@ pub struct DeployRestartPolicy {
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every key the loader routes to the typed fields must be one: a key
+    /// listed but not typed would vanish silently.
+    #[test]
+    fn typed_service_keys_are_the_typed_fields() {
+        let full = Service {
+            profiles: vec!["p".into()],
+            command: Some(vec![]),
+            entrypoint: Some(vec![]),
+            depends_on: IndexMap::from([(
+                "d".to_string(),
+                Dependency {
+                    condition: Condition::ServiceStarted,
+                    required: true,
+                    restart: false,
+                },
+            )]),
+            deploy: Some(Deploy {
+                mode: None,
+                replicas: Some(1),
+                labels: IndexMap::new(),
+                update_config: None,
+                rollback_config: None,
+                resources: None,
+                restart_policy: None,
+                placement: None,
+                endpoint_mode: None,
+            }),
+            environment: IndexMap::from([("A".to_string(), None)]),
+            env_file: vec![EnvFile {
+                path: "p".into(),
+                required: true,
+                format: None,
+            }],
+            expose: vec!["1".into()],
+            healthcheck: Some(HealthCheck {
+                test: vec![],
+                timeout: thirty_seconds(),
+                interval: thirty_seconds(),
+                retries: 3,
+                start_period: None,
+                start_interval: None,
+                disable: false,
+            }),
+            image: Some("i".into()),
+            labels: IndexMap::from([("l".to_string(), "v".to_string())]),
+            logging: Some(Logging {
+                driver: None,
+                options: IndexMap::new(),
+            }),
+            network_mode: Some("host".into()),
+            ports: vec![crate::ports::parse_port_spec("80").unwrap().remove(0)],
+            restart: "no".into(),
+            scale: Some(1),
+            stop_grace_period: default_grace(),
+            stop_signal: Some("SIGTERM".into()),
+            user: Some("u".into()),
+            volumes: vec![crate::volumes::parse_volume_spec("/a:/b").unwrap()],
+            working_dir: Some("/w".into()),
+            ..Service::default()
+        };
+        let json = serde_json::to_value(&full).unwrap();
+        let mut serialized: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        serialized.sort_unstable();
+        let mut listed: Vec<&str> = TYPED_SERVICE_KEYS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(serialized, listed);
+    }
 }

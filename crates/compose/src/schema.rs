@@ -63,7 +63,10 @@ fn build() -> Result<Schema, String> {
 
 /// Validates one file's tree (after interpolation, before anything else).
 /// Values tagged `!reset` are left out: they only remove things.
-pub(crate) fn validate(doc: &Node, sink: &mut Sink) {
+///
+/// Returns the paths of the offending keys and values, so the loader can
+/// drop them and go on to report what later stages find too.
+pub(crate) fn validate(doc: &Node, sink: &mut Sink) -> Vec<Vec<String>> {
     let schema = match schema() {
         Ok(s) => s,
         Err(e) => {
@@ -72,19 +75,21 @@ pub(crate) fn validate(doc: &Node, sink: &mut Sink) {
                 Span::NONE,
                 format!("internal error: the embedded Compose schema does not load: {e}"),
             );
-            return;
+            return Vec::new();
         }
     };
     let instance = validation_view(doc);
     let mut found = Vec::new();
+    let mut prune = Vec::new();
     for error in schema.validator.iter_errors(&instance) {
-        explain(&error, doc, schema, &mut found);
+        explain(&error, doc, schema, &mut found, &mut prune);
     }
     found.sort_by_key(|d: &Diagnostic| (d.span.line, d.span.column));
     found.dedup_by(|a, b| a.message == b.message && a.span == b.span);
     for d in found {
         sink.push(d);
     }
+    prune
 }
 
 /// JSON for validation: like [`Node::to_json`] but without `!reset` values.
@@ -139,8 +144,27 @@ pub(crate) fn display_path<S: AsRef<str>>(path: &[S]) -> String {
     }
 }
 
-fn explain(error: &ValidationError<'_>, doc: &Node, schema: &Schema, out: &mut Vec<Diagnostic>) {
+fn explain(
+    error: &ValidationError<'_>,
+    doc: &Node,
+    schema: &Schema,
+    out: &mut Vec<Diagnostic>,
+    prune: &mut Vec<Vec<String>>,
+) {
     let path = segments(error);
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for key in unexpected {
+                let mut p = path.clone();
+                p.push(key.clone());
+                prune.push(p);
+            }
+        }
+        ValidationErrorKind::Required { .. }
+        | ValidationErrorKind::OneOfNotValid { .. }
+        | ValidationErrorKind::AnyOf { .. } => {}
+        _ => prune.push(path.clone()),
+    }
     let at = display_path(&path);
     let span = doc.span_at(&path);
     let found = doc.at(&path);
@@ -197,7 +221,7 @@ fn explain(error: &ValidationError<'_>, doc: &Node, schema: &Schema, out: &mut V
             ));
         }
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-            one_of(&path, context, doc, schema, out);
+            one_of(&path, context, doc, schema, out, prune);
         }
         ValidationErrorKind::Minimum { limit } => out.push(Diagnostic::error(
             DiagnosticKind::InvalidValue,
@@ -239,6 +263,7 @@ fn one_of(
     doc: &Node,
     schema: &Schema,
     out: &mut Vec<Diagnostic>,
+    prune: &mut Vec<Vec<String>>,
 ) {
     let same_place_type_error = |e: &ValidationError<'_>| {
         matches!(e.kind(), ValidationErrorKind::Type { .. }) && segments(e).len() == path.len()
@@ -263,10 +288,11 @@ fn one_of(
     }
     if meant.len() == 1 {
         for e in meant[0] {
-            explain(e, doc, schema, out);
+            explain(e, doc, schema, out, prune);
         }
         return;
     }
+    prune.push(path.to_vec());
     let at = display_path(path);
     let span = doc.span_at(path);
     if meant.is_empty() {
@@ -275,7 +301,7 @@ fn one_of(
     } else {
         // Several forms fit the type; report the errors of the first form.
         for e in meant[0] {
-            explain(e, doc, schema, out);
+            explain(e, doc, schema, out, &mut Vec::new());
         }
     }
 }

@@ -31,8 +31,17 @@ pub use db::{DbError, Item, migrate};
 /// Response header naming the replica that answered (on every response).
 pub const REPLICA_HEADER: HeaderName = HeaderName::from_static("x-demo-replica");
 
-/// Default of `DEMO_DB`.
+/// Default of `DEMO_DB` outside berth.
 pub const DEFAULT_DB: &str = "./data/demo.sqlite";
+
+/// The database file: `$DEMO_DB`; else `demo.sqlite` in the volume berth
+/// mounts at `/data` (`$BERTH_VOLUME_DATA`); else [`DEFAULT_DB`].
+pub fn db_path() -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    var("DEMO_DB")
+        .or_else(|| var("BERTH_VOLUME_DATA").map(|dir| format!("{dir}/demo.sqlite")))
+        .unwrap_or_else(|| DEFAULT_DB.into())
+}
 
 /// Default of `DEMO_DRAIN_TIMEOUT_MS`.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -80,7 +89,7 @@ impl Config {
                 parse_port(&raw).map_err(|e| format!("invalid PORT: {e}"))?
             }
         };
-        let mut config = Self::new(port, var("DEMO_DB").unwrap_or_else(|| DEFAULT_DB.into()));
+        let mut config = Self::new(port, db_path());
         if let Some(replica) = var("BERTH_REPLICA") {
             config.replica = replica;
         }

@@ -3,16 +3,18 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use demo_api::{Config, DEFAULT_DB, Server, parse_port};
+use demo_api::{Config, Server, parse_port};
 use tokio::signal::unix::{SignalKind, signal};
 
 const USAGE: &str = "\
 usage: demo-api [--port N]     serve on 127.0.0.1:N (default: $PORT)
        demo-api migrate        create or update the database schema, then exit
+       demo-api healthcheck    exit 0 when 127.0.0.1:$PORT/health answers 200
 
 environment:
   PORT                  port to listen on (required unless --port is given)
-  DEMO_DB               SQLite file (default ./data/demo.sqlite)
+  DEMO_DB               SQLite file (default $BERTH_VOLUME_DATA/demo.sqlite,
+                        else ./data/demo.sqlite)
   BERTH_REPLICA         replica number shown in responses (default 1)
   BERTH_SERVICE         service name shown by /api/whoami (default demo-api)
   DEMO_UNHEALTHY_FILE   /health answers 503 while this file exists
@@ -22,6 +24,7 @@ environment:
 enum Command {
     Serve { port: Option<u16> },
     Migrate,
+    Healthcheck,
     Help,
 }
 
@@ -33,6 +36,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
         match arg.as_str() {
             "-h" | "--help" | "help" => return Ok(Command::Help),
             "migrate" => migrate = true,
+            "healthcheck" => return Ok(Command::Healthcheck),
             "--port" | "-p" => {
                 let value = args.next().ok_or("--port needs a value")?;
                 port = Some(parse_port(&value).map_err(|e| format!("invalid --port: {e}"))?);
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Migrate => migrate(),
+        Command::Healthcheck => healthcheck(),
         Command::Serve { port } => match Config::from_env(port) {
             Ok(config) => serve(config),
             Err(e) => {
@@ -76,11 +81,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// A health probe for `healthcheck: test: [CMD, demo-api, healthcheck]`:
+/// GET /health on this replica's port, exit 0 on 200.
+fn healthcheck() -> ExitCode {
+    use std::io::Read as _;
+    use std::time::Duration;
+    let port = match std::env::var("PORT").ok().map(|p| parse_port(&p)) {
+        Some(Ok(port)) => port,
+        _ => {
+            eprintln!("demo-api healthcheck: PORT is not set to a port");
+            return ExitCode::from(2);
+        }
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let result = (|| -> std::io::Result<bool> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.1 200"))
+    })();
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("demo-api healthcheck: /health did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("demo-api healthcheck: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn migrate() -> ExitCode {
-    let path = std::env::var("DEMO_DB")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_DB.to_owned());
+    let path = demo_api::db_path();
     match demo_api::migrate(path.as_ref()) {
         Ok(count) => {
             println!("migration done ({count} items)");

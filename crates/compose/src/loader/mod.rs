@@ -191,6 +191,7 @@ impl Ctx<'_> {
             Some(d) => absolute(&self.options.working_dir, d),
             None => files
                 .first()
+                .filter(|f| f.as_path() != Path::new("-"))
                 .and_then(|f| f.parent().map(Path::to_path_buf))
                 .unwrap_or_else(|| self.options.working_dir.clone()),
         };
@@ -204,6 +205,9 @@ impl Ctx<'_> {
                 parsed.push((file.clone(), id, docs));
             }
         }
+        // A file that could not be read or parsed leaves a partial project;
+        // checking it would only report errors that are not really there.
+        let complete = parsed.len() == files.len();
         let name = self.project_name(&parsed, &project_dir, &env);
         env.vars
             .entry("COMPOSE_PROJECT_NAME".to_string())
@@ -226,7 +230,7 @@ impl Ctx<'_> {
             }
         }
         let mut tree = merged?;
-        if self.sink.has_errors() {
+        if !complete {
             return None;
         }
         crate::normalize::fill_tree_defaults(&mut tree);
@@ -245,7 +249,6 @@ impl Ctx<'_> {
         file: &Path,
         env: &Env,
     ) -> Option<Node> {
-        let errors_before = self.sink.errors.len();
         if doc.as_map().is_none() {
             self.sink.push(Diagnostic::error(
                 DiagnosticKind::InvalidType,
@@ -279,15 +282,23 @@ impl Ctx<'_> {
             );
         }
         if self.options.validate_schema {
-            crate::schema::validate(&doc, &mut self.sink);
-        }
-        if self.sink.errors.len() > errors_before {
-            return None;
+            let invalid = crate::schema::validate(&doc, &mut self.sink);
+            if !invalid.is_empty() {
+                // Drop what is wrong and carry on, so later stages report
+                // their errors in the same run; the load fails regardless.
+                for path in &invalid {
+                    if let Some(node) = node_at_mut(&mut doc, path) {
+                        node.tag = crate::yaml::Tag::Reset;
+                    }
+                }
+                merge::strip_tags(&mut doc);
+                doc.as_map()?;
+            }
         }
         canon::canonicalize(&mut doc, &mut self.sink);
         self.apply_include(&mut doc, file, env);
         self.apply_extends(&mut doc, file, env);
-        (self.sink.errors.len() == errors_before).then_some(doc)
+        Some(doc)
     }
 
     /// Reads and parses a file (`-` is standard input).
@@ -580,6 +591,18 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
         _ => e.to_string(),
     }
+}
+
+fn node_at_mut<'a>(node: &'a mut Node, path: &[String]) -> Option<&'a mut Node> {
+    let mut node = node;
+    for segment in path {
+        node = match &mut node.value {
+            Value::Map(m) => &mut m.get_mut(segment)?.value,
+            Value::Seq(s) => s.get_mut(segment.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
 }
 
 /// The services mapping of a document, if any.

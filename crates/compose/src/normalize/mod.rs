@@ -25,7 +25,7 @@ use crate::diag::{Diagnostic, DiagnosticKind, Span};
 use crate::loader::{Ctx, Env};
 use crate::model::{Condition, Dependency, Project, Service, TYPED_SERVICE_KEYS};
 use crate::schema::display_path;
-use crate::yaml::{DeError, Map, Node, Value, from_node};
+use crate::yaml::{DeError, Node, from_node};
 
 /// Defaults that must exist before relative paths are resolved
 /// (`build.context` defaults to the project directory).
@@ -212,17 +212,14 @@ fn bind_service(
     dir: &Path,
 ) -> Option<Service> {
     let map = node.as_map()?;
-    let mut typed = Map::new();
-    let mut other: IndexMap<String, Json> = IndexMap::new();
-    for (k, e) in map {
-        if TYPED_SERVICE_KEYS.contains(&k.as_str()) {
-            typed.insert(k.clone(), e.clone());
-        } else {
-            other.insert(k.clone(), e.value.to_json());
-        }
-    }
-    let typed_node = Node::new(Value::Map(typed), node.span);
-    let mut service: Service = match from_node(&typed_node) {
+    let other: IndexMap<String, Json> = map
+        .iter()
+        .filter(|(k, _)| !TYPED_SERVICE_KEYS.contains(&k.as_str()))
+        .map(|(k, e)| (k.clone(), e.value.to_json()))
+        .collect();
+    let mut other = other;
+    // `Service` ignores the keys it does not type; they are in `other`.
+    let mut service: Service = match from_node(node) {
         Ok(s) => s,
         Err(e) => {
             bind_error(ctx, &["services", name], e, node.span);

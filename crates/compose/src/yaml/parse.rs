@@ -407,37 +407,48 @@ impl Builder {
     }
 
     fn build_map(&mut self, pairs: Vec<(Node, Option<Node>)>) -> Map {
-        let path = self.path();
-        let place = if self.stack.is_empty() {
-            "at the top level".to_string()
-        } else {
-            format!("in {path}")
+        // Where we are, for messages; computed only when one is needed.
+        let place = |b: &Self| {
+            if b.stack.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in {}", b.path())
+            }
         };
-        let explicit: std::collections::HashSet<String> = pairs
+        let has_merge = pairs
             .iter()
-            .filter_map(|(k, _)| match &k.value {
-                Value::Str(s) if s != "<<" => Some(s.clone()),
-                _ => None,
-            })
-            .collect();
+            .any(|(k, _)| matches!(&k.value, Value::Str(s) if s == "<<"));
+        let explicit: std::collections::HashSet<String> = if has_merge {
+            pairs
+                .iter()
+                .filter_map(|(k, _)| match &k.value {
+                    Value::Str(s) if s != "<<" => Some(s.clone()),
+                    _ => None,
+                })
+                .collect()
+        } else {
+            std::collections::HashSet::new()
+        };
         let mut map = Map::with_capacity(pairs.len());
         for (key, value) in pairs {
             let value = value.unwrap_or_else(|| Node::new(Value::Null, key.span));
-            let name = match &key.value {
-                Value::Str(s) => s.clone(),
+            let name = match key.value {
+                Value::Str(s) => s,
                 Value::Seq(_) | Value::Map(_) => {
+                    let place = place(self);
                     self.errors.push(Diagnostic::error(
                         DiagnosticKind::NonStringKey,
                         key.span,
                         format!(
                             "non-string key {place}: a {} cannot be a key",
-                            key.type_name()
+                            key.value.type_name()
                         ),
                     ));
                     continue;
                 }
                 _ => {
                     let shown = key.scalar_string().unwrap_or_else(|| "null".to_string());
+                    let place = place(self);
                     self.errors.push(
                         Diagnostic::error(
                             DiagnosticKind::NonStringKey,
@@ -450,6 +461,7 @@ impl Builder {
                 }
             };
             if name == "<<" && key.tag == Tag::None {
+                let path = self.path();
                 self.merge_into(&mut map, &explicit, value, &path);
                 continue;
             }
