@@ -12,6 +12,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == berth_engine::guard::GUARD_ARG)
+    {
+        berth_engine::guard::run();
+        return ExitCode::SUCCESS;
+    }
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

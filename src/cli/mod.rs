@@ -5,6 +5,9 @@
 //! - `config.rs`: `berth config`.
 
 mod config;
+mod lock;
+mod printer;
+mod up;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -56,6 +59,8 @@ pub struct Global {
 pub enum Command {
     /// Validate the project and print its normalized model
     Config(config::ConfigArgs),
+    /// Start the stack in the foreground
+    Up(up::UpArgs),
 }
 
 /// Runs a parsed command line.
@@ -65,6 +70,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
+        Command::Up(args) => up::run(&cli.global, args),
     }
 }
 
@@ -73,8 +79,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 pub enum Failure {
     /// The files are wrong (exit 2); diagnostics already carry everything.
     Config(Box<Diagnostics>),
+    /// Bad usage, or a project that cannot run (exit 2).
+    Usage(String),
     /// Something failed while running (exit 1).
     Runtime(anyhow::Error),
+    /// Ctrl-C (exit 130).
+    Interrupted,
 }
 
 impl Failure {
@@ -87,10 +97,15 @@ impl Failure {
                 let _ = writeln!(err, "{}", d.render(color));
                 ExitCode::from(2)
             }
+            Failure::Usage(m) => {
+                let _ = writeln!(err, "berth: {m}");
+                ExitCode::from(2)
+            }
             Failure::Runtime(e) => {
                 let _ = writeln!(err, "berth: {e:#}");
                 ExitCode::from(1)
             }
+            Failure::Interrupted => ExitCode::from(130),
         }
     }
 }
@@ -99,6 +114,11 @@ impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
         Failure::Runtime(e)
     }
+}
+
+/// Whether output on stdout gets colour.
+pub fn stdout_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
 }
 
 /// Whether diagnostics on stderr get colour.

@@ -1,0 +1,248 @@
+//! Health and readiness of one running replica.
+//!
+//! Two probes, both optional:
+//! - `x-berth.ready` (HTTP GET to the replica's port, TCP connect, or a log
+//!   line matching a regex), polled fast (every 25 ms by default) until it
+//!   first passes, so dependents start within tens of milliseconds;
+//! - the Compose `healthcheck`, with Docker's meaning and one improvement:
+//!   the first probe runs at once, then every `start_interval` (default 1 s)
+//!   until the first success, then every `interval`. Failures during
+//!   `start_period` before the first success do not count; `retries`
+//!   consecutive failures make the replica unhealthy.
+//!
+//! A replica is ready (takes traffic, satisfies `service_healthy`) once its
+//! ready probe has passed and its health check, if any, is passing.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use berth_compose::ReadyProbe;
+use tokio::sync::{Mutex, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cell::ServiceCell;
+use crate::logs::LogRecord;
+use crate::runtime::{Probe, ProbeResult, ProcessSpec, Runtime};
+use crate::state::Health;
+
+/// Default `start_interval` (Docker's is 5 s, and only with `start_period`).
+pub const START_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the monitor needs about the replica it watches.
+pub(crate) struct Monitor {
+    pub runtime: Arc<dyn Runtime>,
+    pub cell: Arc<ServiceCell>,
+    pub index: u32,
+    /// Where the replica listens (its `$PORT`), for HTTP and TCP probes.
+    pub addr: SocketAddr,
+    /// The replica's environment and directory, for `CMD` probes.
+    pub env: BTreeMap<String, String>,
+    pub working_dir: std::path::PathBuf,
+    /// The replica's log lines, subscribed before it was spawned.
+    pub logs: Option<tokio::sync::broadcast::Receiver<Arc<[LogRecord]>>>,
+    /// Set to true once the health check declares the replica unhealthy.
+    pub unhealthy: watch::Sender<bool>,
+    pub cancel: CancellationToken,
+}
+
+impl Monitor {
+    /// Runs until cancelled.
+    pub async fn run(mut self) {
+        let plan = self.cell.plan.clone();
+        let has_ready = plan.ready.is_some();
+        let has_check = plan.healthcheck.is_some();
+        if !has_ready && !has_check {
+            self.cell.update(self.index, |r| {
+                r.health = Health::None;
+                r.ready = true;
+            });
+            self.cancel.cancelled().await;
+            return;
+        }
+        self.cell.update(self.index, |r| {
+            r.health = Health::Starting;
+            r.ready = false;
+        });
+        let ready_passed = AtomicBool::new(!has_ready);
+        let check_state = Mutex::new(if has_check {
+            Health::Starting
+        } else {
+            Health::Healthy
+        });
+        let logs = self.logs.take();
+        let this = &self;
+        let publish = |message: Option<String>| async {
+            let passed = ready_passed.load(Ordering::SeqCst);
+            let check = *check_state.lock().await;
+            this.cell.update(this.index, |r| {
+                r.ready = passed && check == Health::Healthy;
+                r.health = match check {
+                    Health::Unhealthy => Health::Unhealthy,
+                    Health::Healthy if passed => Health::Healthy,
+                    _ => Health::Starting,
+                };
+                if message.is_some() {
+                    r.message = message;
+                }
+            });
+        };
+        let ready_loop = async {
+            if let Some(ready) = &plan.ready {
+                self.wait_ready(ready, logs).await;
+                ready_passed.store(true, Ordering::SeqCst);
+                publish(None).await;
+            }
+        };
+        let check_loop = async {
+            let Some(hc) = &plan.healthcheck else {
+                return;
+            };
+            let spec = ProcessSpec {
+                argv: probe_argv(&hc.test),
+                env: self.env.clone(),
+                working_dir: self.working_dir.clone(),
+                label: format!("{}-{} healthcheck", plan.name, self.index),
+            };
+            let started = Instant::now();
+            let start_period = hc.start_period.map_or(Duration::ZERO, |d| d.0);
+            let start_interval = hc.start_interval.map_or(START_INTERVAL, |d| d.0);
+            let mut passed_once = false;
+            let mut failures = 0u32;
+            // Failures count at most once per `interval`, as Docker's would:
+            // probing faster until the first success finds health sooner
+            // but must not declare a slow starter unhealthy sooner.
+            let mut last_counted = started;
+            loop {
+                let result = self
+                    .runtime
+                    .probe(&Probe::Command(spec.clone()), hc.timeout.0)
+                    .await;
+                match result {
+                    ProbeResult::Pass => {
+                        passed_once = true;
+                        failures = 0;
+                        *check_state.lock().await = Health::Healthy;
+                        publish(None).await;
+                    }
+                    ProbeResult::Fail(output) => {
+                        let grace = !passed_once && started.elapsed() < start_period;
+                        let due = passed_once || last_counted.elapsed() >= hc.interval.0;
+                        if !grace && due {
+                            failures += 1;
+                            last_counted = Instant::now();
+                        }
+                        if failures >= hc.retries.max(1) {
+                            let was = std::mem::replace(
+                                &mut *check_state.lock().await,
+                                Health::Unhealthy,
+                            );
+                            publish(Some(format!(
+                                "health check failed {failures} times: {output}"
+                            )))
+                            .await;
+                            if was != Health::Unhealthy {
+                                let _ = self.unhealthy.send(true);
+                            }
+                        } else {
+                            publish(Some(format!("health check failed: {output}"))).await;
+                        }
+                    }
+                }
+                let wait = if passed_once {
+                    hc.interval.0
+                } else {
+                    start_interval
+                };
+                tokio::time::sleep(wait).await;
+            }
+        };
+        tokio::select! {
+            _ = async { tokio::join!(ready_loop, check_loop) } => self.cancel.cancelled().await,
+            () = self.cancel.cancelled() => {}
+        }
+    }
+
+    /// Polls the ready probe until it passes.
+    async fn wait_ready(
+        &self,
+        ready: &berth_compose::Ready,
+        logs: Option<tokio::sync::broadcast::Receiver<Arc<[LogRecord]>>>,
+    ) {
+        match &ready.probe {
+            ReadyProbe::Log(pattern) => {
+                let Ok(re) = regex::bytes::Regex::new(pattern) else {
+                    return; // validated at load time
+                };
+                let Some(mut rx) = logs else { return };
+                let service = self.cell.name().to_string();
+                loop {
+                    match rx.recv().await {
+                        Ok(batch) => {
+                            if batch.iter().any(|r| {
+                                &*r.service == service.as_str()
+                                    && r.replica == self.index
+                                    && r.stream != crate::logs::Stream::System
+                                    && re.is_match(&r.line)
+                            }) {
+                                return;
+                            }
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                }
+            }
+            probe => {
+                let probe = match probe {
+                    ReadyProbe::Http(path) => Probe::Http {
+                        addr: self.addr,
+                        path: path.clone(),
+                    },
+                    _ => Probe::Tcp { addr: self.addr },
+                };
+                loop {
+                    if self.runtime.probe(&probe, ready.timeout.0).await == ProbeResult::Pass {
+                        return;
+                    }
+                    tokio::time::sleep(ready.interval.0).await;
+                }
+            }
+        }
+    }
+}
+
+/// `["CMD", args...]` -> args; `["CMD-SHELL", script]` -> `sh -c script`.
+pub fn probe_argv(test: &[String]) -> Vec<String> {
+    match test.split_first() {
+        Some((kind, rest)) if kind == "CMD" => rest.to_vec(),
+        Some((kind, rest)) if kind == "CMD-SHELL" => {
+            vec!["/bin/sh".into(), "-c".into(), rest.join(" ")]
+        }
+        // A bare list (no CMD prefix) is an argv, as Docker reads it.
+        _ => test.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_check_tests_become_argv() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            probe_argv(&s(&["CMD", "curl", "-f", "x"])),
+            s(&["curl", "-f", "x"])
+        );
+        assert_eq!(
+            probe_argv(&s(&["CMD-SHELL", "pg_isready || exit 1"])),
+            s(&["/bin/sh", "-c", "pg_isready || exit 1"])
+        );
+    }
+}

@@ -1,0 +1,46 @@
+//! berth-engine: runs a [`Project`](berth_compose::Project) as native
+//! processes.
+//!
+//! Services start in dependency order, each replica gated on its
+//! dependencies' conditions (`service_started`, `service_healthy`,
+//! `service_completed_successfully`); replicas are health-checked, restarted
+//! with backoff when they exit or turn unhealthy, and stopped in reverse
+//! order with their stop signal and grace period. Every replica gets its own
+//! port; berth listens on the declared ports and forwards to ready replicas.
+//! State is published on watch channels ([`ServiceCell`]) that the proxy,
+//! the control API and dependents follow.
+//!
+//! # Layout
+//! - `plan`: Project -> what to run (argv, environment, ports, probes), with
+//!   every native-runtime error found up front.
+//! - `runtime/`: the OS behind the [`Runtime`] trait; native processes and
+//!   the recording fake.
+//! - `guard`: nothing outlives berth, even `kill -9`.
+//! - `state`, `cell`: the replica state machine and the published snapshots.
+//! - `deps`: dependency conditions as awaited values.
+//! - `health`: ready probes and health checks.
+//! - `supervisor`: one replica's life, restarts and backoff.
+//! - `forward`: TCP forwarding from declared ports to ready replicas.
+//! - `stack`: the whole stack: start, stop, settle.
+//! - `logs/`: the log pipeline (files, live subscribers, terminal).
+
+pub mod cell;
+pub mod deps;
+pub mod forward;
+pub mod guard;
+mod health;
+pub mod logs;
+pub mod plan;
+pub mod runtime;
+pub mod stack;
+pub mod state;
+mod supervisor;
+
+pub use cell::{Event, ServiceCell, Snapshot};
+pub use plan::{PlanError, ServicePlan, plan};
+pub use runtime::{Exit, Runtime, native::NativeRuntime};
+pub use stack::{Settled, Stack, StartError, UpOptions};
+pub use state::{Health, ReplicaState, ReplicaStatus};
+
+#[cfg(test)]
+mod stack_tests;

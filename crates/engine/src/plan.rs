@@ -1,0 +1,520 @@
+//! From the [`Project`] to what the engine runs: per service, the argv, the
+//! environment, the ports to listen on and to hand out, the probes, the
+//! restart policy. Everything that can be wrong natively is found here, at
+//! once, before anything starts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth_compose::{
+    Bind, BuildCommand, Condition, HealthCheck, Project, Ready, RestartPolicy, Service, VolumeKind,
+};
+
+/// Everything needed to run one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan {
+    pub name: String,
+    pub replicas: u32,
+    pub argv: Vec<String>,
+    pub working_dir: PathBuf,
+    /// The environment before per-replica variables (`PORT`, `BERTH_REPLICA`).
+    pub env: BTreeMap<String, String>,
+    /// Declared container ports, in order: `PORT` is the first one's.
+    pub targets: Vec<u16>,
+    /// Addresses berth listens on and forwards from, per target.
+    pub listen: Vec<Listen>,
+    pub bind: Bind,
+    pub healthcheck: Option<HealthCheck>,
+    pub ready: Option<Ready>,
+    pub restart: RestartPolicy,
+    /// First restart delay (doubles up to [`MAX_BACKOFF`]).
+    pub backoff: Duration,
+    pub stop_signal: i32,
+    pub stop_grace: Duration,
+    pub depends_on: Vec<Dependency>,
+    pub build: Option<BuildCommand>,
+    /// Log rotation: bytes per file and files kept.
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    /// Directories to create before the first start (named volumes).
+    pub volume_dirs: Vec<PathBuf>,
+}
+
+/// A dependency of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub service: String,
+    pub condition: Condition,
+    pub required: bool,
+}
+
+/// One address berth listens on for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub target: u16,
+    /// Published (`ports`) rather than `expose`-only.
+    pub published: bool,
+}
+
+/// The longest restart backoff.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The first restart backoff.
+pub const BASE_BACKOFF: Duration = Duration::from_millis(100);
+/// A replica up this long gets its backoff reset.
+pub const BACKOFF_RESET: Duration = Duration::from_secs(10);
+
+/// One problem that stops the stack from starting natively.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("service {service}: {message}")]
+pub struct PlanError {
+    pub service: String,
+    pub message: String,
+}
+
+/// Plans every service of the project.
+///
+/// # Errors
+/// Every service that cannot run natively, each with what to do.
+pub fn plan(
+    project: &Project,
+    inherited: &BTreeMap<String, String>,
+) -> Result<Vec<ServicePlan>, Vec<PlanError>> {
+    let mut errors = Vec::new();
+    let mut plans = Vec::new();
+    for name in project.start_order() {
+        let Some(service) = project.services.get(name) else {
+            continue;
+        };
+        match plan_service(project, service, inherited) {
+            Ok(p) => plans.push(p),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    check_listen_conflicts(&plans, &mut errors);
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(errors)
+    }
+}
+
+fn plan_service(
+    project: &Project,
+    s: &Service,
+    inherited: &BTreeMap<String, String>,
+) -> Result<ServicePlan, Vec<PlanError>> {
+    let mut errors = Vec::new();
+    let err = |errors: &mut Vec<PlanError>, message: String| {
+        errors.push(PlanError {
+            service: s.name.clone(),
+            message,
+        });
+    };
+    let argv = s.argv();
+    if argv.is_empty() {
+        let why = match &s.image {
+            Some(image) => format!(
+                "no command to run natively (image {image} is not run by the native runtime); add `command:` with the program to start"
+            ),
+            None => "no command to run; add `command:` (or `entrypoint:`)".to_string(),
+        };
+        err(&mut errors, why);
+    }
+    let mounts = mounts(project, s);
+    let working_dir = match &s.working_dir {
+        None => project.directory.clone(),
+        Some(w) => translate(w, &mounts).unwrap_or_else(|| project.directory.join(w)),
+    };
+
+    let mut env: BTreeMap<String, String> = inherited.clone();
+    for (k, v) in &s.environment {
+        if let Some(v) = v {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    let mut volume_dirs = Vec::new();
+    for m in &mounts {
+        env.insert(volume_var(&m.target), m.host.to_string_lossy().into_owned());
+        if m.named {
+            volume_dirs.push(m.host.clone());
+        }
+    }
+    env.insert("BERTH_SERVICE".into(), s.name.clone());
+    env.insert("BERTH_PROJECT".into(), project.name.clone());
+
+    let mut targets: Vec<u16> = Vec::new();
+    let mut listen = Vec::new();
+    for p in &s.ports {
+        if p.protocol != "tcp" {
+            err(
+                &mut errors,
+                format!(
+                    "port {}/{} is not TCP; the native runtime forwards TCP only",
+                    p.target, p.protocol
+                ),
+            );
+            continue;
+        }
+        if !targets.contains(&p.target) {
+            targets.push(p.target);
+        }
+        let ip: IpAddr = match p.host_ip.as_deref() {
+            None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(ip) => match ip.trim_matches(['[', ']']).parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    err(&mut errors, format!("host_ip {ip:?} is not an IP address"));
+                    continue;
+                }
+            },
+        };
+        let port = match p.published.as_deref() {
+            None => 0,
+            Some(published) => match published
+                .split('-')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                Some(port) => port,
+                None => {
+                    err(
+                        &mut errors,
+                        format!("published port {published:?} is not a port"),
+                    );
+                    continue;
+                }
+            },
+        };
+        listen.push(Listen {
+            addr: SocketAddr::new(ip, port),
+            target: p.target,
+            published: true,
+        });
+    }
+    for e in &s.expose {
+        let spec = e.split('/').next().unwrap_or(e);
+        let range: Vec<u16> = match spec.split_once('-') {
+            Some((a, b)) => match (a.parse::<u16>(), b.parse::<u16>()) {
+                (Ok(a), Ok(b)) if a <= b => (a..=b).collect(),
+                _ => Vec::new(),
+            },
+            None => spec.parse().ok().into_iter().collect(),
+        };
+        for t in range {
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+            if !listen.iter().any(|l: &Listen| l.target == t) {
+                listen.push(Listen {
+                    addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), t),
+                    target: t,
+                    published: false,
+                });
+            }
+        }
+    }
+
+    let replicas = s.replicas();
+    let bind = s.settings.bind;
+    if bind == Bind::Direct {
+        if replicas > 1 {
+            err(
+                &mut errors,
+                format!(
+                    "x-berth.bind: direct runs one process that binds its own port, but {replicas} replicas are asked for"
+                ),
+            );
+        }
+        // The process binds its declared ports itself; berth does not listen.
+        listen.clear();
+    }
+
+    let stop_signal = match s.stop_signal.as_deref() {
+        None => libc::SIGTERM,
+        Some(sig) => match parse_signal(sig) {
+            Some(n) => n,
+            None => {
+                err(&mut errors, format!("stop_signal {sig:?} is not a signal"));
+                libc::SIGTERM
+            }
+        },
+    };
+
+    let (mut log_max_size, mut log_max_files) = (10 * 1024 * 1024, 3);
+    if let Some(logging) = &s.logging {
+        if let Some(size) = logging.options.get("max-size") {
+            match berth_compose::ByteSize::parse(size) {
+                Ok(b) if b.0 > 0 => log_max_size = b.0,
+                _ => err(
+                    &mut errors,
+                    format!("logging.options.max-size {size:?} is not a size"),
+                ),
+            }
+        }
+        if let Some(files) = logging.options.get("max-file") {
+            match files.parse::<u32>() {
+                Ok(n) if n > 0 => log_max_files = n,
+                _ => err(
+                    &mut errors,
+                    format!("logging.options.max-file {files:?} is not a positive count"),
+                ),
+            }
+        }
+    }
+
+    let backoff = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref())
+        .and_then(|r| r.delay)
+        .map_or(BASE_BACKOFF, |d| d.0.max(Duration::from_millis(10)));
+
+    let depends_on = s
+        .depends_on
+        .iter()
+        .filter(|(dep, d)| d.required || project.services.contains_key(*dep))
+        .map(|(dep, d)| Dependency {
+            service: dep.clone(),
+            condition: d.condition,
+            required: d.required,
+        })
+        .collect();
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(ServicePlan {
+        name: s.name.clone(),
+        replicas,
+        argv,
+        working_dir,
+        env,
+        targets,
+        listen,
+        bind,
+        healthcheck: s.healthcheck.clone().filter(HealthCheck::is_enabled),
+        ready: s.settings.ready.clone(),
+        restart: s.restart_policy(),
+        backoff,
+        stop_signal,
+        stop_grace: s.stop_grace_period.0,
+        depends_on,
+        build: s.settings.build.clone(),
+        log_max_size,
+        log_max_files,
+        volume_dirs,
+    })
+}
+
+/// A mount as the native runtime sees it: the container path a program
+/// expects, and the host directory standing for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mount {
+    target: String,
+    host: PathBuf,
+    named: bool,
+}
+
+fn mounts(project: &Project, s: &Service) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for v in &s.volumes {
+        match v.kind {
+            VolumeKind::Bind => {
+                if let Some(src) = &v.source {
+                    out.push(Mount {
+                        target: v.target.clone(),
+                        host: project.directory.join(src),
+                        named: false,
+                    });
+                }
+            }
+            VolumeKind::Volume => {
+                // An anonymous volume gets a directory of its own per service.
+                let name = match &v.source {
+                    Some(src) => project.volume_name(src),
+                    None => format!(
+                        "{}_{}_anon{}",
+                        project.name,
+                        s.name,
+                        sanitize(&v.target).to_lowercase()
+                    ),
+                };
+                out.push(Mount {
+                    target: v.target.clone(),
+                    host: project.settings.state_dir.join("volumes").join(name),
+                    named: true,
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The environment variable carrying a mount's host path:
+/// `/var/lib/data` -> `BERTH_VOLUME_VAR_LIB_DATA`.
+pub fn volume_var(target: &str) -> String {
+    format!("BERTH_VOLUME_{}", sanitize(target))
+}
+
+fn sanitize(target: &str) -> String {
+    let mut out = String::new();
+    for c in target.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_uppercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// A container path under a mount target, as the host path behind it.
+fn translate(container_path: &str, mounts: &[Mount]) -> Option<PathBuf> {
+    let p = Path::new(container_path);
+    mounts
+        .iter()
+        .filter_map(|m| p.strip_prefix(&m.target).ok().map(|rest| (m, rest)))
+        .max_by_key(|(m, _)| m.target.len())
+        .map(|(m, rest)| m.host.join(rest))
+}
+
+/// `SIGTERM`, `TERM`, `15`.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).ok().map(|s| s as i32);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|s| s as i32)
+}
+
+/// Two services cannot listen on the same address natively, even where
+/// containers could (each container has its own IP).
+fn check_listen_conflicts(plans: &[ServicePlan], errors: &mut Vec<PlanError>) {
+    let mut seen: BTreeMap<u16, (&str, SocketAddr)> = BTreeMap::new();
+    for p in plans {
+        let mut own: BTreeSet<u16> = BTreeSet::new();
+        for l in &p.listen {
+            let port = l.addr.port();
+            if port == 0 || !own.insert(port) {
+                continue;
+            }
+            if let Some((other, addr)) = seen.get(&port) {
+                let overlap = addr.ip().is_unspecified()
+                    || l.addr.ip().is_unspecified()
+                    || addr.ip() == l.addr.ip();
+                if overlap {
+                    errors.push(PlanError {
+                        service: p.name.clone(),
+                        message: format!(
+                            "port {port} is also used by service {other} ({addr}); natively all services share one network, so each port can be used once — publish or expose another port"
+                        ),
+                    });
+                    continue;
+                }
+            }
+            seen.insert(port, (&p.name, l.addr));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(yaml: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
+        let opts = berth_compose::LoadOptions::new(dir.path(), Default::default());
+        let p = berth_compose::load(&opts)
+            .unwrap_or_else(|d| panic!("{}", d.render(false)))
+            .project;
+        std::mem::forget(dir);
+        p
+    }
+
+    #[test]
+    fn ports_environment_and_volumes() {
+        let p = project(
+            "name: t\nservices:\n  api:\n    command: ./api --flag\n    working_dir: /app/sub\n    volumes: [\"./src:/app\", \"data:/var/lib/data\"]\n    environment: {A: \"1\", EMPTY: \"\"}\n    ports: [\"127.0.0.1:8080:80\"]\n    expose: [\"9000\"]\n    deploy: {replicas: 2}\nvolumes:\n  data: {}\n",
+        );
+        let plans = plan(&p, &BTreeMap::from([("PATH".into(), "/bin".into())])).unwrap();
+        let api = &plans[0];
+        assert_eq!(api.argv, vec!["./api", "--flag"]);
+        assert_eq!(api.working_dir, p.directory.join("src").join("sub"));
+        assert_eq!(api.targets, vec![80, 9000]);
+        assert_eq!(api.listen[0].addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(api.listen[1].addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(api.env["A"], "1");
+        assert_eq!(api.env["EMPTY"], "");
+        assert_eq!(api.env["PATH"], "/bin");
+        assert_eq!(
+            api.env["BERTH_VOLUME_APP"],
+            p.directory.join("src").to_string_lossy()
+        );
+        assert!(api.env["BERTH_VOLUME_VAR_LIB_DATA"].ends_with(".berth/volumes/t_data"));
+        assert_eq!(api.volume_dirs.len(), 1);
+        assert_eq!(api.replicas, 2);
+    }
+
+    #[test]
+    fn what_cannot_run_natively_is_reported_all_at_once() {
+        let p = project(
+            "services:\n  db:\n    image: postgres:16\n  a:\n    command: [x]\n    expose: [\"8000\"]\n  b:\n    command: [y]\n    ports: [\"8000:80\"]\n  d:\n    command: [w]\n    stop_signal: SIGNOPE\n  c:\n    command: [z]\n    deploy: {replicas: 2}\n    x-berth: {bind: direct}\n",
+        );
+        let errors = plan(&p, &BTreeMap::new()).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("service db: no command to run natively (image postgres:16")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("service d: stop_signal \"SIGNOPE\"")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("service b: port 8000 is also used by service a")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("service c: x-berth.bind: direct")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn signals_parse_in_every_spelling() {
+        assert_eq!(parse_signal("SIGTERM"), Some(libc::SIGTERM));
+        assert_eq!(parse_signal("int"), Some(libc::SIGINT));
+        assert_eq!(parse_signal("9"), Some(libc::SIGKILL));
+        assert_eq!(parse_signal("SIGUSR1"), Some(libc::SIGUSR1));
+        assert_eq!(parse_signal("nope"), None);
+    }
+
+    #[test]
+    fn volume_variables_are_named_after_the_target() {
+        assert_eq!(
+            volume_var("/var/lib/postgresql/data"),
+            "BERTH_VOLUME_VAR_LIB_POSTGRESQL_DATA"
+        );
+        assert_eq!(volume_var("/data"), "BERTH_VOLUME_DATA");
+        assert_eq!(
+            volume_var("/app/node-modules/"),
+            "BERTH_VOLUME_APP_NODE_MODULES"
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The operating system behind a trait.
+//!
+//! The engine starts processes and runs probes only through [`Runtime`], so
+//! its ordering, backoff and restart logic can be tested against a recording
+//! fake under a paused clock, and the real thing ([`native::NativeRuntime`])
+//! stays small.
+//!
+//! # Layout
+//! - `mod.rs`: the trait and the types crossing it.
+//! - `native.rs`: processes in their own session and process group,
+//!   `PR_SET_PDEATHSIG`, registered with the guard.
+//! - `fake.rs`: the recording fake (tests).
+
+pub mod native;
+
+#[cfg(test)]
+pub mod fake;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::io::AsyncRead;
+
+/// A boxed future, as the trait returns them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An output pipe of a process.
+pub type Pipe = Box<dyn AsyncRead + Send + Unpin>;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// `argv[0]` is looked up in `PATH` unless it contains a `/`; a relative
+    /// path with a `/` is relative to `working_dir`.
+    pub argv: Vec<String>,
+    /// The complete environment (nothing is inherited beyond it).
+    pub env: BTreeMap<String, String>,
+    pub working_dir: PathBuf,
+    /// For messages: `api-2`, `api-2 healthcheck`.
+    pub label: String,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    pub fn success(self) -> bool {
+        self == Exit::Code(0)
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exited with code {c}"),
+            Exit::Signal(s) => {
+                let name = nix::sys::signal::Signal::try_from(*s)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|_| format!("signal {s}"));
+                write!(f, "killed by {name}")
+            }
+        }
+    }
+}
+
+/// Why a process could not be started: one line naming what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpawnError {
+    #[error("command not found: {program}")]
+    NotFound { program: String },
+    #[error("permission denied: {program} is not executable")]
+    PermissionDenied { program: String },
+    #[error("working directory {dir} does not exist")]
+    NoWorkingDir { dir: PathBuf },
+    #[error("empty command")]
+    Empty,
+    #[error("cannot start {program}: {reason}")]
+    Other { program: String, reason: String },
+}
+
+/// Resource usage of a running process (its whole process group).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    /// CPU seconds used so far.
+    pub cpu_seconds: f64,
+    pub rss_bytes: u64,
+}
+
+/// A started process.
+pub trait Process: Send {
+    fn pid(&self) -> u32;
+    /// Sends a signal to the whole process group.
+    fn signal(&self, signal: i32) -> std::io::Result<()>;
+    /// Waits for the process to end.
+    fn wait(&mut self) -> BoxFuture<'_, std::io::Result<Exit>>;
+    /// Its stdout and stderr, once.
+    fn take_output(&mut self) -> Option<(Pipe, Pipe)>;
+    fn stats(&self) -> Option<Stats>;
+}
+
+/// A probe's verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeResult {
+    Pass,
+    /// With what it said (the last lines of its output, or the error).
+    Fail(String),
+}
+
+/// Something to check about a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Run a command; exit 0 passes. Killed (process group) at the timeout.
+    Command(ProcessSpec),
+    /// `GET path` answers 2xx/3xx.
+    Http { addr: SocketAddr, path: String },
+    /// A TCP connect succeeds.
+    Tcp { addr: SocketAddr },
+}
+
+/// The operating system, as the engine sees it.
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts a process in its own session and process group, stdout and
+    /// stderr piped, stdin from /dev/null.
+    ///
+    /// # Errors
+    /// A [`SpawnError`] naming the program or directory at fault.
+    fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError>;
+
+    /// Runs a probe with a timeout.
+    fn probe(&self, probe: &Probe, timeout: Duration) -> BoxFuture<'static, ProbeResult>;
+}

@@ -1,0 +1,554 @@
+//! The native runtime: replicas are plain processes.
+//!
+//! Each process starts in a new session (so a new process group, with no
+//! controlling terminal), with `PR_SET_PDEATHSIG(SIGKILL)` on Linux, and is
+//! registered with the [guard](crate::guard) so that nothing it starts
+//! outlives berth. Signals go to the whole process group. When the leader
+//! exits, what is left of its group is killed, as a container's would be.
+//!
+//! Spawning must happen on a tokio worker thread (never inside
+//! `spawn_blocking`): `PR_SET_PDEATHSIG` fires when the *thread* that forked
+//! exits, and worker threads live as long as the runtime.
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+use super::{
+    BoxFuture, Exit, Pipe, Probe, ProbeResult, Process, ProcessSpec, Runtime, SpawnError, Stats,
+};
+use crate::guard;
+
+/// Processes on this machine.
+#[derive(Debug, Default, Clone)]
+pub struct NativeRuntime;
+
+impl Runtime for NativeRuntime {
+    fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
+        spawn(spec).map(|p| Box::new(p) as Box<dyn Process>)
+    }
+
+    fn probe(&self, probe: &Probe, timeout: Duration) -> BoxFuture<'static, ProbeResult> {
+        let probe = probe.clone();
+        Box::pin(async move {
+            match probe {
+                Probe::Command(spec) => command_probe(&spec, timeout).await,
+                Probe::Http { addr, path } => http_probe(addr, &path, timeout).await,
+                Probe::Tcp { addr } => {
+                    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
+                    {
+                        Ok(Ok(_)) => ProbeResult::Pass,
+                        Ok(Err(e)) => ProbeResult::Fail(format!("connect {addr}: {e}")),
+                        Err(_) => ProbeResult::Fail(format!(
+                            "connect {addr}: timed out after {timeout:?}"
+                        )),
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Finds the program the way a shell would, with the child's `PATH`, so a
+/// missing or non-executable program is one clear error before any fork.
+fn resolve_program(spec: &ProcessSpec) -> Result<PathBuf, SpawnError> {
+    let program = spec.argv.first().ok_or(SpawnError::Empty)?;
+    if program.is_empty() {
+        return Err(SpawnError::Empty);
+    }
+    let check = |p: &Path| -> Result<PathBuf, SpawnError> {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(p.to_path_buf()),
+            Ok(_) => Err(SpawnError::PermissionDenied {
+                program: p.display().to_string(),
+            }),
+            Err(_) => Err(SpawnError::NotFound {
+                program: p.display().to_string(),
+            }),
+        }
+    };
+    if program.contains('/') {
+        let p = Path::new(program);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            spec.working_dir.join(p)
+        };
+        return check(&full);
+    }
+    let path = spec
+        .env
+        .get("PATH")
+        .map_or("/usr/local/bin:/usr/bin:/bin", String::as_str);
+    let mut denied = None;
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(program);
+        match check(&candidate) {
+            Ok(p) => return Ok(p),
+            Err(e @ SpawnError::PermissionDenied { .. }) => denied = denied.or(Some(e)),
+            Err(_) => {}
+        }
+    }
+    Err(denied.unwrap_or_else(|| SpawnError::NotFound {
+        program: program.clone(),
+    }))
+}
+
+fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
+    if !spec.working_dir.is_dir() {
+        return Err(SpawnError::NoWorkingDir {
+            dir: spec.working_dir.clone(),
+        });
+    }
+    let program = resolve_program(spec)?;
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.arg0(&spec.argv[0])
+        .args(&spec.argv[1..])
+        .env_clear()
+        .envs(&spec.env)
+        .current_dir(&spec.working_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(false);
+    new_session(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => SpawnError::NotFound {
+            program: program.display().to_string(),
+        },
+        io::ErrorKind::PermissionDenied => SpawnError::PermissionDenied {
+            program: program.display().to_string(),
+        },
+        _ => SpawnError::Other {
+            program: program.display().to_string(),
+            reason: e.to_string(),
+        },
+    })?;
+    let pid = child.id().ok_or_else(|| SpawnError::Other {
+        program: program.display().to_string(),
+        reason: "the process ended before it could be tracked".into(),
+    })?;
+    guard::register(pid);
+    let output = match (child.stdout.take(), child.stderr.take()) {
+        (Some(o), Some(e)) => Some((Box::new(o) as Pipe, Box::new(e) as Pipe)),
+        _ => None,
+    };
+    Ok(NativeProcess {
+        child,
+        pid,
+        output,
+        exited: false,
+    })
+}
+
+/// In the child, between fork and exec: a new session, and death with the
+/// parent.
+#[allow(unsafe_code)]
+fn new_session(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (setsid, prctl, getppid, kill);
+    // it allocates nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            #[cfg(target_os = "linux")]
+            {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // The parent may have died before prctl took effect.
+                if libc::getppid() as u32 != parent {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
+            #[cfg(not(target_os = "linux"))]
+            let _ = parent;
+            Ok(())
+        });
+    }
+}
+
+/// A running (or finished) native process.
+pub struct NativeProcess {
+    child: tokio::process::Child,
+    pid: u32,
+    output: Option<(Pipe, Pipe)>,
+    exited: bool,
+}
+
+impl std::fmt::Debug for NativeProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeProcess")
+            .field("pid", &self.pid)
+            .field("exited", &self.exited)
+            .finish()
+    }
+}
+
+impl Drop for NativeProcess {
+    /// A process whose handle is dropped unawaited (a cancelled start, a
+    /// panicking task) is killed with its group rather than left behind.
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = killpg(self.pid, libc::SIGKILL);
+            guard::unregister(self.pid);
+        }
+    }
+}
+
+impl Process for NativeProcess {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn signal(&self, signal: i32) -> io::Result<()> {
+        killpg(self.pid, signal)
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<Exit>> {
+        Box::pin(async move {
+            let status = self.child.wait().await?;
+            if !self.exited {
+                self.exited = true;
+                // What the leader left behind in its group goes with it.
+                let _ = killpg(self.pid, libc::SIGKILL);
+                guard::unregister(self.pid);
+            }
+            Ok(match (status.code(), status.signal()) {
+                (Some(c), _) => Exit::Code(c),
+                (None, Some(s)) => Exit::Signal(s),
+                (None, None) => Exit::Code(-1),
+            })
+        })
+    }
+
+    fn take_output(&mut self) -> Option<(Pipe, Pipe)> {
+        self.output.take()
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        group_stats(self.pid)
+    }
+}
+
+/// Sends a signal to a process group; a group that is already gone is fine.
+pub fn killpg(pgid: u32, signal: i32) -> io::Result<()> {
+    let pgid = i32::try_from(pgid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    if pgid <= 1 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let sig = nix::sys::signal::Signal::try_from(signal)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    match nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// CPU and memory of every process in a process group (Linux `/proc`).
+#[cfg(target_os = "linux")]
+pub fn group_stats(pgid: u32) -> Option<Stats> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let mut total = Stats::default();
+    let mut found = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Some(stat) = read_stat(pid) else { continue };
+        if stat.pgrp != pgid || stat.state == 'Z' {
+            continue;
+        }
+        found = true;
+        total.cpu_seconds += (stat.utime + stat.stime) as f64 / ticks;
+        total.rss_bytes += stat.rss_pages * page;
+    }
+    found.then_some(total)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn group_stats(_pgid: u32) -> Option<Stats> {
+    None
+}
+
+/// The fields of `/proc/<pid>/stat` berth uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// `R`, `S`, `Z`...
+    pub state: char,
+    pub ppid: u32,
+    pub pgrp: u32,
+    pub session: u32,
+    pub utime: u64,
+    pub stime: u64,
+    pub rss_pages: u64,
+}
+
+/// Reads `/proc/<pid>/stat` (the command name may contain spaces and
+/// parentheses; fields are counted after the last `)`).
+pub fn read_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): index 0 = state, 1 = ppid, 2 = pgrp,
+    // 3 = session, 11 = utime, 12 = stime, 21 = rss.
+    Some(ProcStat {
+        state: f.first()?.chars().next()?,
+        ppid: f.get(1)?.parse().ok()?,
+        pgrp: f.get(2)?.parse().ok()?,
+        session: f.get(3)?.parse().ok()?,
+        utime: f.get(11)?.parse().ok()?,
+        stime: f.get(12)?.parse().ok()?,
+        rss_pages: f.get(21)?.parse().ok()?,
+    })
+}
+
+async fn command_probe(spec: &ProcessSpec, timeout: Duration) -> ProbeResult {
+    let mut process = match spawn(spec) {
+        Ok(p) => p,
+        Err(e) => return ProbeResult::Fail(e.to_string()),
+    };
+    let (out, err) = match process.take_output() {
+        Some(pipes) => pipes,
+        None => return ProbeResult::Fail("no output pipes".into()),
+    };
+    let collect = async move {
+        let mut buf = Vec::new();
+        let mut out = out;
+        let mut err = err;
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        let _ = tokio::join!(out.read_to_end(&mut a), err.read_to_end(&mut b));
+        buf.extend(a);
+        buf.extend(b);
+        buf
+    };
+    let run = async {
+        let (output, status) = tokio::join!(collect, process.wait());
+        (output, status)
+    };
+    match tokio::time::timeout(timeout, run).await {
+        Ok((output, Ok(exit))) => {
+            if exit.success() {
+                ProbeResult::Pass
+            } else {
+                ProbeResult::Fail(describe_failure(exit, &output))
+            }
+        }
+        Ok((_, Err(e))) => ProbeResult::Fail(format!("waiting for the probe: {e}")),
+        Err(_) => {
+            let _ = killpg(process.pid, libc::SIGKILL);
+            let _ = process.child.wait().await;
+            guard::unregister(process.pid);
+            ProbeResult::Fail(format!(
+                "timed out after {}",
+                humantime::format_duration(timeout)
+            ))
+        }
+    }
+}
+
+fn describe_failure(exit: Exit, output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let tail: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = tail[tail.len().saturating_sub(3)..].join(" / ");
+    if tail.is_empty() {
+        exit.to_string()
+    } else {
+        let tail: String = tail.chars().take(300).collect();
+        format!("{exit}: {tail}")
+    }
+}
+
+async fn http_probe(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> ProbeResult {
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: berth-probe\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut reader = tokio::io::BufReader::new(stream);
+        let mut status = String::new();
+        reader.read_line(&mut status).await?;
+        Ok::<String, io::Error>(status)
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(line)) => {
+            let code = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse::<u16>().ok());
+            match code {
+                Some(c) if (200..400).contains(&c) => ProbeResult::Pass,
+                Some(c) => ProbeResult::Fail(format!("GET {path} answered {c}")),
+                None => {
+                    ProbeResult::Fail(format!("GET {path}: not an HTTP answer: {:?}", line.trim()))
+                }
+            }
+        }
+        Ok(Err(e)) => ProbeResult::Fail(format!("GET http://{addr}{path}: {e}")),
+        Err(_) => ProbeResult::Fail(format!(
+            "GET http://{addr}{path}: timed out after {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn spec(argv: &[&str], dir: &Path) -> ProcessSpec {
+        ProcessSpec {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
+            working_dir: dir.to_path_buf(),
+            label: "t".into(),
+        }
+    }
+
+    #[test]
+    fn stat_parsing_survives_odd_command_names() {
+        let line = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 100 1000000 250 18446744073709551615";
+        let s = parse_stat(line).unwrap();
+        assert_eq!(
+            (s.ppid, s.pgrp, s.session, s.utime, s.stime, s.rss_pages),
+            (1, 1234, 1234, 7, 3, 250)
+        );
+    }
+
+    #[test]
+    fn missing_and_non_executable_programs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = resolve_program(&spec(&["no-such-program-xyz"], dir.path())).unwrap_err();
+        assert_eq!(
+            e,
+            SpawnError::NotFound {
+                program: "no-such-program-xyz".into()
+            }
+        );
+        let script = dir.path().join("script.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let e = resolve_program(&spec(&["./script.sh"], dir.path())).unwrap_err();
+        assert!(matches!(e, SpawnError::PermissionDenied { .. }), "{e:?}");
+        let e = spawn(&spec(&["true"], &dir.path().join("missing"))).unwrap_err();
+        assert!(matches!(e, SpawnError::NoWorkingDir { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn processes_get_their_own_session_and_group_signals_reach_grandchildren() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = spawn(&spec(
+            &["sh", "-c", "sleep 30 & sleep 30; echo never"],
+            dir.path(),
+        ))
+        .unwrap();
+        let pid = p.pid();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let stat = read_stat(pid).unwrap();
+        assert_eq!(stat.pgrp, pid);
+        assert_eq!(stat.session, pid);
+        p.signal(libc::SIGTERM).unwrap();
+        let exit = tokio::time::timeout(Duration::from_secs(5), p.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(exit, Exit::Signal(libc::SIGTERM));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(group_stats(pid).is_none(), "the group must be empty");
+    }
+
+    #[tokio::test]
+    async fn command_probes_pass_fail_and_time_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = NativeRuntime;
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            rt.probe(&Probe::Command(spec(&["true"], dir.path())), t)
+                .await,
+            ProbeResult::Pass
+        );
+        let r = rt
+            .probe(
+                &Probe::Command(spec(&["sh", "-c", "echo nope >&2; exit 3"], dir.path())),
+                t,
+            )
+            .await;
+        assert_eq!(r, ProbeResult::Fail("exited with code 3: nope".into()));
+        let start = std::time::Instant::now();
+        let r = rt
+            .probe(
+                &Probe::Command(spec(&["sleep", "10"], dir.path())),
+                Duration::from_millis(200),
+            )
+            .await;
+        assert!(
+            matches!(r, ProbeResult::Fail(ref m) if m.contains("timed out")),
+            "{r:?}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn http_and_tcp_probes() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while let Ok((mut s, _)) = listener.accept().await {
+                n += 1;
+                let status = if n == 1 {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes())
+                    .await;
+            }
+        });
+        let rt = NativeRuntime;
+        let t = Duration::from_secs(1);
+        let http = Probe::Http {
+            addr,
+            path: "/health".into(),
+        };
+        assert_eq!(rt.probe(&http, t).await, ProbeResult::Pass);
+        assert_eq!(
+            rt.probe(&http, t).await,
+            ProbeResult::Fail("GET /health answered 503".into())
+        );
+        assert_eq!(rt.probe(&Probe::Tcp { addr }, t).await, ProbeResult::Pass);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        assert!(matches!(
+            rt.probe(&Probe::Tcp { addr: closed }, t).await,
+            ProbeResult::Fail(_)
+        ));
+    }
+}

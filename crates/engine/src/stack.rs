@@ -1,0 +1,378 @@
+//! A running stack: every service's replicas, their forwarders, builds,
+//! start in dependency order and stop in reverse.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cell::{Event, ServiceCell, Snapshot};
+use crate::forward::{self, Backends, BindError};
+use crate::logs::{LogHub, Source};
+use crate::plan::ServicePlan;
+use crate::runtime::{ProcessSpec, Runtime};
+use crate::state::ReplicaState;
+use crate::supervisor::Replica;
+
+/// Options of `berth up`.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Replica counts overriding the file (`--scale S=N`).
+    pub scale: BTreeMap<String, u32>,
+    /// Run `x-berth.build` steps (default true).
+    pub build: bool,
+}
+
+/// Why a stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Bind(Vec<BindError>),
+    #[error("build of service {service} failed ({reason}); see its output above")]
+    Build { service: String, reason: String },
+    #[error("cannot create {path}: {reason}")]
+    Volume { path: String, reason: String },
+}
+
+/// How the stack ended up, for `up` to decide its exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// A replica failed (could not start, a required dependency failed...).
+    Failed(Vec<String>),
+    /// Nothing runs or will run any more; whether every replica exited 0.
+    Finished { success: bool },
+}
+
+struct ReplicaTask {
+    stop: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+/// A started stack.
+pub struct Stack {
+    pub project: String,
+    cells: IndexMap<String, Arc<ServiceCell>>,
+    runtime: Arc<dyn Runtime>,
+    logs: LogHub,
+    events: broadcast::Sender<Event>,
+    tasks: Mutex<BTreeMap<(String, u32), ReplicaTask>>,
+    force: CancellationToken,
+    forwarders: CancellationToken,
+    /// The bound address of every forwarded declared port: (service, target, address).
+    pub listening: Vec<(String, u16, std::net::SocketAddr)>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("project", &self.project)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stack {
+    /// Binds every declared port, runs the native builds, and starts every
+    /// replica (each waits for its own dependencies).
+    ///
+    /// # Errors
+    /// A port in use, a failing build or an uncreatable volume directory;
+    /// nothing is left running then.
+    pub async fn start(
+        project: &str,
+        plans: Vec<ServicePlan>,
+        runtime: Arc<dyn Runtime>,
+        logs: LogHub,
+        options: &UpOptions,
+    ) -> Result<Arc<Stack>, StartError> {
+        // Ports first: a port in use should fail before minutes of building.
+        let mut listeners = Vec::new();
+        let mut bind_errors = Vec::new();
+        for plan in &plans {
+            for l in &plan.listen {
+                match forward::bind(l.addr, &plan.name).await {
+                    Ok(listener) => listeners.push((plan.name.clone(), l.target, listener)),
+                    Err(e) => bind_errors.push(e),
+                }
+            }
+        }
+        if !bind_errors.is_empty() {
+            return Err(StartError::Bind(bind_errors));
+        }
+        for plan in &plans {
+            for dir in &plan.volume_dirs {
+                std::fs::create_dir_all(dir).map_err(|e| StartError::Volume {
+                    path: dir.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        if options.build {
+            for plan in &plans {
+                build(plan, runtime.as_ref(), &logs).await?;
+            }
+        }
+
+        let (events, _) = broadcast::channel(4096);
+        let mut cells = IndexMap::new();
+        for plan in plans {
+            let replicas = options
+                .scale
+                .get(&plan.name)
+                .copied()
+                .unwrap_or(plan.replicas);
+            let cell = Arc::new(ServiceCell::new(Arc::new(plan), replicas, events.clone()));
+            cells.insert(cell.name().to_string(), cell);
+        }
+        let forwarders = CancellationToken::new();
+        let mut listening = Vec::new();
+        for (service, target, listener) in listeners {
+            if let Ok(addr) = listener.local_addr() {
+                listening.push((service.clone(), target, addr));
+            }
+            if let Some(cell) = cells.get(&service) {
+                let backends = backends(cell, target, &forwarders);
+                forward::serve(listener, backends, forwarders.clone());
+            }
+        }
+        let stack = Arc::new(Stack {
+            project: project.to_string(),
+            cells,
+            runtime,
+            logs,
+            events,
+            tasks: Mutex::new(BTreeMap::new()),
+            force: CancellationToken::new(),
+            forwarders,
+            listening,
+        });
+        for cell in stack.cells.values() {
+            for r in cell.snapshot().iter() {
+                stack.spawn_replica(cell, r.index, Vec::new());
+            }
+        }
+        Ok(stack)
+    }
+
+    fn spawn_replica(&self, cell: &Arc<ServiceCell>, index: u32, avoid_ports: Vec<u16>) {
+        let deps = cell
+            .plan
+            .depends_on
+            .iter()
+            .filter_map(|d| {
+                self.cells
+                    .get(&d.service)
+                    .map(|c| (d.clone(), c.subscribe()))
+            })
+            .collect();
+        let stop = CancellationToken::new();
+        let replica = Replica {
+            cell: cell.clone(),
+            index,
+            runtime: self.runtime.clone(),
+            logs: self.logs.clone(),
+            deps,
+            stop: stop.clone(),
+            force: self.force.clone(),
+            avoid_ports,
+        };
+        let handle = tokio::spawn(replica.run());
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                (cell.name().to_string(), index),
+                ReplicaTask { stop, handle },
+            );
+    }
+
+    /// The services in start order.
+    pub fn services(&self) -> impl Iterator<Item = &Arc<ServiceCell>> {
+        self.cells.values()
+    }
+
+    pub fn service(&self, name: &str) -> Option<&Arc<ServiceCell>> {
+        self.cells.get(name)
+    }
+
+    /// State and health changes as they happen.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub fn logs(&self) -> &LogHub {
+        &self.logs
+    }
+
+    /// Stops everything in reverse dependency order, each replica with its
+    /// stop signal and grace period; forwarders last.
+    pub async fn stop(&self) {
+        let order: Vec<String> = self.cells.keys().rev().cloned().collect();
+        for service in order {
+            let tasks: Vec<ReplicaTask> = {
+                let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+                let keys: Vec<(String, u32)> = tasks
+                    .keys()
+                    .filter(|(s, _)| *s == service)
+                    .cloned()
+                    .collect();
+                keys.iter().filter_map(|k| tasks.remove(k)).collect()
+            };
+            for t in &tasks {
+                t.stop.cancel();
+            }
+            for t in tasks {
+                let _ = t.handle.await;
+            }
+        }
+        self.forwarders.cancel();
+    }
+
+    /// Skips every remaining grace period (the second Ctrl-C).
+    pub fn force(&self) {
+        self.force.cancel();
+    }
+
+    /// Waits until a replica fails or nothing runs any more.
+    pub async fn settled(&self) -> Settled {
+        let mut receivers: Vec<watch::Receiver<Snapshot>> =
+            self.cells.values().map(|c| c.subscribe()).collect();
+        loop {
+            let mut failures = Vec::new();
+            let mut all_done = true;
+            let mut success = true;
+            for rx in &mut receivers {
+                for r in rx.borrow_and_update().iter() {
+                    match r.state {
+                        ReplicaState::Failed => {
+                            failures.push(format!(
+                                "{}: {}",
+                                r.name(),
+                                r.message.as_deref().unwrap_or("failed")
+                            ));
+                        }
+                        ReplicaState::Exited => {
+                            success &= r.exit.is_some_and(crate::runtime::Exit::success)
+                        }
+                        ReplicaState::Stopped => {}
+                        _ => all_done = false,
+                    }
+                }
+            }
+            if !failures.is_empty() {
+                return Settled::Failed(failures);
+            }
+            if all_done {
+                return Settled::Finished { success };
+            }
+            let changes = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
+            let (result, _, _) = futures_select_all(changes).await;
+            if result.is_err() {
+                return Settled::Finished { success: false };
+            }
+        }
+    }
+}
+
+/// The ready replicas of a service for one declared port, kept current.
+fn backends(
+    cell: &Arc<ServiceCell>,
+    target: u16,
+    cancel: &CancellationToken,
+) -> watch::Receiver<Backends> {
+    let mut rx = cell.subscribe();
+    let compute = move |snap: &Snapshot| -> Backends {
+        snap.iter()
+            .filter(|r| r.ready && r.state == ReplicaState::Running)
+            .filter_map(|r| r.ports.get(&target))
+            .map(|p| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, *p)))
+            .collect()
+    };
+    let (tx, out) = watch::channel(compute(&rx.borrow_and_update()));
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                () = cancel.cancelled() => return,
+            }
+            let next = compute(&rx.borrow_and_update());
+            tx.send_if_modified(|cur| {
+                if *cur == next {
+                    false
+                } else {
+                    *cur = next;
+                    true
+                }
+            });
+        }
+    });
+    out
+}
+
+/// Runs a service's `x-berth.build`, its output in the log stream.
+async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Result<(), StartError> {
+    let Some(cmd) = &plan.build else {
+        return Ok(());
+    };
+    let argv = match cmd {
+        berth_compose::BuildCommand::Shell(s) => {
+            vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()]
+        }
+        berth_compose::BuildCommand::Argv(v) => v.clone(),
+    };
+    logs.system(&plan.name, 0, format!("building: {}", argv.join(" ")));
+    let spec = ProcessSpec {
+        argv,
+        env: plan.env.clone(),
+        working_dir: plan.working_dir.clone(),
+        label: format!("{} build", plan.name),
+    };
+    let fail = |reason: String| StartError::Build {
+        service: plan.name.clone(),
+        reason,
+    };
+    let mut process = runtime.spawn(&spec).map_err(|e| fail(e.to_string()))?;
+    let output = process.take_output().map(|(out, err)| {
+        logs.attach(
+            Source {
+                service: Arc::from(plan.name.as_str()),
+                replica: 0,
+                max_size: plan.log_max_size,
+                max_files: plan.log_max_files,
+            },
+            out,
+            err,
+        )
+    });
+    let exit = process.wait().await.map_err(|e| fail(e.to_string()))?;
+    if let Some(t) = output {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    if exit.success() {
+        logs.system(&plan.name, 0, "build done");
+        Ok(())
+    } else {
+        Err(fail(exit.to_string()))
+    }
+}
+
+/// Waits for the first of several futures (a tiny `select_all`).
+async fn futures_select_all<F, T>(futures: impl IntoIterator<Item = F>) -> (T, usize, ())
+where
+    F: std::future::Future<Output = T> + Unpin,
+{
+    let mut futures: Vec<F> = futures.into_iter().collect();
+    std::future::poll_fn(move |cx| {
+        for (i, f) in futures.iter_mut().enumerate() {
+            if let std::task::Poll::Ready(v) = std::pin::Pin::new(f).poll(cx) {
+                return std::task::Poll::Ready((v, i, ()));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}

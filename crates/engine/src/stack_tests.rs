@@ -1,0 +1,310 @@
+//! Ordering, backoff and restart logic against the recording fake runtime,
+//! on a paused clock (real-process tests live in the integration tests).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::logs::LogHub;
+use crate::runtime::fake::{FakeRuntime, Record, Script};
+use crate::runtime::{ProbeResult, SpawnError};
+use crate::stack::{Settled, Stack, UpOptions};
+use crate::state::ReplicaState;
+
+fn plans(yaml: &str) -> Vec<crate::plan::ServicePlan> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
+    let opts = berth_compose::LoadOptions::new(dir.path(), Default::default());
+    let project = berth_compose::load(&opts)
+        .unwrap_or_else(|d| panic!("{}", d.render(false)))
+        .project;
+    crate::plan::plan(&project, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+async fn start(yaml: &str, fake: &FakeRuntime) -> Arc<Stack> {
+    let logs = LogHub::new(tempfile::tempdir().unwrap().keep()).unwrap();
+    let options = UpOptions {
+        build: false,
+        ..UpOptions::default()
+    };
+    Stack::start("t", plans(yaml), Arc::new(fake.clone()), logs, &options)
+        .await
+        .unwrap()
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// Lets every ready task run at the current (paused) instant.
+async fn settle() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dependents_start_in_order_under_every_condition() {
+    let fake = FakeRuntime::new();
+    fake.script(
+        "migrate",
+        Script {
+            run_for: Some(Duration::from_secs(2)),
+            code: 0,
+        },
+    );
+    // db's health check fails twice (1 s apart) before passing.
+    fake.probes(
+        "db-1 healthcheck",
+        vec![
+            ProbeResult::Fail("no".into()),
+            ProbeResult::Fail("no".into()),
+            ProbeResult::Pass,
+        ],
+    );
+    let stack = start(
+        "services:\n  db:\n    command: [db]\n    healthcheck: {test: [CMD, check], retries: 5}\n  migrate:\n    command: [migrate]\n    depends_on: {db: {condition: service_healthy}}\n  api:\n    command: [api]\n    depends_on:\n      migrate: {condition: service_completed_successfully}\n      db: {condition: service_healthy}\n  web:\n    command: [web]\n    depends_on: [api]\n",
+        &fake,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let first = |label: &str| fake.spawns(label).first().copied().map(ms);
+    assert_eq!(first("db-1"), Some(0));
+    // Healthy at the third probe: 0 s, 1 s, 2 s.
+    assert_eq!(first("migrate-1"), Some(2000));
+    assert_eq!(first("api-1"), Some(4000));
+    assert_eq!(first("web-1"), Some(4000));
+    let migrate = stack.service("migrate").unwrap().snapshot();
+    assert_eq!(migrate[0].state, ReplicaState::Exited);
+    stack.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_backoff_doubles_and_resets_after_ten_seconds_up() {
+    let fake = FakeRuntime::new();
+    fake.script(
+        "crashy",
+        Script {
+            run_for: Some(Duration::from_secs(1)),
+            code: 1,
+        },
+    );
+    let stack = start(
+        "services:\n  crashy:\n    command: [x]\n    restart: always\n",
+        &fake,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let spawns: Vec<u128> = fake.spawns("crashy-1").into_iter().map(ms).collect();
+    // Runs 1 s each; backoff 100, 200, 400, 800, 1600 ms...
+    assert_eq!(spawns, vec![0, 1100, 2300, 3700, 5500]);
+    stack.stop().await;
+
+    // A replica that stayed up 10 s goes back to the first backoff.
+    let fake = FakeRuntime::new();
+    fake.script(
+        "steady",
+        Script {
+            run_for: Some(Duration::from_secs(12)),
+            code: 1,
+        },
+    );
+    let stack = start(
+        "services:\n  steady:\n    command: [x]\n    restart: on-failure\n",
+        &fake,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let spawns: Vec<u128> = fake.spawns("steady-1").into_iter().map(ms).collect();
+    assert_eq!(spawns[..3], [0, 12100, 24200]);
+    stack.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_failure_gives_up_after_its_retries_and_no_never_restarts() {
+    let fake = FakeRuntime::new();
+    fake.script(
+        "flaky",
+        Script {
+            run_for: Some(Duration::from_millis(500)),
+            code: 3,
+        },
+    );
+    fake.script(
+        "once",
+        Script {
+            run_for: Some(Duration::from_millis(500)),
+            code: 3,
+        },
+    );
+    let stack = start(
+        "services:\n  flaky:\n    command: [x]\n    restart: on-failure:2\n  once:\n    command: [y]\n",
+        &fake,
+    )
+    .await;
+    let settled = tokio::time::timeout(Duration::from_secs(60), stack.settled())
+        .await
+        .unwrap();
+    assert_eq!(settled, Settled::Finished { success: false });
+    assert_eq!(fake.spawns("flaky-1").len(), 3);
+    assert_eq!(fake.spawns("once-1").len(), 1);
+    let flaky = stack.service("flaky").unwrap().snapshot();
+    assert_eq!(flaky[0].state, ReplicaState::Exited);
+    assert_eq!(flaky[0].restarts, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_replica_is_restarted_unless_the_policy_is_no() {
+    let fake = FakeRuntime::new();
+    fake.probes(
+        "api-1 healthcheck",
+        vec![
+            ProbeResult::Pass,
+            ProbeResult::Fail("down".into()),
+            ProbeResult::Fail("down".into()),
+            ProbeResult::Pass,
+        ],
+    );
+    fake.probes(
+        "keep-1 healthcheck",
+        vec![ProbeResult::Pass, ProbeResult::Fail("down".into())],
+    );
+    let stack = start(
+        "services:\n  api:\n    command: [x]\n    restart: always\n    healthcheck: {test: [CMD, c], interval: 5s, retries: 2}\n  keep:\n    command: [y]\n    healthcheck: {test: [CMD, c], interval: 5s, retries: 2}\n",
+        &fake,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    // Probes at 0 (pass), 5 (fail), 10 (fail -> unhealthy): SIGTERM at 10 s, restart 100 ms later.
+    let signals: Vec<(String, i32, u128)> = fake
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Signal { label, signal, at } => Some((label, signal, ms(at))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(signals, vec![("api-1".to_string(), libc::SIGTERM, 10_000)]);
+    assert_eq!(
+        fake.spawns("api-1").into_iter().map(ms).collect::<Vec<_>>(),
+        vec![0, 10_100]
+    );
+    let keep = stack.service("keep").unwrap().snapshot();
+    assert_eq!(keep[0].state, ReplicaState::Running);
+    assert_eq!(keep[0].health, crate::state::Health::Unhealthy);
+    assert!(!keep[0].ready);
+    stack.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_dependency_blocks_its_dependents_and_names_both() {
+    let fake = FakeRuntime::new();
+    fake.script(
+        "migrate",
+        Script {
+            run_for: Some(Duration::from_secs(1)),
+            code: 2,
+        },
+    );
+    let stack = start(
+        "services:\n  migrate:\n    command: [m]\n  api:\n    command: [a]\n    depends_on: {migrate: {condition: service_completed_successfully}}\n  other:\n    command: [o]\n",
+        &fake,
+    )
+    .await;
+    let settled = tokio::time::timeout(Duration::from_secs(10), stack.settled())
+        .await
+        .unwrap();
+    assert_eq!(
+        settled,
+        Settled::Failed(vec![
+            "api-1: not started: dependency migrate failed (exited with code 2)".into()
+        ])
+    );
+    assert!(fake.spawns("api-1").is_empty());
+    stack.stop().await;
+    assert_eq!(
+        stack.service("other").unwrap().snapshot()[0].state,
+        ReplicaState::Stopped
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_goes_in_reverse_dependency_order_and_kills_after_the_grace_period() {
+    let fake = FakeRuntime::new();
+    let stack = start(
+        "services:\n  db:\n    command: [d]\n  api:\n    command: [a]\n    depends_on: [db]\n    stop_grace_period: 3s\n",
+        &fake,
+    )
+    .await;
+    settle().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.stop().await;
+    let signals: Vec<(String, i32)> = fake
+        .records()
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::Signal { label, signal, .. } => Some((label, signal)),
+            _ => None,
+        })
+        .collect();
+    // The fake exits on its first signal; api (the dependent) goes first.
+    assert_eq!(
+        signals,
+        vec![
+            ("api-1".into(), libc::SIGTERM),
+            ("db-1".into(), libc::SIGTERM)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_command_fails_the_replica_with_one_clear_line() {
+    let fake = FakeRuntime::new();
+    fake.fail_spawn(
+        "api",
+        SpawnError::NotFound {
+            program: "./target/release/api".into(),
+        },
+    );
+    let stack = start(
+        "services:\n  api:\n    command: [./target/release/api]\n",
+        &fake,
+    )
+    .await;
+    let settled = tokio::time::timeout(Duration::from_secs(5), stack.settled())
+        .await
+        .unwrap();
+    assert_eq!(
+        settled,
+        Settled::Failed(vec![
+            "api-1: cannot start api-1: command not found: ./target/release/api".into()
+        ])
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn scale_overrides_the_file() {
+    let fake = FakeRuntime::new();
+    let options = UpOptions {
+        build: false,
+        scale: BTreeMap::from([("api".to_string(), 3)]),
+    };
+    let stack = Stack::start(
+        "t",
+        plans("services:\n  api:\n    command: [a]\n    deploy: {replicas: 2}\n"),
+        Arc::new(fake.clone()),
+        LogHub::new(tempfile::tempdir().unwrap().keep()).unwrap(),
+        &options,
+    )
+    .await
+    .unwrap();
+    settle().await;
+    let snap = stack.service("api").unwrap().snapshot();
+    assert_eq!(snap.len(), 3);
+    assert!(
+        snap.iter()
+            .all(|r| r.state == ReplicaState::Running && r.ready)
+    );
+    assert_eq!(fake.spawns("api-3").len(), 1);
+    stack.stop().await;
+}

@@ -1,0 +1,480 @@
+//! `berth up` with real processes: ordering, health, restarts, stop,
+//! no survivors, port forwarding, logs, and every error a user will meet.
+
+use std::time::Duration;
+
+use crate::support::{Test, alive, eventually, free_port, http_get, shared_dir};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A tiny HTTP server answering with its replica number, on `$PORT`.
+const SERVER: &str = r#"
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("replica " + os.environ["BERTH_REPLICA"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+print("serving on", os.environ["PORT"], flush=True)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn dependencies_start_in_order_under_every_condition() {
+    let t = Test::new().compose(
+        r#"
+services:
+  db:
+    command: ["sh", "-c", "sleep 0.3; touch db.ready; echo db up; exec sleep 60"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "db.ready"]
+      start_interval: 100ms
+  migrate:
+    command: ["sh", "-c", "test -f db.ready && echo migrated > migrate.done"]
+    depends_on:
+      db: {condition: service_healthy}
+  api:
+    command: ["sh", "-c", "test -f migrate.done && echo api saw the migration; exec sleep 60"]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+  web:
+    command: ["sh", "-c", "echo web started; exec sleep 60"]
+    depends_on: [api]
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("api saw the migration", 10 * SEC);
+    up.wait_for("web started", 10 * SEC);
+    let lines = up.drain().to_vec();
+    let pos = |s: &str| lines.iter().position(|l| l.contains(s)).unwrap();
+    assert!(pos("db up") < pos("api saw the migration"));
+    assert!(pos("api saw the migration") < pos("web started") || pos("web started") > pos("db up"));
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+#[test]
+fn a_failing_dependency_stops_the_stack_and_exits_1_naming_both() {
+    let t = Test::new().compose(
+        r#"
+services:
+  migrate:
+    command: ["sh", "-c", "echo migration broke >&2; exit 3"]
+  api:
+    command: ["sleep", "60"]
+    depends_on:
+      migrate: {condition: service_completed_successfully}
+  other:
+    command: ["sleep", "60"]
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    let code = up.wait_exit(15 * SEC);
+    assert_eq!(code, Some(1), "{}", up.stderr());
+    assert!(
+        up.stderr()
+            .contains("api-1: not started: dependency migrate failed (exited with code 3)"),
+        "{}",
+        up.stderr()
+    );
+    assert!(up.seen.iter().any(|l| l.contains("migration broke")));
+    assert!(
+        up.seen
+            .iter()
+            .any(|l| l.starts_with("other-1") && l.contains("stopped")),
+        "{:?}",
+        up.seen
+    );
+}
+
+#[test]
+fn a_replica_that_crashes_is_restarted_with_backoff() {
+    let t = Test::new().compose(
+        r#"
+services:
+  crashy:
+    command: ["sh", "-c", "echo started; sleep 0.2; exit 1"]
+    restart: on-failure:3
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    let code = up.wait_exit(20 * SEC);
+    assert_eq!(up.count("started"), 4, "{:?}", up.seen);
+    assert!(
+        up.seen
+            .iter()
+            .any(|l| l.contains("exited with code 1; restarting in 100ms"))
+    );
+    assert!(
+        up.seen
+            .iter()
+            .any(|l| l.contains("exited with code 1; restarting in 400ms"))
+    );
+    assert_eq!(code, Some(1));
+}
+
+#[test]
+fn an_unhealthy_replica_is_restarted() {
+    let t = Test::new().compose(
+        r#"
+services:
+  sick:
+    command: ["sh", "-c", "echo run; touch ok.$$BERTH_REPLICA; sleep 0.5; rm -f ok.$$BERTH_REPLICA; exec sleep 60"]
+    healthcheck:
+      test: ["CMD-SHELL", "test -f ok.$$BERTH_REPLICA"]
+      interval: 200ms
+      start_interval: 100ms
+      retries: 2
+    restart: always
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("unhealthy; restarting it", 10 * SEC);
+    // Started again after the unhealthy one was stopped.
+    assert!(
+        eventually(5 * SEC, || up.count("| run") >= 2),
+        "{:?}",
+        up.seen
+    );
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+#[test]
+fn stop_is_graceful_then_forced_after_the_grace_period() {
+    let t = Test::new().compose(
+        r#"
+services:
+  polite:
+    command: ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo ready; while true; do sleep 0.1; done"]
+  stubborn:
+    command: ["sh", "-c", "trap 'echo ignoring TERM' TERM; echo ready; while true; do sleep 0.1; done"]
+    stop_grace_period: 1s
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("polite-1", 10 * SEC);
+    up.wait_for("stubborn-1", 10 * SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    let start = std::time::Instant::now();
+    assert_eq!(up.interrupt(), Some(130));
+    let took = start.elapsed();
+    assert!(
+        up.seen.iter().any(|l| l.contains("got TERM")),
+        "{:?}",
+        up.seen
+    );
+    assert!(
+        up.seen.iter().any(|l| l.contains("ignoring TERM")),
+        "{:?}",
+        up.seen
+    );
+    assert!(
+        up.seen
+            .iter()
+            .any(|l| l.contains("did not stop within 1s; killing it")),
+        "{:?}",
+        up.seen
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < 8 * SEC,
+        "{took:?}"
+    );
+}
+
+#[test]
+fn a_second_interrupt_skips_the_grace_period() {
+    let t = Test::new().compose(
+        "services:\n  stubborn:\n    command: [\"sh\", \"-c\", \"trap '' TERM; echo ready; while true; do sleep 0.1; done\"]\n    stop_grace_period: 30s\n",
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("ready", 10 * SEC);
+    let start = std::time::Instant::now();
+    up.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    up.signal(libc::SIGINT);
+    assert_eq!(up.wait_exit(10 * SEC), Some(130));
+    assert!(start.elapsed() < 5 * SEC);
+}
+
+/// pids of every process whose session is one of the replicas'.
+fn descendants(leaders: &[u32]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if fields.first() == Some(&"Z") {
+            continue;
+        }
+        if let Some(sid) = fields.get(3).and_then(|s| s.parse::<u32>().ok())
+            && leaders.contains(&sid)
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn nothing_survives_a_sigkill_of_berth_grandchildren_included() {
+    let t = Test::new().compose(
+        r#"
+services:
+  tree:
+    command: ["sh", "-c", "sleep 300 & (sleep 300 &); echo pid=$$$$; wait"]
+    deploy: {replicas: 2}
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    let a = up.wait_for("tree-1", 10 * SEC);
+    let b = up.wait_for("tree-2", 10 * SEC);
+    let pid = |l: &str| {
+        l.rsplit("pid=")
+            .next()
+            .unwrap()
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    let leaders = [pid(&a), pid(&b)];
+    assert!(
+        eventually(2 * SEC, || descendants(&leaders).len() >= 6),
+        "{:?}",
+        descendants(&leaders)
+    );
+    up.signal(libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    let _ = up.wait_exit(5 * SEC);
+    assert!(
+        eventually(2 * SEC, || descendants(&leaders).is_empty()),
+        "survivors: {:?}",
+        descendants(&leaders)
+    );
+    assert!(killed.elapsed() < 2 * SEC + Duration::from_millis(100));
+    assert!(!alive(leaders[0]) && !alive(leaders[1]));
+}
+
+#[test]
+fn declared_ports_forward_to_every_ready_replica() {
+    let port = free_port();
+    let t = Test::new().file("server.py", SERVER).compose(&format!(
+        r#"
+services:
+  web:
+    command: ["python3", "server.py"]
+    expose: ["{port}"]
+    deploy: {{replicas: 3}}
+    x-berth:
+      ready: {{http: /}}
+"#
+    ));
+    let mut up = t.arg("up").spawn();
+    for i in 1..=3 {
+        up.wait_for(&format!("web-{i}  | serving on"), 15 * SEC);
+    }
+    let addr = format!("127.0.0.1:{port}");
+    let mut seen = std::collections::BTreeSet::new();
+    assert!(
+        eventually(10 * SEC, || {
+            if let Ok((200, body)) = http_get(&addr, "/") {
+                seen.insert(body);
+            }
+            seen.len() == 3
+        }),
+        "{seen:?}"
+    );
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error_naming_port_and_service() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let t = Test::new().compose(&format!(
+        "services:\n  db:\n    command: [sleep, '60']\n    ports: [\"127.0.0.1:{port}:5432\"]\n"
+    ));
+    let mut up = t.arg("up").spawn();
+    assert_eq!(up.wait_exit(10 * SEC), Some(1));
+    assert!(
+        up.stderr().contains(&format!(
+            "cannot listen on 127.0.0.1:{port} for service db: the port is already in use"
+        )),
+        "{}",
+        up.stderr()
+    );
+}
+
+#[test]
+fn missing_programs_and_directories_are_one_clear_line() {
+    let t = Test::new()
+        .file("script.sh", "#!/bin/sh\necho hi\n")
+        .compose(
+            "services:\n  a:\n    command: [./bin/nope]\n  b:\n    command: [./script.sh]\n  c:\n    command: [sleep, '1']\n    working_dir: ./missing-dir\n",
+        );
+    let mut up = t.arg("up").spawn();
+    assert_eq!(up.wait_exit(10 * SEC), Some(1));
+    let err = up.stderr();
+    assert!(
+        err.contains("a-1: cannot start a-1: command not found:") && err.contains("bin/nope"),
+        "{err}"
+    );
+    assert!(
+        err.contains("b-1: cannot start b-1: permission denied:")
+            && err.contains("script.sh is not executable"),
+        "{err}"
+    );
+    assert!(
+        err.contains("c-1: cannot start c-1: working directory")
+            && err.contains("missing-dir does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn services_that_cannot_run_natively_are_refused_before_anything_starts() {
+    Test::new()
+        .compose("services:\n  db:\n    image: postgres:16\n")
+        .arg("up")
+        .run()
+        .code(2)
+        .stderr_has("service db: no command to run natively (image postgres:16 is not run by the native runtime)");
+}
+
+#[test]
+fn a_failing_build_stops_up_with_its_output() {
+    let t = Test::new().compose(
+        "services:\n  app:\n    command: [sleep, '60']\n    x-berth:\n      build: \"echo compiling; echo 'error: it broke' >&2; exit 2\"\n",
+    );
+    let mut up = t.arg("up").spawn();
+    assert_eq!(up.wait_exit(10 * SEC), Some(1));
+    assert!(
+        up.seen.iter().any(|l| l.contains("error: it broke")),
+        "{:?}",
+        up.seen
+    );
+    assert!(
+        up.stderr()
+            .contains("build of service app failed (exited with code 2)"),
+        "{}",
+        up.stderr()
+    );
+}
+
+#[test]
+fn one_shot_stacks_finish_with_exit_0() {
+    let t = Test::new().compose("services:\n  job:\n    command: [sh, -c, 'echo done']\n");
+    let mut up = t.arg("up").spawn();
+    assert_eq!(up.wait_exit(10 * SEC), Some(0));
+    assert!(
+        up.seen
+            .iter()
+            .any(|l| l.contains("job-1") && l.contains("done"))
+    );
+}
+
+#[test]
+fn a_second_up_on_a_running_project_exits_2() {
+    let t = Test::new()
+        .compose("services:\n  a:\n    command: [sh, -c, 'echo ready; exec sleep 60']\n");
+    let mut up = t.arg("up").spawn();
+    up.wait_for("ready", 10 * SEC);
+    let second = up.test.run_args(["up"]);
+    assert_eq!(second.output.status.code(), Some(2), "{}", second.stderr());
+    assert!(
+        second.stderr().contains("is already running"),
+        "{}",
+        second.stderr()
+    );
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+#[test]
+fn environment_ports_and_volumes_reach_the_process() {
+    let t = Test::new().file(".env", "GREETING=hello\n").compose(
+        r#"
+services:
+  env:
+    command: ["sh", "-c", "echo \"G=$$GREETING S=$$BERTH_SERVICE R=$$BERTH_REPLICA P=$$BERTH_PROJECT port=$$PORT data=$$BERTH_VOLUME_DATA\"; test -d \"$$BERTH_VOLUME_DATA\" && echo volume-exists"]
+    environment:
+      GREETING: ${GREETING}
+    volumes: ["data:/data"]
+volumes:
+  data: {}
+"#,
+    );
+    let mut up = t.args(["-p", "envtest", "up"]).spawn();
+    let line = up.wait_for("G=", 10 * SEC);
+    assert!(line.contains("G=hello S=env R=1 P=envtest port="), "{line}");
+    assert!(line.contains(".berth/volumes/envtest_data"), "{line}");
+    up.wait_for("volume-exists", 5 * SEC);
+    assert_eq!(up.wait_exit(10 * SEC), Some(0));
+}
+
+#[test]
+fn native_quickstart_runs_migration_then_two_healthy_api_replicas() {
+    // The stack directory is read-only and fixes its ports; run a copy with
+    // free ports through an override file.
+    let src = shared_dir().join("stacks/native-quickstart");
+    let t = Test::new();
+    copy_dir(&src, t.dir());
+
+    let api = free_port();
+    let proxy = free_port();
+    let t = t.file(
+        "compose.override.yaml",
+        &format!("services:\n  api:\n    expose: !override [\"{api}\"]\nx-berth:\n  proxy:\n    listen: [\"127.0.0.1:{proxy}\"]\n"),
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("migration done", 20 * SEC);
+    up.wait_for("migrate-1", 5 * SEC);
+    let addr = format!("127.0.0.1:{api}");
+    let mut replicas = std::collections::BTreeSet::new();
+    assert!(
+        eventually(20 * SEC, || {
+            if let Ok((200, body)) = http_get(&addr, "/api/whoami") {
+                replicas.insert(
+                    body.split("\"replica\": \"")
+                        .nth(1)
+                        .unwrap_or("")
+                        .chars()
+                        .next(),
+                );
+            }
+            replicas.len() == 2
+        }),
+        "{replicas:?} {:?}",
+        up.drain()
+    );
+    let (status, body) = http_get(&addr, "/api/items").unwrap();
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+            let mut perm = std::fs::metadata(&dest).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perm.set_readonly(false);
+            std::fs::set_permissions(&dest, perm).unwrap();
+        }
+    }
+}
