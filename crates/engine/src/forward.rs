@@ -22,6 +22,57 @@ const WAIT_FOR_BACKEND: Duration = Duration::from_secs(5);
 /// The addresses of ready replicas for one declared port.
 pub type Backends = Arc<[SocketAddr]>;
 
+/// Open forwarded connections per replica address, so a replica being
+/// replaced is stopped only once its connections are done.
+#[derive(Debug, Default)]
+pub struct Active(std::sync::Mutex<std::collections::HashMap<SocketAddr, usize>>);
+
+impl Active {
+    /// Connections open to `addr`.
+    pub fn count(&self, addr: SocketAddr) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&addr)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn enter(self: &Arc<Self>, addr: SocketAddr) -> ActiveGuard {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(addr)
+            .or_insert(0) += 1;
+        ActiveGuard {
+            active: self.clone(),
+            addr,
+        }
+    }
+}
+
+struct ActiveGuard {
+    active: Arc<Active>,
+    addr: SocketAddr,
+}
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        let mut map = self
+            .active
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.addr);
+            }
+        }
+    }
+}
+
 /// A listener that could not be opened, naming the port and the service.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr} for service {service}: {reason}")]
@@ -63,6 +114,7 @@ pub async fn bind(addr: SocketAddr, service: &str) -> Result<TcpListener, BindEr
 pub fn serve(
     listener: TcpListener,
     backends: watch::Receiver<Backends>,
+    active: Arc<Active>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let next = Arc::new(AtomicUsize::new(0));
@@ -80,8 +132,10 @@ pub fn serve(
             let _ = client.set_nodelay(true);
             let backends = backends.clone();
             let next = next.clone();
+            let active = active.clone();
             tokio::spawn(async move {
-                if let Some(upstream) = connect(backends, &next).await {
+                if let Some((upstream, addr)) = connect(backends, &next).await {
+                    let _guard = active.enter(addr);
                     let _ = upstream.set_nodelay(true);
                     let (mut a, mut b) = (client, upstream);
                     let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
@@ -93,7 +147,10 @@ pub fn serve(
 
 /// Connects to the next ready replica, trying each once, waiting for one
 /// to be ready if none is.
-async fn connect(mut backends: watch::Receiver<Backends>, next: &AtomicUsize) -> Option<TcpStream> {
+async fn connect(
+    mut backends: watch::Receiver<Backends>,
+    next: &AtomicUsize,
+) -> Option<(TcpStream, SocketAddr)> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_BACKEND;
     loop {
         let list = backends.borrow_and_update().clone();
@@ -105,7 +162,7 @@ async fn connect(mut backends: watch::Receiver<Backends>, next: &AtomicUsize) ->
                     .saturating_duration_since(tokio::time::Instant::now())
                     .max(Duration::from_millis(200));
                 if let Ok(Ok(s)) = tokio::time::timeout(remaining, TcpStream::connect(addr)).await {
-                    return Some(s);
+                    return Some((s, addr));
                 }
             }
         }
@@ -151,7 +208,7 @@ mod tests {
         let listener = bind("127.0.0.1:0".parse().unwrap(), "svc").await.unwrap();
         let front = listener.local_addr().unwrap();
         let cancel = CancellationToken::new();
-        serve(listener, rx, cancel.clone());
+        serve(listener, rx, Arc::default(), cancel.clone());
         let mut seen = Vec::new();
         for _ in 0..4 {
             seen.push(read_tag(front).await);

@@ -24,18 +24,27 @@ use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cell::ServiceCell;
 use crate::logs::LogRecord;
+use crate::plan::ServicePlan;
 use crate::runtime::{Probe, ProbeResult, ProcessSpec, Runtime};
 use crate::state::Health;
 
 /// Default `start_interval` (Docker's is 5 s, and only with `start_period`).
 pub const START_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What the probes say about one incarnation of a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HealthView {
+    pub health: Health,
+    pub ready: bool,
+    /// What the last failing probe said; None once a probe passes.
+    pub message: Option<String>,
+}
+
 /// What the monitor needs about the replica it watches.
 pub(crate) struct Monitor {
     pub runtime: Arc<dyn Runtime>,
-    pub cell: Arc<ServiceCell>,
+    pub plan: Arc<ServicePlan>,
     pub index: u32,
     /// Where the replica listens (its `$PORT`), for HTTP and TCP probes.
     pub addr: SocketAddr,
@@ -44,28 +53,30 @@ pub(crate) struct Monitor {
     pub working_dir: std::path::PathBuf,
     /// The replica's log lines, subscribed before it was spawned.
     pub logs: Option<tokio::sync::broadcast::Receiver<Arc<[LogRecord]>>>,
-    /// Set to true once the health check declares the replica unhealthy.
-    pub unhealthy: watch::Sender<bool>,
+    /// Where the verdicts go.
+    pub view: watch::Sender<HealthView>,
     pub cancel: CancellationToken,
 }
 
 impl Monitor {
     /// Runs until cancelled.
     pub async fn run(mut self) {
-        let plan = self.cell.plan.clone();
+        let plan = self.plan.clone();
         let has_ready = plan.ready.is_some();
         let has_check = plan.healthcheck.is_some();
         if !has_ready && !has_check {
-            self.cell.update(self.index, |r| {
-                r.health = Health::None;
-                r.ready = true;
+            self.view.send_replace(HealthView {
+                health: Health::None,
+                ready: true,
+                message: None,
             });
             self.cancel.cancelled().await;
             return;
         }
-        self.cell.update(self.index, |r| {
-            r.health = Health::Starting;
-            r.ready = false;
+        self.view.send_replace(HealthView {
+            health: Health::Starting,
+            ready: false,
+            message: None,
         });
         let ready_passed = AtomicBool::new(!has_ready);
         let check_state = Mutex::new(if has_check {
@@ -78,16 +89,14 @@ impl Monitor {
         let publish = |message: Option<String>| async {
             let passed = ready_passed.load(Ordering::SeqCst);
             let check = *check_state.lock().await;
-            this.cell.update(this.index, |r| {
-                r.ready = passed && check == Health::Healthy;
-                r.health = match check {
+            this.view.send_modify(|v| {
+                v.ready = passed && check == Health::Healthy;
+                v.health = match check {
                     Health::Unhealthy => Health::Unhealthy,
                     Health::Healthy if passed => Health::Healthy,
                     _ => Health::Starting,
                 };
-                if message.is_some() {
-                    r.message = message;
-                }
+                v.message = message;
             });
         };
         let ready_loop = async {
@@ -136,17 +145,11 @@ impl Monitor {
                             last_counted = Instant::now();
                         }
                         if failures >= hc.retries.max(1) {
-                            let was = std::mem::replace(
-                                &mut *check_state.lock().await,
-                                Health::Unhealthy,
-                            );
+                            *check_state.lock().await = Health::Unhealthy;
                             publish(Some(format!(
                                 "health check failed {failures} times: {output}"
                             )))
                             .await;
-                            if was != Health::Unhealthy {
-                                let _ = self.unhealthy.send(true);
-                            }
                         } else {
                             publish(Some(format!("health check failed: {output}"))).await;
                         }
@@ -178,7 +181,7 @@ impl Monitor {
                     return; // validated at load time
                 };
                 let Some(mut rx) = logs else { return };
-                let service = self.cell.name().to_string();
+                let service = self.plan.name.clone();
                 loop {
                     match rx.recv().await {
                         Ok(batch) => {

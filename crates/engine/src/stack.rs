@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use indexmap::IndexMap;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,7 @@ use crate::logs::{LogHub, Source};
 use crate::plan::ServicePlan;
 use crate::runtime::{ProcessSpec, Runtime};
 use crate::state::ReplicaState;
-use crate::supervisor::Replica;
+use crate::supervisor::{Command, DrainProbe, Replica};
 
 /// Options of `berth up`.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +50,40 @@ pub enum Settled {
 struct ReplicaTask {
     stop: CancellationToken,
     handle: JoinHandle<()>,
+    commands: mpsc::Sender<Command>,
+}
+
+/// Where connections and requests to a replica address are counted: the
+/// forwarders, and whatever else registers (the edge proxy).
+#[derive(Default)]
+pub struct Drain {
+    sources: std::sync::RwLock<Vec<DrainProbe>>,
+}
+
+impl Drain {
+    /// Adds a source of in-flight counts.
+    pub fn add(&self, probe: DrainProbe) {
+        self.sources
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(probe);
+    }
+
+    /// Connections and requests in flight to an address.
+    pub fn count(&self, addr: std::net::SocketAddr) -> usize {
+        self.sources
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|p| p(addr))
+            .sum()
+    }
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Drain")
+    }
 }
 
 /// A started stack.
@@ -62,6 +96,8 @@ pub struct Stack {
     tasks: Mutex<BTreeMap<(String, u32), ReplicaTask>>,
     force: CancellationToken,
     forwarders: CancellationToken,
+    /// In-flight counts per replica address, for draining.
+    pub drain: Arc<Drain>,
     /// The bound address of every forwarded declared port: (service, target, address).
     pub listening: Vec<(String, u16, std::net::SocketAddr)>,
 }
@@ -129,13 +165,17 @@ impl Stack {
         }
         let forwarders = CancellationToken::new();
         let mut listening = Vec::new();
+        let active: Arc<forward::Active> = Arc::default();
+        let drain: Arc<Drain> = Arc::default();
+        let counted = active.clone();
+        drain.add(Arc::new(move |addr| counted.count(addr)));
         for (service, target, listener) in listeners {
             if let Ok(addr) = listener.local_addr() {
                 listening.push((service.clone(), target, addr));
             }
             if let Some(cell) = cells.get(&service) {
                 let backends = backends(cell, target, &forwarders);
-                forward::serve(listener, backends, forwarders.clone());
+                forward::serve(listener, backends, active.clone(), forwarders.clone());
             }
         }
         let stack = Arc::new(Stack {
@@ -147,17 +187,18 @@ impl Stack {
             tasks: Mutex::new(BTreeMap::new()),
             force: CancellationToken::new(),
             forwarders,
+            drain,
             listening,
         });
         for cell in stack.cells.values() {
             for r in cell.snapshot().iter() {
-                stack.spawn_replica(cell, r.index, Vec::new());
+                stack.spawn_replica(cell, r.index);
             }
         }
         Ok(stack)
     }
 
-    fn spawn_replica(&self, cell: &Arc<ServiceCell>, index: u32, avoid_ports: Vec<u16>) {
+    fn spawn_replica(&self, cell: &Arc<ServiceCell>, index: u32) {
         let deps = cell
             .plan
             .depends_on
@@ -169,6 +210,8 @@ impl Stack {
             })
             .collect();
         let stop = CancellationToken::new();
+        let (commands_tx, commands) = mpsc::channel(4);
+        let drain = self.drain.clone();
         let replica = Replica {
             cell: cell.clone(),
             index,
@@ -177,7 +220,8 @@ impl Stack {
             deps,
             stop: stop.clone(),
             force: self.force.clone(),
-            avoid_ports,
+            commands,
+            drain: Some(Arc::new(move |addr| drain.count(addr))),
         };
         let handle = tokio::spawn(replica.run());
         self.tasks
@@ -185,8 +229,179 @@ impl Stack {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(
                 (cell.name().to_string(), index),
-                ReplicaTask { stop, handle },
+                ReplicaTask {
+                    stop,
+                    handle,
+                    commands: commands_tx,
+                },
             );
+    }
+
+    fn take_tasks(&self, service: &str, indexes: Option<&[u32]>) -> Vec<ReplicaTask> {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let keys: Vec<(String, u32)> = tasks
+            .keys()
+            .filter(|(s, i)| s == service && indexes.is_none_or(|ix| ix.contains(i)))
+            .cloned()
+            .collect();
+        keys.iter().filter_map(|k| tasks.remove(k)).collect()
+    }
+
+    fn cell(&self, service: &str) -> Result<&Arc<ServiceCell>, String> {
+        self.cells
+            .get(service)
+            .ok_or_else(|| format!("no such service: {service}"))
+    }
+
+    /// Stops a service's replicas (they stay listed, as stopped).
+    ///
+    /// # Errors
+    /// An unknown service.
+    pub async fn stop_service(&self, service: &str) -> Result<(), String> {
+        self.cell(service)?;
+        let tasks = self.take_tasks(service, None);
+        for t in &tasks {
+            t.stop.cancel();
+        }
+        for t in tasks {
+            let _ = t.handle.await;
+        }
+        Ok(())
+    }
+
+    /// Starts the replicas of a service that are not running.
+    ///
+    /// # Errors
+    /// An unknown service.
+    pub fn start_service(&self, service: &str) -> Result<(), String> {
+        let cell = self.cell(service)?.clone();
+        let running: Vec<u32> = {
+            let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+            tasks
+                .iter()
+                .filter(|((s, _), t)| s == service && !t.handle.is_finished())
+                .map(|((_, i), _)| *i)
+                .collect()
+        };
+        for r in cell.snapshot().iter() {
+            if !running.contains(&r.index) {
+                self.take_tasks(service, Some(&[r.index]));
+                cell.update(r.index, |s| {
+                    s.state = ReplicaState::Waiting;
+                    s.message = None;
+                });
+                self.spawn_replica(&cell, r.index);
+            }
+        }
+        Ok(())
+    }
+
+    /// Restarts a service replica by replica: each new process must be
+    /// ready before the old one leaves and is drained (`bind: direct`
+    /// services restart in place). Returns what happened, one line each.
+    ///
+    /// # Errors
+    /// An unknown service, or the first replica whose new process did not
+    /// become ready (the old one keeps serving).
+    pub async fn restart(&self, service: &str) -> Result<Vec<String>, String> {
+        let cell = self.cell(service)?.clone();
+        if cell.plan.bind == berth_compose::Bind::Direct {
+            self.stop_service(service).await?;
+            self.start_service(service)?;
+            return Ok(vec![format!(
+                "{service}: restarted in place (bind: direct cannot run two processes at once)"
+            )]);
+        }
+        let mut done = Vec::new();
+        for r in cell.snapshot().iter() {
+            let name = r.name();
+            let sender = {
+                let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+                tasks
+                    .get(&(service.to_string(), r.index))
+                    .filter(|t| !t.handle.is_finished())
+                    .map(|t| t.commands.clone())
+            };
+            let running = r.state == ReplicaState::Running;
+            match (sender, running) {
+                (Some(tx), true) => {
+                    let (reply, answer) = oneshot::channel();
+                    tx.send(Command::Roll(reply))
+                        .await
+                        .map_err(|_| format!("{name}: the replica task is gone"))?;
+                    answer
+                        .await
+                        .map_err(|_| format!("{name}: the replica task is gone"))?
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    done.push(format!("{name}: restarted without downtime"));
+                }
+                _ => {
+                    // Not running: start it again.
+                    self.take_tasks(service, Some(&[r.index]));
+                    cell.update(r.index, |s| s.state = ReplicaState::Waiting);
+                    self.spawn_replica(&cell, r.index);
+                    done.push(format!("{name}: started"));
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Changes the number of replicas; new ones start at once, removed ones
+    /// (the highest numbers) leave the load balancer, drain and stop.
+    ///
+    /// # Errors
+    /// An unknown service, or `bind: direct` with more than one replica.
+    pub async fn scale(&self, service: &str, replicas: u32) -> Result<(), String> {
+        let cell = self.cell(service)?.clone();
+        if cell.plan.bind == berth_compose::Bind::Direct && replicas > 1 {
+            return Err(format!(
+                "{service} uses bind: direct and runs one replica at most"
+            ));
+        }
+        let mut current: Vec<u32> = cell.snapshot().iter().map(|r| r.index).collect();
+        current.sort_unstable();
+        let count = u32::try_from(current.len()).unwrap_or(u32::MAX);
+        if replicas > count {
+            for _ in count..replicas {
+                let index = cell.add_replica();
+                self.spawn_replica(&cell, index);
+            }
+            return Ok(());
+        }
+        let doomed: Vec<u32> = current.split_off(replicas as usize);
+        // Out of the load balancer first, then drained, then stopped.
+        for i in &doomed {
+            cell.update(*i, |r| r.ready = false);
+        }
+        let addrs: Vec<std::net::SocketAddr> = cell
+            .snapshot()
+            .iter()
+            .filter(|r| doomed.contains(&r.index))
+            .flat_map(|r| {
+                r.ports
+                    .values()
+                    .map(|p| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, *p)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let deadline = tokio::time::Instant::now() + cell.plan.stop_grace;
+        while addrs.iter().map(|a| self.drain.count(*a)).sum::<usize>() > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let tasks = self.take_tasks(service, Some(&doomed));
+        for t in &tasks {
+            t.stop.cancel();
+        }
+        for t in tasks {
+            let _ = t.handle.await;
+        }
+        for i in doomed {
+            cell.remove_replica(i);
+        }
+        Ok(())
     }
 
     /// The services in start order.

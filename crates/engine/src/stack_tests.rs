@@ -308,3 +308,109 @@ async fn scale_overrides_the_file() {
     assert_eq!(fake.spawns("api-3").len(), 1);
     stack.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_rolling_restart_starts_the_new_process_before_stopping_the_old() {
+    let fake = FakeRuntime::new();
+    let stack = start(
+        "services:\n  api:\n    command: [a]\n    deploy: {replicas: 2}\n",
+        &fake,
+    )
+    .await;
+    settle().await;
+    let before: Vec<Option<u32>> = stack
+        .service("api")
+        .unwrap()
+        .snapshot()
+        .iter()
+        .map(|r| r.pid)
+        .collect();
+    let report = stack.restart("api").await.unwrap();
+    assert_eq!(
+        report,
+        vec![
+            "api-1: restarted without downtime",
+            "api-2: restarted without downtime"
+        ]
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let records = fake.records();
+    let order: Vec<String> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Spawn { label, .. } => Some(format!("spawn {label}")),
+            Record::Signal { label, .. } => Some(format!("signal {label}")),
+            Record::Probe { .. } => None,
+        })
+        .collect();
+    // Each new process starts before its old one is signalled.
+    assert_eq!(
+        order,
+        vec![
+            "spawn api-1",
+            "spawn api-2",
+            "spawn api-1",
+            "signal api-1",
+            "spawn api-2",
+            "signal api-2"
+        ]
+    );
+    let after = stack.service("api").unwrap().snapshot();
+    assert!(
+        after
+            .iter()
+            .all(|r| r.state == ReplicaState::Running && r.ready)
+    );
+    let after: Vec<Option<u32>> = after.iter().map(|r| r.pid).collect();
+    assert_ne!(before, after);
+    stack.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn scale_up_and_down_while_running() {
+    let fake = FakeRuntime::new();
+    let stack = start("services:\n  api:\n    command: [a]\n", &fake).await;
+    settle().await;
+    stack.scale("api", 4).await.unwrap();
+    settle().await;
+    let snap = stack.service("api").unwrap().snapshot();
+    assert_eq!(
+        snap.iter().map(|r| r.index).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(snap.iter().all(|r| r.ready));
+    stack.scale("api", 1).await.unwrap();
+    let snap = stack.service("api").unwrap().snapshot();
+    assert_eq!(snap.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(fake.spawns("api-4").len(), 1);
+    assert!(stack.scale("nope", 1).await.is_err());
+    stack.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_and_start_a_single_service() {
+    let fake = FakeRuntime::new();
+    let stack = start(
+        "services:\n  a:\n    command: [a]\n  b:\n    command: [b]\n",
+        &fake,
+    )
+    .await;
+    settle().await;
+    stack.stop_service("b").await.unwrap();
+    assert_eq!(
+        stack.service("b").unwrap().snapshot()[0].state,
+        ReplicaState::Stopped
+    );
+    assert_eq!(
+        stack.service("a").unwrap().snapshot()[0].state,
+        ReplicaState::Running
+    );
+    stack.start_service("b").unwrap();
+    settle().await;
+    assert_eq!(
+        stack.service("b").unwrap().snapshot()[0].state,
+        ReplicaState::Running
+    );
+    assert_eq!(fake.spawns("b-1").len(), 2);
+    stack.stop().await;
+}

@@ -1,5 +1,11 @@
 //! One replica's life: wait for dependencies, spawn, watch health, restart
-//! with backoff, stop gracefully.
+//! with backoff, roll to a new process without downtime, stop gracefully.
+//!
+//! A replica slot (`api-2`) runs one *incarnation* (process) at a time as
+//! far as anyone can see. A rolling restart starts the next incarnation on a
+//! new port beside the current one, waits until it is ready, switches the
+//! published status (and so the proxy and the forwarders) to it, and only
+//! then drains and stops the old one.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -7,17 +13,33 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use berth_compose::{Bind, RestartPolicy};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cell::{ServiceCell, Snapshot};
 use crate::deps::{Verdict, wait};
-use crate::health::Monitor;
+use crate::health::{HealthView, Monitor};
 use crate::logs::{LogHub, Source};
 use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF};
 use crate::runtime::{Exit, Process, ProcessSpec, Runtime};
 use crate::state::{Health, ReplicaState};
+
+/// How the message of a replica blocked by a failed dependency starts.
+pub const NOT_STARTED: &str = "not started: ";
+
+/// Counts of connections and requests still going to an address, so an
+/// old incarnation is stopped only once drained (forwarders and the proxy
+/// report here).
+pub type DrainProbe = Arc<dyn Fn(SocketAddr) -> usize + Send + Sync>;
+
+/// Commands to a running replica task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Start a new incarnation, switch to it when ready, stop the old one.
+    Roll(oneshot::Sender<Result<(), String>>),
+}
 
 /// What a replica's task needs.
 pub(crate) struct Replica {
@@ -31,18 +53,48 @@ pub(crate) struct Replica {
     pub stop: CancellationToken,
     /// Skip grace periods (second Ctrl-C).
     pub force: CancellationToken,
-    /// Ports of this replica's previous incarnation to avoid (rolling restarts).
-    pub avoid_ports: Vec<u16>,
+    pub commands: mpsc::Receiver<Command>,
+    pub drain: Option<DrainProbe>,
 }
-
-/// How the message of a replica blocked by a failed dependency starts.
-pub const NOT_STARTED: &str = "not started: ";
 
 /// How a run ended.
 enum Outcome {
     Exited(Exit),
     Unhealthy(Exit),
     Stopped,
+}
+
+/// One process of the replica, with its probes and log readers.
+struct Incarnation {
+    process: Box<dyn Process>,
+    pid: u32,
+    ports: BTreeMap<u16, u16>,
+    started_at: SystemTime,
+    view: watch::Receiver<HealthView>,
+    monitor: CancellationToken,
+    monitor_task: JoinHandle<()>,
+    log_task: Option<JoinHandle<()>>,
+}
+
+impl Incarnation {
+    /// Where it takes traffic, per declared port.
+    fn addrs(&self) -> Vec<SocketAddr> {
+        self.ports
+            .iter()
+            .filter(|(t, _)| **t != 0)
+            .map(|(_, p)| SocketAddr::from((Ipv4Addr::LOCALHOST, *p)))
+            .collect()
+    }
+
+    /// After the process ended: stop probes, flush logs.
+    async fn finish(self) {
+        self.monitor.cancel();
+        let _ = self.monitor_task.await;
+        if let Some(t) = self.log_task {
+            // The pipes close when the process (group) is gone; keep every line.
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
 }
 
 impl Replica {
@@ -68,8 +120,17 @@ impl Replica {
         });
     }
 
+    fn stopped(&self) {
+        self.say("stopped");
+        self.set(|r| {
+            r.state = ReplicaState::Stopped;
+            r.ready = false;
+            r.pid = None;
+        });
+    }
+
     /// Runs the replica until it is stopped, exits for good, or fails.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         if !self.wait_for_dependencies().await {
             return;
         }
@@ -78,7 +139,7 @@ impl Replica {
         let mut restarts_done = 0u32;
         loop {
             if self.stop.is_cancelled() {
-                self.set(|r| r.state = ReplicaState::Stopped);
+                self.stopped();
                 return;
             }
             let started = Instant::now();
@@ -91,12 +152,7 @@ impl Replica {
             };
             let exit = match outcome {
                 Outcome::Stopped => {
-                    self.say("stopped");
-                    self.set(|r| {
-                        r.state = ReplicaState::Stopped;
-                        r.ready = false;
-                        r.pid = None;
-                    });
+                    self.stopped();
                     return;
                 }
                 Outcome::Exited(exit) | Outcome::Unhealthy(exit) => exit,
@@ -104,6 +160,10 @@ impl Replica {
             let unhealthy = matches!(outcome, Outcome::Unhealthy(_));
             if started.elapsed() >= BACKOFF_RESET {
                 backoff = plan.backoff;
+            }
+            if self.stop.is_cancelled() {
+                self.stopped();
+                return;
             }
             if !should_restart(plan.restart, exit, unhealthy, restarts_done) {
                 let what = if unhealthy {
@@ -140,7 +200,7 @@ impl Replica {
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 () = self.stop.cancelled() => {
-                    self.set(|r| r.state = ReplicaState::Stopped);
+                    self.stopped();
                     return;
                 }
             }
@@ -181,14 +241,10 @@ impl Replica {
         true
     }
 
-    /// One incarnation: spawn, watch, and end it.
-    async fn run_once(&self) -> Result<Outcome, String> {
+    /// Starts a process with fresh ports (avoiding `avoid`) and its monitor.
+    fn spawn(&self, avoid: &[u16]) -> Result<Incarnation, String> {
         let plan = self.cell.plan.clone();
-        self.set(|r| {
-            r.state = ReplicaState::Starting;
-            r.message = None;
-        });
-        let ports = self.allocate_ports()?;
+        let ports = self.allocate_ports(avoid)?;
         let mut env = plan.env.clone();
         env.insert("BERTH_REPLICA".into(), self.index.to_string());
         let first = plan.targets.first().copied().unwrap_or(0);
@@ -219,21 +275,6 @@ impl Replica {
             .spawn(&spec)
             .map_err(|e| format!("cannot start {}: {e}", self.label()))?;
         let pid = process.pid();
-        let public_ports: BTreeMap<u16, u16> = ports
-            .iter()
-            .filter(|(t, _)| **t != 0)
-            .map(|(t, p)| (*t, *p))
-            .collect();
-        self.set(|r| {
-            r.state = ReplicaState::Running;
-            r.pid = Some(pid);
-            r.ports = public_ports;
-            r.started_at = Some(SystemTime::now());
-            r.has_started = true;
-            r.exit = None;
-            r.health = Health::None;
-            r.ready = false;
-        });
         let log_task = process.take_output().map(|(out, err)| {
             self.logs.attach(
                 Source {
@@ -246,68 +287,209 @@ impl Replica {
                 err,
             )
         });
-        let (unhealthy_tx, mut unhealthy_rx) = watch::channel(false);
-        let probe_port = main_port.unwrap_or(0);
+        let (view_tx, view) = watch::channel(HealthView {
+            health: Health::None,
+            ready: false,
+            message: None,
+        });
         let monitor_cancel = CancellationToken::new();
         let monitor = Monitor {
             runtime: self.runtime.clone(),
-            cell: self.cell.clone(),
+            plan: plan.clone(),
             index: self.index,
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, probe_port)),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, main_port.unwrap_or(0))),
             env,
             working_dir: plan.working_dir.clone(),
             logs: log_rx,
-            unhealthy: unhealthy_tx,
+            view: view_tx,
             cancel: monitor_cancel.clone(),
         };
         let monitor_task = tokio::spawn(monitor.run());
+        Ok(Incarnation {
+            process,
+            pid,
+            ports,
+            started_at: SystemTime::now(),
+            view,
+            monitor: monitor_cancel,
+            monitor_task,
+            log_task,
+        })
+    }
+
+    /// Makes an incarnation the one the slot publishes.
+    fn publish_current(&self, cur: &Incarnation) {
+        let public: BTreeMap<u16, u16> = cur
+            .ports
+            .iter()
+            .filter(|(t, _)| **t != 0)
+            .map(|(t, p)| (*t, *p))
+            .collect();
+        let view = cur.view.borrow().clone();
+        self.set(|r| {
+            r.state = ReplicaState::Running;
+            r.pid = Some(cur.pid);
+            r.ports = public;
+            r.started_at = Some(cur.started_at);
+            r.has_started = true;
+            r.exit = None;
+            r.health = view.health;
+            r.ready = view.ready;
+            r.message = view.message;
+        });
+    }
+
+    /// One incarnation (and the ones rolling restarts put in its place).
+    async fn run_once(&mut self) -> Result<Outcome, String> {
+        let plan = self.cell.plan.clone();
+        self.set(|r| {
+            r.state = ReplicaState::Starting;
+            r.message = None;
+        });
+        let mut cur = self.spawn(&[])?;
+        self.publish_current(&cur);
         let restart_on_unhealthy = plan.restart != RestartPolicy::No;
-        let outcome = tokio::select! {
-            exit = process.wait() => {
-                let exit = exit.map_err(|e| format!("waiting for {}: {e}", self.label()))?;
-                Outcome::Exited(exit)
-            }
-            () = async {
-                while unhealthy_rx.changed().await.is_ok() {
-                    if *unhealthy_rx.borrow() && restart_on_unhealthy {
-                        return;
+        let outcome = loop {
+            tokio::select! {
+                exit = cur.process.wait() => {
+                    let exit = exit.map_err(|e| format!("waiting for {}: {e}", self.label()))?;
+                    break Outcome::Exited(exit);
+                }
+                changed = cur.view.changed() => {
+                    if changed.is_err() {
+                        continue;
+                    }
+                    let view = cur.view.borrow_and_update().clone();
+                    self.set(|r| {
+                        r.health = view.health;
+                        r.ready = view.ready;
+                        r.message = view.message.clone();
+                    });
+                    if view.health == Health::Unhealthy && restart_on_unhealthy {
+                        self.say("unhealthy; restarting it");
+                        let exit = self.terminate(cur.process.as_mut(), false).await;
+                        break Outcome::Unhealthy(exit);
                     }
                 }
-                std::future::pending::<()>().await;
-            } => {
-                self.say("unhealthy; restarting it");
-                Outcome::Unhealthy(self.terminate(process.as_mut()).await)
-            }
-            () = self.stop.cancelled() => {
-                self.terminate(process.as_mut()).await;
-                Outcome::Stopped
+                Some(command) = self.commands.recv() => {
+                    let Command::Roll(reply) = command;
+                    match self.roll(&mut cur).await {
+                        Ok(Some(())) => { let _ = reply.send(Ok(())); }
+                        Ok(None) => {
+                            let _ = reply.send(Err("the replica was stopped".into()));
+                            self.terminate(cur.process.as_mut(), false).await;
+                            break Outcome::Stopped;
+                        }
+                        Err(e) => { let _ = reply.send(Err(e)); }
+                    }
+                }
+                () = self.stop.cancelled() => {
+                    self.terminate(cur.process.as_mut(), false).await;
+                    break Outcome::Stopped;
+                }
             }
         };
-        monitor_cancel.cancel();
-        let _ = monitor_task.await;
-        if let Some(t) = log_task {
-            // The pipes close when the process (group) is gone; flush every line.
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
+        cur.finish().await;
         self.set(|r| {
             r.ready = false;
-            r.health = if r.health == Health::None {
-                Health::None
-            } else {
-                Health::Starting
-            };
+            if r.health != Health::None {
+                r.health = Health::Starting;
+            }
         });
         Ok(outcome)
     }
 
-    /// Graceful stop: the stop signal to the group, SIGKILL after the grace
-    /// period (at once once forced).
-    async fn terminate(&self, process: &mut dyn Process) -> Exit {
-        let plan = &self.cell.plan;
-        self.set(|r| {
-            r.state = ReplicaState::Stopping;
-            r.ready = false;
+    /// A rolling restart of this slot: the next incarnation starts beside
+    /// `cur`; once ready it replaces `cur`, and the old one is drained and
+    /// stopped in the background. `Ok(None)`: stopped meanwhile.
+    async fn roll(&mut self, cur: &mut Incarnation) -> Result<Option<()>, String> {
+        if self.cell.plan.bind == Bind::Direct {
+            return Err("bind: direct replicas restart in place".into());
+        }
+        let avoid: Vec<u16> = cur.ports.values().copied().collect();
+        let mut next = self.spawn(&avoid)?;
+        self.say(format!(
+            "rolling: new process {} started beside {}",
+            next.pid, cur.pid
+        ));
+        loop {
+            if next.view.borrow_and_update().ready {
+                break;
+            }
+            tokio::select! {
+                changed = next.view.changed() => {
+                    if changed.is_err() {
+                        return Err("the new process stopped being monitored".into());
+                    }
+                }
+                exit = next.process.wait() => {
+                    let exit = exit.map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
+                    next.finish().await;
+                    self.say(format!("rolling: the new process {exit} before it was ready; keeping the old one"));
+                    return Err(format!("the new process {exit} before it was ready"));
+                }
+                () = self.stop.cancelled() => {
+                    self.terminate(next.process.as_mut(), true).await;
+                    next.finish().await;
+                    return Ok(None);
+                }
+            }
+        }
+        let old = std::mem::replace(cur, next);
+        self.publish_current(cur);
+        self.say(format!(
+            "rolling: switched to {}; draining {}",
+            cur.pid, old.pid
+        ));
+        let drain = self.drain.clone();
+        let grace = self.cell.plan.stop_grace;
+        let signal = self.cell.plan.stop_signal;
+        let force = self.force.clone();
+        let logs = self.logs.clone();
+        let (service, index) = (self.cell.name().to_string(), self.index);
+        tokio::spawn(async move {
+            let mut old = old;
+            let addrs = old.addrs();
+            // In-flight requests and WebSockets finish first, within the grace period.
+            let deadline = Instant::now() + grace;
+            while let Some(d) = &drain {
+                if addrs.iter().map(|a| d(*a)).sum::<usize>() == 0 || Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = old.process.signal(signal);
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            let done = tokio::select! {
+                r = tokio::time::timeout(left, old.process.wait()) => r.ok().and_then(Result::ok),
+                () = force.cancelled() => None,
+            };
+            if done.is_none() {
+                let _ = old.process.signal(libc::SIGKILL);
+                let _ = old.process.wait().await;
+            }
+            logs.system(
+                &service,
+                index,
+                format!("rolling: old process {} stopped", old.pid),
+            );
+            old.finish().await;
         });
+        Ok(Some(()))
+    }
+
+    /// Graceful stop: the stop signal to the group, SIGKILL after the grace
+    /// period (at once when forced). `quiet` for processes nobody sees.
+    async fn terminate(&self, process: &mut dyn Process, quiet: bool) -> Exit {
+        let plan = &self.cell.plan;
+        if !quiet {
+            self.set(|r| {
+                r.state = ReplicaState::Stopping;
+                r.ready = false;
+            });
+        }
         let _ = process.signal(plan.stop_signal);
         let graceful = tokio::select! {
             r = tokio::time::timeout(plan.stop_grace, process.wait()) => r.ok().and_then(Result::ok),
@@ -327,7 +509,7 @@ impl Replica {
     /// A free loopback port per declared port (forwarded), or the declared
     /// ports themselves (direct). Key 0 stands for `$PORT` when the service
     /// declares none.
-    fn allocate_ports(&self) -> Result<BTreeMap<u16, u16>, String> {
+    fn allocate_ports(&self, avoid: &[u16]) -> Result<BTreeMap<u16, u16>, String> {
         let plan = &self.cell.plan;
         let mut ports = BTreeMap::new();
         if plan.bind == Bind::Direct {
@@ -341,9 +523,11 @@ impl Replica {
         } else {
             plan.targets.clone()
         };
+        let mut taken: Vec<u16> = avoid.to_vec();
         for t in targets {
-            let port = free_port(&self.avoid_ports)
-                .map_err(|e| format!("no free port for {}: {e}", self.label()))?;
+            let port =
+                free_port(&taken).map_err(|e| format!("no free port for {}: {e}", self.label()))?;
+            taken.push(port);
             ports.insert(t, port);
         }
         Ok(ports)
