@@ -5,6 +5,7 @@
 //! to an exit code: 0 success, 1 runtime failure, 2 usage or configuration
 //! error, 130 interrupted.
 
+mod api;
 mod cli;
 
 use std::process::ExitCode;

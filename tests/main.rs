@@ -6,4 +6,5 @@
 mod support;
 
 mod config;
+mod control;
 mod up;

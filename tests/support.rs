@@ -449,3 +449,22 @@ pub fn alive(pid: u32) -> bool {
         Err(_) => false,
     }
 }
+
+/// A stack started with `up -d`; `down` when dropped, even if the test failed.
+pub struct Detached<'a> {
+    pub test: &'a Test,
+}
+
+impl Test {
+    /// `berth up -d --wait` (must succeed); the stack goes down with the guard.
+    pub fn up_detached(&self) -> Detached<'_> {
+        self.run_args(["up", "-d", "--wait"]).success();
+        Detached { test: self }
+    }
+}
+
+impl Drop for Detached<'_> {
+    fn drop(&mut self) {
+        let _ = self.test.run_args(["down", "--timeout", "2"]);
+    }
+}

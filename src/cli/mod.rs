@@ -5,9 +5,16 @@
 //! - `config.rs`: `berth config`.
 
 mod config;
+mod detach;
+mod down;
+mod events;
+mod exec;
+mod lifecycle;
 mod lock;
-mod printer;
+pub mod logs;
+mod ps;
 mod up;
+mod volumes;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -31,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Compose file(s) to use, merged in order (default: compose.yaml and friends)
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Project name (default: `name:` in the file, else the directory name)
     #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
@@ -59,8 +66,26 @@ pub struct Global {
 pub enum Command {
     /// Validate the project and print its normalized model
     Config(config::ConfigArgs),
-    /// Start the stack in the foreground
+    /// Start the stack (in the foreground unless -d)
     Up(up::UpArgs),
+    /// Stop the running stack in reverse dependency order
+    Down(down::DownArgs),
+    /// Show services and replicas: state, health, pid, ports, restarts, CPU, memory
+    Ps(ps::PsArgs),
+    /// Show logs, from the running stack or from the log files
+    Logs(logs::LogsArgs),
+    /// Restart services replica by replica, without downtime
+    Restart(lifecycle::ServicesArgs),
+    /// Stop services of the running stack
+    Stop(lifecycle::ServicesArgs),
+    /// Start stopped services of the running stack
+    Start(lifecycle::ServicesArgs),
+    /// Change the number of replicas of running services
+    Scale(lifecycle::ScaleArgs),
+    /// Run a command with a replica's environment and working directory
+    Exec(exec::ExecArgs),
+    /// Follow state and health changes
+    Events(events::EventsArgs),
 }
 
 /// Runs a parsed command line.
@@ -71,6 +96,15 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
+        Command::Down(args) => down::run(&cli.global, args),
+        Command::Ps(args) => ps::run(&cli.global, args),
+        Command::Logs(args) => logs::run(&cli.global, args),
+        Command::Restart(args) => lifecycle::restart(&cli.global, args),
+        Command::Stop(args) => lifecycle::stop(&cli.global, args),
+        Command::Start(args) => lifecycle::start(&cli.global, args),
+        Command::Scale(args) => lifecycle::scale(&cli.global, args),
+        Command::Exec(args) => exec::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
     }
 }
 
@@ -85,6 +119,8 @@ pub enum Failure {
     Runtime(anyhow::Error),
     /// Ctrl-C (exit 130).
     Interrupted,
+    /// Pass an exit code through (exec) without a message.
+    Exit(i32),
 }
 
 impl Failure {
@@ -106,6 +142,7 @@ impl Failure {
                 ExitCode::from(1)
             }
             Failure::Interrupted => ExitCode::from(130),
+            Failure::Exit(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         }
     }
 }
@@ -166,6 +203,38 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Failure> {
         }
         Err(d) => Err(Failure::Config(Box::new(d))),
     }
+}
+
+/// Loads the project without printing warnings (for verbs that only need
+/// its name and state directory).
+pub fn load_quiet(options: &LoadOptions) -> Result<Loaded, Failure> {
+    berth_compose::load(options).map_err(|d| Failure::Config(Box::new(d)))
+}
+
+/// The client for the project's running stack.
+pub fn connect(
+    global: &Global,
+) -> Result<(crate::api::client::Client, berth_compose::Project), Failure> {
+    let options = global.load_options(&[])?;
+    let project = load_quiet(&options)?.project;
+    let client = crate::api::client::Client::new(&project.settings.state_dir, &project.name);
+    Ok((client, project))
+}
+
+/// Runs a client future on a small runtime.
+pub fn block_on_raw<T>(f: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map(|rt| rt.block_on(f))
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot start the async runtime: {e}")))
+}
+
+/// Runs a client request; a stack that is not running is exit 1 with its message.
+pub fn block_on<T>(
+    f: impl std::future::Future<Output = Result<T, crate::api::client::ClientError>>,
+) -> Result<T, Failure> {
+    block_on_raw(f)?.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))
 }
 
 /// Writes to stdout; a closed pipe (`berth config | head`) is success.

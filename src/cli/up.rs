@@ -1,20 +1,36 @@
-//! `berth up`: run the stack in the foreground, logs multiplexed on the
-//! terminal, until Ctrl-C (graceful; a second Ctrl-C forces) or until
-//! nothing runs any more.
+//! `berth up`: run the stack, in the foreground with logs multiplexed on
+//! the terminal until Ctrl-C (graceful; a second Ctrl-C forces), or
+//! detached (`-d`) with logs in the state directory. Either way the stack
+//! serves the control API for `ps`, `logs`, `restart`, `down`…
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use berth_engine::{NativeRuntime, Settled, Stack, UpOptions, logs::LogHub};
+use berth_compose::Project;
+use berth_engine::logs::{Formatter, LogHub, PrintOptions, Printer};
+use berth_engine::{NativeRuntime, Settled, Stack, UpOptions};
 use clap::Args;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::{Failure, Global, load};
+use crate::api::{self, Report, server::DownRequest};
+
+/// Set in the environment of the detached child.
+const DETACHED: &str = "BERTH_DETACHED";
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
+    /// Run in the background; return once the stack is up
+    #[arg(short, long)]
+    detach: bool,
+    /// With -d: return once every service is healthy (or failed: exit 1)
+    #[arg(long)]
+    wait: bool,
     /// Replicas of a service, overriding the file (repeatable)
     #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
     scale: Vec<(String, u32)>,
@@ -32,7 +48,8 @@ pub struct UpArgs {
     services: Vec<String>,
 }
 
-fn parse_scale(s: &str) -> Result<(String, u32), String> {
+/// `SERVICE=N`.
+pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
     let (name, n) = s
         .split_once('=')
         .ok_or_else(|| format!("expected SERVICE=N, got {s:?}"))?;
@@ -55,6 +72,7 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
         }
     }
     let inherited: BTreeMap<String, String> = std::env::vars_os()
+        .filter(|(k, _)| k != DETACHED)
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let plans = berth_engine::plan(&project, &inherited).map_err(|errors| {
@@ -66,101 +84,175 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
                 .join("\nberth: "),
         )
     })?;
-
     let state_dir = project.settings.state_dir.clone();
     std::fs::create_dir_all(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
-    let _lock = super::lock::acquire(&state_dir, &project.name)?;
-
+    if args.detach {
+        return super::detach::run(&project, args.wait);
+    }
+    let lock = super::lock::acquire(&state_dir, &project.name)?;
     let exe = std::env::current_exe().context("cannot find the berth executable")?;
     berth_engine::guard::start(&exe).context("cannot start the guard process")?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let detached = std::env::var_os(DETACHED).is_some();
+    let printer = (!detached).then_some(PrintOptions {
+        color: !global.no_color && super::stdout_color(),
+        timestamps: args.timestamps,
+        json: args.json,
+    });
     let options = UpOptions {
         scale: args.scale.iter().cloned().collect(),
         build: !args.no_build,
     };
-    let printer = super::printer::Printer {
-        color: !global.no_color && super::stdout_color(),
-        timestamps: args.timestamps,
-        json: args.json,
-    };
-    runtime.block_on(async move {
-        let logs = LogHub::new(state_dir.join("logs"))
-            .with_context(|| format!("cannot write logs under {}", state_dir.display()))?;
-        let printing = printer.spawn(logs.subscribe());
-        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(foreground(project, plans, options, printer));
+    drop(lock);
+    result
+}
 
-        let start = Stack::start(
-            &project.name,
-            plans,
-            Arc::new(NativeRuntime),
-            logs.clone(),
-            &options,
-        );
-        let stack = tokio::select! {
-            s = start => s.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?,
-            _ = interrupt.recv() => return Err(Failure::Interrupted),
-            _ = terminate.recv() => return Err(Failure::Interrupted),
-        };
-        for (service, target, addr) in &stack.listening {
-            logs.system(
-                "berth",
-                0,
-                format!("{service}: port {target} listening on {addr}"),
-            );
-        }
-        let outcome = tokio::select! {
-            settled = stack.settled() => Ok(settled),
-            _ = interrupt.recv() => Err(()),
-            _ = terminate.recv() => Err(()),
-        };
-        let result = match outcome {
-            Ok(Settled::Failed(failures)) => {
-                for f in &failures {
-                    logs.system("berth", 0, format!("failed: {f}"));
+async fn foreground(
+    project: Project,
+    plans: Vec<berth_engine::ServicePlan>,
+    options: UpOptions,
+    printer: Option<PrintOptions>,
+) -> Result<(), Failure> {
+    let state_dir = project.settings.state_dir.clone();
+    let logs = LogHub::new(state_dir.join("logs"))
+        .with_context(|| format!("cannot write logs under {}", state_dir.display()))?;
+    let print_stop = CancellationToken::new();
+    let printing = match printer {
+        Some(options) => {
+            let mut formatter = Formatter::new(options);
+            // Colours in file order, stable from run to run.
+            formatter.register("berth", 0);
+            for (name, s) in &project.services {
+                for i in 1..=s.replicas() {
+                    formatter.register(name, i);
                 }
-                logs.system("berth", 0, "stopping the stack");
-                stop(&stack, &mut interrupt, &mut terminate).await;
+            }
+            Some(
+                Printer::spawn(
+                    logs.subscribe(),
+                    formatter,
+                    std::io::stdout(),
+                    print_stop.clone(),
+                )
+                .context("cannot start the log printer")?,
+            )
+        }
+        None => None,
+    };
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+
+    let start = Stack::start(
+        &project.name,
+        plans,
+        Arc::new(NativeRuntime),
+        logs.clone(),
+        &options,
+    );
+    let stack = tokio::select! {
+        s = start => s.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?,
+        _ = interrupt.recv() => return Err(Failure::Interrupted),
+        _ = terminate.recv() => return Err(Failure::Interrupted),
+    };
+    for (service, target, addr) in &stack.listening {
+        logs.system(
+            "berth",
+            0,
+            format!("{service}: port {target} listening on {addr}"),
+        );
+    }
+    let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
+    let api_cancel = CancellationToken::new();
+    let state = Arc::new(api::server::State {
+        stack: stack.clone(),
+        project: project.name.clone(),
+        started_at: SystemTime::now(),
+        proxy: Vec::new(),
+        down: down_tx,
+    });
+    let socket = api::socket_path(&state_dir);
+    api::server::serve(&socket, state, api_cancel.clone())
+        .await
+        .with_context(|| format!("cannot serve the control API on {}", socket.display()))?;
+
+    let outcome = tokio::select! {
+        settled = stack.settled() => Outcome::Settled(settled),
+        _ = interrupt.recv() => Outcome::Interrupted,
+        _ = terminate.recv() => Outcome::Interrupted,
+        Some(down) = down_rx.recv() => Outcome::Down(down),
+    };
+    let result = match outcome {
+        Outcome::Settled(Settled::Failed(failures)) => {
+            for f in &failures {
+                logs.system("berth", 0, format!("failed: {f}"));
+            }
+            logs.system("berth", 0, "stopping the stack");
+            stop(&stack, &mut interrupt, &mut terminate).await;
+            Err(Failure::Runtime(anyhow::anyhow!(
+                "the stack did not start: {}",
+                failures.join("; ")
+            )))
+        }
+        Outcome::Settled(Settled::Finished { success }) => {
+            stop(&stack, &mut interrupt, &mut terminate).await;
+            if success {
+                Ok(())
+            } else {
                 Err(Failure::Runtime(anyhow::anyhow!(
-                    "the stack did not start: {}",
-                    failures.join("; ")
+                    "every service has exited, some with an error"
                 )))
             }
-            Ok(Settled::Finished { success }) => {
-                stop(&stack, &mut interrupt, &mut terminate).await;
-                if success {
-                    Ok(())
-                } else {
-                    Err(Failure::Runtime(anyhow::anyhow!(
-                        "every service has exited, some with an error"
-                    )))
-                }
+        }
+        Outcome::Interrupted => {
+            logs.system("berth", 0, "stopping (press Ctrl-C again to force)");
+            stop(&stack, &mut interrupt, &mut terminate).await;
+            Err(Failure::Interrupted)
+        }
+        Outcome::Down((down, reply)) => {
+            logs.system("berth", 0, "stopping (berth down)");
+            if let Some(secs) = down.timeout {
+                let stack = stack.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    stack.force();
+                });
             }
-            Err(()) => {
-                logs.system("berth", 0, "stopping (press Ctrl-C again to force)");
-                stop(&stack, &mut interrupt, &mut terminate).await;
-                Err(Failure::Interrupted)
+            stop(&stack, &mut interrupt, &mut terminate).await;
+            let mut lines = vec![format!("project {}: stopped", project.name)];
+            if down.volumes {
+                lines.extend(super::volumes::remove(&project));
             }
-        };
-        drop(logs);
-        drop(stack);
-        let _ = printing.finish();
-        let _ = std::io::stdout().flush();
-        result
-    })
+            let _ = reply.send(Report { lines });
+            // Let the reply reach `berth down` before the socket goes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(())
+        }
+    };
+    api_cancel.cancel();
+    let _ = std::fs::remove_file(&socket);
+    logs.flush().await;
+    print_stop.cancel();
+    if let Some(p) = printing {
+        p.finished().await;
+    }
+    drop(stack);
+    let _ = std::io::stdout().flush();
+    result
+}
+
+enum Outcome {
+    Settled(Settled),
+    Interrupted,
+    Down(DownRequest),
 }
 
 /// Stops the stack; a further signal skips the grace periods.
-async fn stop(
-    stack: &Arc<Stack>,
-    interrupt: &mut tokio::signal::unix::Signal,
-    terminate: &mut tokio::signal::unix::Signal,
-) {
+async fn stop(stack: &Arc<Stack>, interrupt: &mut Signal, terminate: &mut Signal) {
     let stopping = stack.stop();
     tokio::pin!(stopping);
     loop {
@@ -173,7 +265,7 @@ async fn stop(
 }
 
 /// Keeps the named services and everything they depend on.
-fn keep_with_dependencies(project: &mut berth_compose::Project, names: &[String]) {
+fn keep_with_dependencies(project: &mut Project, names: &[String]) {
     let mut keep: Vec<String> = Vec::new();
     let mut stack: Vec<String> = names.to_vec();
     while let Some(n) = stack.pop() {
@@ -186,4 +278,9 @@ fn keep_with_dependencies(project: &mut berth_compose::Project, names: &[String]
         keep.push(n);
     }
     project.services.retain(|k, _| keep.contains(k));
+}
+
+/// The environment variable marking the detached child.
+pub fn detached_marker() -> &'static str {
+    DETACHED
 }

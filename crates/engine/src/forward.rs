@@ -134,8 +134,7 @@ pub fn serve(
             let next = next.clone();
             let active = active.clone();
             tokio::spawn(async move {
-                if let Some((upstream, addr)) = connect(backends, &next).await {
-                    let _guard = active.enter(addr);
+                if let Some((upstream, _guard)) = connect(backends, &next, &active).await {
                     let _ = upstream.set_nodelay(true);
                     let (mut a, mut b) = (client, upstream);
                     let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
@@ -150,7 +149,8 @@ pub fn serve(
 async fn connect(
     mut backends: watch::Receiver<Backends>,
     next: &AtomicUsize,
-) -> Option<(TcpStream, SocketAddr)> {
+    active: &Arc<Active>,
+) -> Option<(TcpStream, ActiveGuard)> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_BACKEND;
     loop {
         let list = backends.borrow_and_update().clone();
@@ -158,11 +158,14 @@ async fn connect(
             let start = next.fetch_add(1, Ordering::Relaxed);
             for i in 0..list.len() {
                 let addr = list[(start + i) % list.len()];
+                // Counted from the moment it is chosen, so a replica being
+                // drained never looks idle while a connection is on its way.
+                let guard = active.enter(addr);
                 let remaining = deadline
                     .saturating_duration_since(tokio::time::Instant::now())
                     .max(Duration::from_millis(200));
                 if let Ok(Ok(s)) = tokio::time::timeout(remaining, TcpStream::connect(addr)).await {
-                    return Some((s, addr));
+                    return Some((s, guard));
                 }
             }
         }

@@ -25,6 +25,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::logs::LogRecord;
+
+/// A registered wait for a log line.
+pub(crate) type LogWait = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<LogRecord, crate::logs::WaitError>> + Send + Sync>,
+>;
 use crate::plan::ServicePlan;
 use crate::runtime::{Probe, ProbeResult, ProcessSpec, Runtime};
 use crate::state::Health;
@@ -51,8 +56,9 @@ pub(crate) struct Monitor {
     /// The replica's environment and directory, for `CMD` probes.
     pub env: BTreeMap<String, String>,
     pub working_dir: std::path::PathBuf,
-    /// The replica's log lines, subscribed before it was spawned.
-    pub logs: Option<tokio::sync::broadcast::Receiver<Arc<[LogRecord]>>>,
+    /// For a `log:` ready probe: the wait for a matching line, registered
+    /// before the process was spawned so its first line counts.
+    pub log_wait: Option<LogWait>,
     /// Where the verdicts go.
     pub view: watch::Sender<HealthView>,
     pub cancel: CancellationToken,
@@ -84,7 +90,7 @@ impl Monitor {
         } else {
             Health::Healthy
         });
-        let logs = self.logs.take();
+        let logs = self.log_wait.take();
         let this = &self;
         let publish = |message: Option<String>| async {
             let passed = ready_passed.load(Ordering::SeqCst);
@@ -170,52 +176,30 @@ impl Monitor {
     }
 
     /// Polls the ready probe until it passes.
-    async fn wait_ready(
-        &self,
-        ready: &berth_compose::Ready,
-        logs: Option<tokio::sync::broadcast::Receiver<Arc<[LogRecord]>>>,
-    ) {
-        match &ready.probe {
-            ReadyProbe::Log(pattern) => {
-                let Ok(re) = regex::bytes::Regex::new(pattern) else {
-                    return; // validated at load time
+    async fn wait_ready(&self, ready: &berth_compose::Ready, log_wait: Option<LogWait>) {
+        let probe = match &ready.probe {
+            ReadyProbe::Log(_) => {
+                let found = match log_wait {
+                    Some(wait) => wait.await.is_ok(),
+                    None => false,
                 };
-                let Some(mut rx) = logs else { return };
-                let service = self.plan.name.clone();
-                loop {
-                    match rx.recv().await {
-                        Ok(batch) => {
-                            if batch.iter().any(|r| {
-                                &*r.service == service.as_str()
-                                    && r.replica == self.index
-                                    && r.stream != crate::logs::Stream::System
-                                    && re.is_match(&r.line)
-                            }) {
-                                return;
-                            }
-                        }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                            std::future::pending::<()>().await;
-                        }
-                    }
+                if !found {
+                    // The hub went away: the stack is stopping.
+                    std::future::pending::<()>().await;
                 }
+                return;
             }
-            probe => {
-                let probe = match probe {
-                    ReadyProbe::Http(path) => Probe::Http {
-                        addr: self.addr,
-                        path: path.clone(),
-                    },
-                    _ => Probe::Tcp { addr: self.addr },
-                };
-                loop {
-                    if self.runtime.probe(&probe, ready.timeout.0).await == ProbeResult::Pass {
-                        return;
-                    }
-                    tokio::time::sleep(ready.interval.0).await;
-                }
+            ReadyProbe::Http(path) => Probe::Http {
+                addr: self.addr,
+                path: path.clone(),
+            },
+            ReadyProbe::Tcp => Probe::Tcp { addr: self.addr },
+        };
+        loop {
+            if self.runtime.probe(&probe, ready.timeout.0).await == ProbeResult::Pass {
+                return;
             }
+            tokio::time::sleep(ready.interval.0).await;
         }
     }
 }

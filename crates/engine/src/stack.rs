@@ -451,14 +451,18 @@ impl Stack {
         self.force.cancel();
     }
 
-    /// Waits until a replica fails or nothing runs any more.
+    /// Waits until a replica fails, or every replica has exited by itself.
     pub async fn settled(&self) -> Settled {
         let mut receivers: Vec<watch::Receiver<Snapshot>> =
             self.cells.values().map(|c| c.subscribe()).collect();
+        // After a first failure, give replicas that are still starting a
+        // moment to fail too, so one run reports every broken service.
+        let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
             let mut failures = Vec::new();
             let mut all_done = true;
             let mut success = true;
+            let mut starting = false;
             for rx in &mut receivers {
                 for r in rx.borrow_and_update().iter() {
                     match r.state {
@@ -472,13 +476,27 @@ impl Stack {
                         ReplicaState::Exited => {
                             success &= r.exit.is_some_and(crate::runtime::Exit::success)
                         }
-                        ReplicaState::Stopped => {}
+                        ReplicaState::Created | ReplicaState::Starting => {
+                            starting = true;
+                            all_done = false;
+                        }
+                        // Stopped on request (`berth stop`) may be started
+                        // again: the stack is not finished.
                         _ => all_done = false,
                     }
                 }
             }
             if !failures.is_empty() {
-                return Settled::Failed(failures);
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                if !starting || since.elapsed() >= Duration::from_secs(1) {
+                    return Settled::Failed(failures);
+                }
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(50),
+                    futures_select_all(receivers.iter_mut().map(|rx| Box::pin(rx.changed()))),
+                )
+                .await;
+                continue;
             }
             if all_done {
                 return Settled::Finished { success };

@@ -263,10 +263,13 @@ impl Replica {
             working_dir: plan.working_dir.clone(),
             label: self.label(),
         };
-        // Subscribe before spawning so a `log:` ready probe sees the first line.
-        let log_rx = match &plan.ready {
-            Some(r) if matches!(r.probe, berth_compose::ReadyProbe::Log(_)) => {
-                Some(self.logs.subscribe())
+        // Registered before spawning so a `log:` ready probe sees the first line.
+        let log_wait: Option<crate::health::LogWait> = match plan.ready.as_ref().map(|r| &r.probe) {
+            Some(berth_compose::ReadyProbe::Log(pattern)) => {
+                regex::bytes::Regex::new(pattern).ok().map(|re| {
+                    Box::pin(self.logs.wait_for(self.cell.name(), self.index, re))
+                        as crate::health::LogWait
+                })
             }
             _ => None,
         };
@@ -300,7 +303,7 @@ impl Replica {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, main_port.unwrap_or(0))),
             env,
             working_dir: plan.working_dir.clone(),
-            logs: log_rx,
+            log_wait,
             view: view_tx,
             cancel: monitor_cancel.clone(),
         };

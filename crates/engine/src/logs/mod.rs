@@ -1,99 +1,79 @@
-//! Temporary log pipeline (replaced by the real one): drains pipes and
-//! prints lines so the engine can be built and tried meanwhile.
+//! The log pipeline: every replica's stdout and stderr, and berth's own lines
+//! about it, to rotated files, live subscribers and the terminal.
+//!
+//! ```text
+//! replica pipes ──► LineReader (64 KiB reads, split on \n) ──► batch of LogRecords
+//!                                                               │
+//!        readiness waiters ◄── checked inline ──────────────────┤
+//!        subscribers (printer, logs -f) ◄── broadcast, never waits ┤
+//!        <dir>/<service>-<replica>.log ◄── writer task, waits only on disk
+//! ```
+//!
+//! The contract (DESIGN.md, "Logs"): a slow terminal never blocks a
+//! service, and files lose nothing. So live delivery goes through a bounded
+//! broadcast ring that drops the oldest batches for a lagging subscriber
+//! (which is told how many records it missed), while files get their own
+//! queue whose back-pressure reaches the pipe reader, and through it the
+//! process, only when the disk itself is slow. A failing disk is reported
+//! once as a `System` line and counted in [`LogStats`]; the pipes keep
+//! being drained.
+//!
+//! Lines are bytes: invalid UTF-8 and `\r` reach the files untouched, in the
+//! CRI format (`2026-11-22T10:00:00.123456789Z stdout F text`); only the
+//! terminal and JSON views decode them lossily.
+//!
+//! # Use
+//!
+//! - Supervisor: [`LogHub::attach`] the child's pipes right after spawning
+//!   it; after the process exits, await the returned task before reporting
+//!   the exit with [`LogHub::system`].
+//! - Readiness `{log: REGEX}`: call [`LogHub::wait_for`] before spawning.
+//! - `berth up`: [`Printer::spawn`] with [`LogHub::subscribe`].
+//! - `berth logs` with the stack down: [`read_records`] and a [`Formatter`].
+//!
+//! # Layout
+//!
+//! - `record.rs`: [`LogRecord`] and [`Stream`].
+//! - `lines.rs`: [`LineReader`], splitting a pipe into lines.
+//! - `hub.rs`: [`LogHub`] and [`Source`]: attach, system lines, subscribe.
+//! - `pump.rs`: draining one replica's pipes into batches.
+//! - `bus.rs`: the broadcast ring; [`Subscription`] and [`Delivery`].
+//! - `wait.rs`: waiting for a line matching a pattern.
+//! - `writer.rs`: the task that owns one replica's file.
+//! - `file.rs`: a size-rotated file (`max-size`, `max-file`).
+//! - `cri.rs`: the CRI line format, written and parsed.
+//! - `read.rs`: one replica's files read back, `--tail`.
+//! - `merge.rs`: [`read_records`], all replicas merged by time.
+//! - `since.rs`: [`LogFilter`] and [`parse_since`].
+//! - `format.rs`: [`Formatter`], the `docker compose` look and `--json`.
+//! - `printer.rs`: [`Printer`], the terminal thread.
+//! - `pipeline_tests.rs`: end-to-end tests with real processes.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::SystemTime;
+mod bus;
+mod cri;
+mod file;
+mod format;
+mod hub;
+mod lines;
+mod merge;
+mod printer;
+mod pump;
+mod read;
+mod record;
+mod since;
+mod wait;
+mod writer;
 
-use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::broadcast;
-use tokio::task::JoinHandle;
+#[cfg(test)]
+mod pipeline_tests;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-    System,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogRecord {
-    pub ts: SystemTime,
-    pub service: Arc<str>,
-    pub replica: u32,
-    pub stream: Stream,
-    pub partial: bool,
-    pub line: Bytes,
-}
-
-#[derive(Debug, Clone)]
-pub struct Source {
-    pub service: Arc<str>,
-    pub replica: u32,
-    pub max_size: u64,
-    pub max_files: u32,
-}
-
-#[derive(Debug, Clone)]
-pub struct LogHub {
-    tx: broadcast::Sender<Arc<[LogRecord]>>,
-}
-
-impl LogHub {
-    pub fn new(_dir: PathBuf) -> std::io::Result<LogHub> {
-        let (tx, _) = broadcast::channel(1024);
-        Ok(LogHub { tx })
-    }
-
-    pub fn attach<O, E>(&self, source: Source, stdout: O, stderr: E) -> JoinHandle<()>
-    where
-        O: AsyncRead + Unpin + Send + 'static,
-        E: AsyncRead + Unpin + Send + 'static,
-    {
-        let a = self.pump(source.clone(), Stream::Stdout, stdout);
-        let b = self.pump(source, Stream::Stderr, stderr);
-        tokio::spawn(async move {
-            let _ = tokio::join!(a, b);
-        })
-    }
-
-    fn pump<R: AsyncRead + Unpin + Send + 'static>(
-        &self,
-        source: Source,
-        stream: Stream,
-        r: R,
-    ) -> JoinHandle<()> {
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(r).split(b'\n');
-            while let Ok(Some(line)) = lines.next_segment().await {
-                let rec = LogRecord {
-                    ts: SystemTime::now(),
-                    service: source.service.clone(),
-                    replica: source.replica,
-                    stream,
-                    partial: false,
-                    line: Bytes::from(line),
-                };
-                let _ = tx.send(Arc::from(vec![rec]));
-            }
-        })
-    }
-
-    pub fn system(&self, service: &str, replica: u32, text: impl Into<String>) {
-        let rec = LogRecord {
-            ts: SystemTime::now(),
-            service: Arc::from(service),
-            replica,
-            stream: Stream::System,
-            partial: false,
-            line: Bytes::from(text.into()),
-        };
-        let _ = self.tx.send(Arc::from(vec![rec]));
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<[LogRecord]>> {
-        self.tx.subscribe()
-    }
-}
+pub use bus::{DEFAULT_CAPACITY, Delivery, Subscription, TryRecvError};
+pub use file::{DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE};
+pub use format::{Formatter, PrintOptions};
+pub use hub::{LogHub, LogStats, Source};
+pub use lines::{Line, LineReader, MAX_LINE};
+pub use merge::{ReadRecords, read_records};
+pub use printer::Printer;
+pub use record::{LogRecord, Stream};
+pub use since::{LogFilter, SinceError, parse_since};
+pub use wait::{LogWait, WaitError};

@@ -1,0 +1,103 @@
+//! The control API: a running stack (foreground or `up -d`) answers JSON
+//! over HTTP/1.1 on the unix socket `<state_dir>/berth.sock` (mode 0600).
+//! `ps`, `logs`, `restart`, `stop`, `start`, `scale`, `exec`, `events` and
+//! `down` are its clients.
+//!
+//! # Layout
+//! - `mod.rs`: paths and the types on the wire.
+//! - `server.rs`: the server inside `berth up`.
+//! - `client.rs`: the client the other verbs use.
+
+pub mod client;
+pub mod logs;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The socket of a project's running stack.
+pub fn socket_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("berth.sock")
+}
+
+/// `GET /v1/ps`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ps {
+    pub project: String,
+    pub pid: u32,
+    pub started_at: String,
+    /// Where the edge proxy listens, when there is one.
+    pub proxy: Vec<String>,
+    pub services: Vec<ServiceRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceRow {
+    pub name: String,
+    /// Declared port -> where berth listens for it.
+    pub listening: BTreeMap<u16, String>,
+    pub replicas: Vec<ReplicaRow>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicaRow {
+    pub name: String,
+    pub index: u32,
+    pub state: String,
+    pub health: String,
+    pub ready: bool,
+    pub pid: Option<u32>,
+    /// Declared port -> this replica's own port.
+    pub ports: BTreeMap<u16, u16>,
+    pub restarts: u32,
+    pub started_at: Option<String>,
+    pub uptime_seconds: Option<u64>,
+    pub exit: Option<String>,
+    pub cpu_seconds: Option<f64>,
+    pub rss_bytes: Option<u64>,
+    pub message: Option<String>,
+}
+
+/// Body of `POST /v1/{restart,stop,start}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Services {
+    /// Empty: every service.
+    pub services: Vec<String>,
+}
+
+/// Body of `POST /v1/scale`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Scale {
+    pub scale: BTreeMap<String, u32>,
+}
+
+/// Body of `POST /v1/down`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Down {
+    /// Seconds before remaining processes are killed (default: each
+    /// service's stop_grace_period).
+    pub timeout: Option<u64>,
+    /// Also delete named volumes.
+    pub volumes: bool,
+}
+
+/// What `exec` needs to run a command as a replica would.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecTarget {
+    pub env: BTreeMap<String, String>,
+    pub working_dir: PathBuf,
+}
+
+/// Replies of the POST verbs: what happened, one line each.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Report {
+    pub lines: Vec<String>,
+}
+
+/// Any error reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}

@@ -1,0 +1,416 @@
+//! The control API server, inside `berth up`.
+
+use std::convert::Infallible;
+use std::path::Path;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use berth_engine::Stack;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::{ApiError, Down, ExecTarget, Ps, ReplicaRow, Report, Scale, ServiceRow, Services};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// A `down` request handed to the `up` process, answered when done.
+pub type DownRequest = (Down, oneshot::Sender<Report>);
+
+/// What the handlers read.
+pub struct State {
+    pub stack: Arc<Stack>,
+    pub project: String,
+    pub started_at: SystemTime,
+    /// Where the edge proxy listens.
+    pub proxy: Vec<String>,
+    pub down: mpsc::Sender<DownRequest>,
+}
+
+/// Binds the socket (mode 0600; any old socket is stale: the caller holds
+/// the project lock) and serves until `cancel`.
+///
+/// # Errors
+/// The socket cannot be created.
+pub async fn serve(
+    path: &Path,
+    state: Arc<State>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    // Bind under a temporary name and rename once private, so the socket is
+    // never reachable with looser permissions.
+    let tmp = path.with_extension("sock.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let listener = UnixListener::bind(&tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&tmp, path)?;
+    let path = path.to_path_buf();
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                () = cancel.cancelled() => break,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(req, state).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+        let _ = std::fs::remove_file(&path);
+    });
+    Ok(())
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    json(
+        status,
+        &ApiError {
+            error: message.into(),
+        },
+    )
+}
+
+async fn body<T: serde::de::DeserializeOwned + Default>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?
+        .to_bytes();
+    if bytes.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+}
+
+fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = || {
+            let h = bytes.get(i + 1..i + 3)?;
+            u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+        };
+        match (bytes[i], hex()) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    match (req.method().clone(), path.as_str()) {
+        (Method::GET, "/v1/ps") => json(StatusCode::OK, &ps(&state)),
+        (Method::GET, "/v1/events") => events(&state),
+        (Method::GET, "/v1/logs") => super::logs::serve(&state, &query(&req)),
+        (Method::GET, "/v1/exec") => exec_target(&state, &query(&req)),
+        (Method::POST, "/v1/restart") => match body::<Services>(req).await {
+            Ok(s) => restart(&state, s).await,
+            Err(r) => r,
+        },
+        (Method::POST, "/v1/stop") => match body::<Services>(req).await {
+            Ok(s) => stop(&state, s).await,
+            Err(r) => r,
+        },
+        (Method::POST, "/v1/start") => match body::<Services>(req).await {
+            Ok(s) => start(&state, s),
+            Err(r) => r,
+        },
+        (Method::POST, "/v1/scale") => match body::<Scale>(req).await {
+            Ok(s) => scale(&state, s).await,
+            Err(r) => r,
+        },
+        (Method::POST, "/v1/down") => match body::<Down>(req).await {
+            Ok(d) => {
+                let (reply, answer) = oneshot::channel();
+                if state.down.send((d, reply)).await.is_err() {
+                    return error(StatusCode::CONFLICT, "the stack is already stopping");
+                }
+                match answer.await {
+                    Ok(report) => json(StatusCode::OK, &report),
+                    Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "stopping failed"),
+                }
+            }
+            Err(r) => r,
+        },
+        (_, p) if p.starts_with("/v1/") => error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} {p} is not supported", req.method()),
+        ),
+        (_, p) => error(
+            StatusCode::NOT_FOUND,
+            format!("unknown path {p}; this berth speaks /v1"),
+        ),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The `ps` view of the stack.
+pub fn ps(state: &State) -> Ps {
+    let now = SystemTime::now();
+    let services = state
+        .stack
+        .services()
+        .map(|cell| {
+            let listening = state
+                .stack
+                .listening
+                .iter()
+                .filter(|(s, _, _)| s == cell.name())
+                .map(|(_, t, a)| (*t, a.to_string()))
+                .collect();
+            let replicas = cell
+                .snapshot()
+                .iter()
+                .map(|r| {
+                    let stats = r.pid.and_then(berth_engine::runtime::native::group_stats);
+                    ReplicaRow {
+                        name: r.name(),
+                        index: r.index,
+                        state: format!("{:?}", r.state).to_lowercase(),
+                        health: format!("{:?}", r.health).to_lowercase(),
+                        ready: r.ready,
+                        pid: r.pid,
+                        ports: r.ports.clone(),
+                        restarts: r.restarts,
+                        started_at: r.started_at.map(rfc3339),
+                        uptime_seconds: r
+                            .started_at
+                            .filter(|_| r.pid.is_some())
+                            .and_then(|t| now.duration_since(t).ok())
+                            .map(|d| d.as_secs()),
+                        exit: r.exit.map(|e| e.to_string()),
+                        cpu_seconds: stats.map(|s| s.cpu_seconds),
+                        rss_bytes: stats.map(|s| s.rss_bytes),
+                        message: r.message.clone(),
+                    }
+                })
+                .collect();
+            ServiceRow {
+                name: cell.name().to_string(),
+                listening,
+                replicas,
+            }
+        })
+        .collect();
+    Ps {
+        project: state.project.clone(),
+        pid: std::process::id(),
+        started_at: rfc3339(state.started_at),
+        proxy: state.proxy.clone(),
+        services,
+    }
+}
+
+/// A body fed line by line from a channel (NDJSON streams).
+pub fn ndjson(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
+}
+
+fn events(state: &State) -> Response<Body> {
+    let mut events = state.stack.events();
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    let mut line = serde_json::to_vec(&e).unwrap_or_default();
+                    line.push(b'\n');
+                    if tx.send(Bytes::from(line)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    ndjson(rx)
+}
+
+/// The named services (all when none), or which one does not exist.
+fn targets(state: &State, services: &[String]) -> Result<Vec<String>, String> {
+    if services.is_empty() {
+        return Ok(state
+            .stack
+            .services()
+            .map(|c| c.name().to_string())
+            .collect());
+    }
+    for s in services {
+        if state.stack.service(s).is_none() {
+            return Err(format!("no such service: {s}"));
+        }
+    }
+    Ok(services.to_vec())
+}
+
+async fn restart(state: &State, s: Services) -> Response<Body> {
+    let services = match targets(state, &s.services) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::NOT_FOUND, e),
+    };
+    let mut lines = Vec::new();
+    for service in services {
+        match state.stack.restart(&service).await {
+            Ok(mut l) => lines.append(&mut l),
+            Err(e) => {
+                lines.push(e);
+                return json(
+                    StatusCode::CONFLICT,
+                    &ApiError {
+                        error: lines.join("\n"),
+                    },
+                );
+            }
+        }
+    }
+    json(StatusCode::OK, &Report { lines })
+}
+
+async fn stop(state: &State, s: Services) -> Response<Body> {
+    let services = match targets(state, &s.services) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::NOT_FOUND, e),
+    };
+    let mut lines = Vec::new();
+    // Dependents first.
+    for service in services.iter().rev() {
+        if let Err(e) = state.stack.stop_service(service).await {
+            return error(StatusCode::CONFLICT, e);
+        }
+        lines.push(format!("{service}: stopped"));
+    }
+    json(StatusCode::OK, &Report { lines })
+}
+
+fn start(state: &State, s: Services) -> Response<Body> {
+    let services = match targets(state, &s.services) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::NOT_FOUND, e),
+    };
+    let mut lines = Vec::new();
+    for service in services {
+        if let Err(e) = state.stack.start_service(&service) {
+            return error(StatusCode::CONFLICT, e);
+        }
+        lines.push(format!("{service}: starting"));
+    }
+    json(StatusCode::OK, &Report { lines })
+}
+
+async fn scale(state: &State, s: Scale) -> Response<Body> {
+    let mut lines = Vec::new();
+    for (service, n) in s.scale {
+        if let Err(e) = state.stack.scale(&service, n).await {
+            return error(StatusCode::CONFLICT, e);
+        }
+        lines.push(format!(
+            "{service}: {n} replica{}",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    json(StatusCode::OK, &Report { lines })
+}
+
+fn exec_target(state: &State, q: &[(String, String)]) -> Response<Body> {
+    let get = |k: &str| q.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let Some(service) = get("service") else {
+        return error(StatusCode::BAD_REQUEST, "service is required");
+    };
+    let Some(cell) = state.stack.service(service) else {
+        return error(StatusCode::NOT_FOUND, format!("no such service: {service}"));
+    };
+    let snapshot = cell.snapshot();
+    let replica = match get("replica").map(str::parse::<u32>) {
+        Some(Ok(i)) => snapshot.iter().find(|r| r.index == i),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "replica must be a number"),
+        None => snapshot.first(),
+    };
+    let Some(replica) = replica else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("{service} has no such replica"),
+        );
+    };
+    let mut env = cell.plan.env.clone();
+    env.insert("BERTH_REPLICA".into(), replica.index.to_string());
+    let first = cell.plan.targets.first().copied();
+    if let Some(port) = first.and_then(|t| replica.ports.get(&t)) {
+        env.insert("PORT".into(), port.to_string());
+    }
+    for (t, p) in &replica.ports {
+        env.insert(format!("PORT_{t}"), p.to_string());
+    }
+    json(
+        StatusCode::OK,
+        &ExecTarget {
+            env,
+            working_dir: cell.plan.working_dir.clone(),
+        },
+    )
+}

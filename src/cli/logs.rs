@@ -1,0 +1,119 @@
+//! `berth logs [-f] [--tail N] [--since T] [-t] [--json] [SERVICE…]`: from
+//! the running stack (`-f` follows across restarts and scaling), or from
+//! the log files when it is down.
+
+use std::io::Write;
+
+use berth_engine::logs::{Formatter, LogFilter, PrintOptions, parse_since, read_records};
+use clap::Args;
+
+use super::{Failure, Global, connect};
+use crate::api::client::ClientError;
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep following new lines (across restarts and scaling)
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines of each replica's history
+    #[arg(short = 'n', long, value_name = "N")]
+    tail: Option<usize>,
+    /// Only lines since this time (RFC 3339) or this long ago (10m, 1h)
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Prefix lines with timestamps
+    #[arg(short, long)]
+    timestamps: bool,
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+    /// Services (default: all)
+    #[arg(value_name = "SERVICE")]
+    services: Vec<String>,
+}
+
+pub fn run(global: &Global, args: LogsArgs) -> Result<(), Failure> {
+    let (client, project) = connect(global)?;
+    for s in &args.services {
+        if !project.services.contains_key(s) {
+            return Err(Failure::Usage(format!("no such service: {s}")));
+        }
+    }
+    let mut formatter = Formatter::new(PrintOptions {
+        color: !global.no_color && super::stdout_color(),
+        timestamps: args.timestamps,
+        json: args.json,
+    });
+    for (name, s) in &project.services {
+        for i in 1..=s.replicas() {
+            formatter.register(name, i);
+        }
+    }
+    let mut path = format!("/v1/logs?follow={}", u8::from(args.follow));
+    for s in &args.services {
+        path.push_str(&format!("&service={s}"));
+    }
+    if let Some(n) = args.tail {
+        path.push_str(&format!("&tail={n}"));
+    }
+    if let Some(since) = &args.since {
+        parse_since(since, std::time::SystemTime::now())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+        path.push_str(&format!("&since={}", since.replace('+', "%2B")));
+    }
+    let mut out = std::io::stdout().lock();
+    let mut buf = Vec::new();
+    let live = super::block_on_raw(client.lines(&path, |line| {
+        buf.clear();
+        match serde_json::from_slice::<serde_json::Value>(line) {
+            Ok(v) if v.get("skipped").is_some() => {
+                formatter.format_skipped(v["skipped"].as_u64().unwrap_or(0), &mut buf);
+            }
+            Ok(v) if v.get("error").is_some() => {
+                buf.extend_from_slice(format!("berth: {}\n", v["error"]).as_bytes());
+            }
+            Ok(v) => match crate::api::logs::record_from_json(&v) {
+                Some(r) => formatter.format(&r, &mut buf),
+                None => return true,
+            },
+            Err(_) => return true,
+        }
+        out.write_all(&buf).and_then(|()| out.flush()).is_ok()
+    }))?;
+    match live {
+        Ok(()) => Ok(()),
+        Err(ClientError::NotRunning { .. }) => {
+            if args.follow {
+                eprintln!(
+                    "project {} is not running; showing its log files",
+                    project.name
+                );
+            }
+            let filter = LogFilter {
+                services: args.services.clone(),
+                since: match &args.since {
+                    Some(s) => Some(
+                        parse_since(s, std::time::SystemTime::now())
+                            .map_err(|e| Failure::Usage(e.to_string()))?,
+                    ),
+                    None => None,
+                },
+                tail: args.tail,
+            };
+            let dir = project.settings.state_dir.join("logs");
+            for record in read_records(&dir, &filter) {
+                let record = record.map_err(|e| {
+                    Failure::Runtime(anyhow::anyhow!("reading {}: {e}", dir.display()))
+                })?;
+                buf.clear();
+                formatter.format(&record, &mut buf);
+                if out.write_all(&buf).is_err() {
+                    return Ok(());
+                }
+            }
+            let _ = out.flush();
+            Ok(())
+        }
+        Err(e) => Err(Failure::Runtime(anyhow::anyhow!("{e}"))),
+    }
+}

@@ -1,0 +1,146 @@
+//! `berth ps`: each service and replica: state, health, pid, ports,
+//! restarts, uptime, CPU and memory.
+
+use clap::{Args, ValueEnum};
+
+use super::{Failure, Global, connect, print_stdout};
+use crate::api::{Ps, ReplicaRow};
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Also show replicas that are not running (exited, stopped, failed)
+    #[arg(short, long)]
+    all: bool,
+    /// Only these services
+    #[arg(value_name = "SERVICE")]
+    services: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+pub fn run(global: &Global, args: PsArgs) -> Result<(), Failure> {
+    let (client, project) = connect(global)?;
+    let mut ps: Ps = match super::block_on_raw(client.get("/v1/ps"))? {
+        Ok(ps) => ps,
+        Err(crate::api::client::ClientError::NotRunning { .. }) => {
+            eprintln!("project {} is not running", project.name);
+            Ps {
+                project: project.name,
+                pid: 0,
+                started_at: String::new(),
+                proxy: Vec::new(),
+                services: Vec::new(),
+            }
+        }
+        Err(e) => return Err(Failure::Runtime(anyhow::anyhow!("{e}"))),
+    };
+    ps.services
+        .retain(|s| args.services.is_empty() || args.services.contains(&s.name));
+    if !args.all {
+        for s in &mut ps.services {
+            s.replicas
+                .retain(|r| !matches!(r.state.as_str(), "exited" | "stopped" | "failed"));
+        }
+    }
+    let text = match args.format {
+        Format::Json => {
+            serde_json::to_string_pretty(&ps).map_err(|e| Failure::Runtime(e.into()))? + "\n"
+        }
+        Format::Table => table(&ps),
+    };
+    print_stdout(&text)
+}
+
+fn table(ps: &Ps) -> String {
+    let header = [
+        "NAME", "STATE", "HEALTH", "PID", "PORTS", "RESTARTS", "UPTIME", "CPU", "MEM",
+    ];
+    let mut rows: Vec<[String; 9]> = Vec::new();
+    for s in &ps.services {
+        for r in &s.replicas {
+            rows.push(row(s, r));
+        }
+    }
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: &[&str]| -> String {
+        let mut l = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths.iter()).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}   "));
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(&header));
+    for r in &rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        out.push_str(&line(&cells));
+    }
+    if !ps.proxy.is_empty() {
+        out.push_str(&format!(
+            "\nproxy: {}\n",
+            ps.proxy
+                .iter()
+                .map(|a| format!("http://{a}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    out
+}
+
+fn row(s: &crate::api::ServiceRow, r: &ReplicaRow) -> [String; 9] {
+    let ports = r
+        .ports
+        .iter()
+        .map(|(target, own)| match s.listening.get(target) {
+            Some(addr) => format!("{addr}->{own}"),
+            None => format!("{target}->{own}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let state = match (&r.exit, r.state.as_str()) {
+        (Some(exit), "exited") => format!("exited ({exit})"),
+        _ => r.state.clone(),
+    };
+    [
+        r.name.clone(),
+        state,
+        if r.health == "none" {
+            "-".into()
+        } else {
+            r.health.clone()
+        },
+        r.pid.map_or("-".into(), |p| p.to_string()),
+        if ports.is_empty() { "-".into() } else { ports },
+        r.restarts.to_string(),
+        r.uptime_seconds.map_or("-".into(), |s| {
+            humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
+        }),
+        r.cpu_seconds.map_or("-".into(), |c| format!("{c:.1}s")),
+        r.rss_bytes.map_or("-".into(), human_bytes),
+    ]
+}
+
+fn human_bytes(b: u64) -> String {
+    let mib = b as f64 / (1024.0 * 1024.0);
+    if mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB")
+    }
+}

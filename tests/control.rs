@@ -1,0 +1,378 @@
+//! The control plane against real stacks: `up -d`, `ps`, `logs -f`,
+//! `restart` and `scale` under load, `stop`/`start`, `exec`, `events`,
+//! `down` from another terminal, stale sockets, socket permissions.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::support::{Test, eventually, free_port, http_get};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A threaded HTTP server answering with its replica and pid; slow enough
+/// (20 ms) that a restart catches requests in flight.
+const SERVER: &str = r#"
+import http.server, os, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def do_GET(self):
+        time.sleep(0.02)
+        body = ("replica %s pid %d" % (os.environ["BERTH_REPLICA"], os.getpid())).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+print("serving on", os.environ["PORT"], flush=True)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+fn web_stack(port: u16, replicas: u32) -> Test {
+    Test::new().file("server.py", SERVER).compose(&format!(
+        "services:\n  web:\n    command: [python3, server.py]\n    expose: [\"{port}\"]\n    deploy: {{replicas: {replicas}}}\n    x-berth:\n      ready: {{http: /}}\n"
+    ))
+}
+
+/// Clients hammering an address until stopped: (ok, failed, distinct bodies).
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: String, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed, addr) =
+                    (stop.clone(), ok.clone(), failed.clone(), addr.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match http_get(&addr, "/") {
+                            Ok((200, _)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => failed.lock().unwrap().push(format!("{other:?}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.lock().unwrap().clone(),
+        )
+    }
+}
+
+fn pids(t: &Test) -> Vec<u64> {
+    let ps = t.run_args(["ps", "--format", "json"]).success().json();
+    ps["services"][0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["pid"].as_u64())
+        .collect()
+}
+
+#[test]
+fn detached_up_then_ps_and_down_from_another_terminal() {
+    let port = free_port();
+    let t = web_stack(port, 2);
+    let up = t.run_args(["up", "-d", "--wait"]).success();
+    let _stack = crate::support::Detached { test: &t };
+    assert!(
+        up.stdout().contains("web              2/2 running"),
+        "{}",
+        up.stdout()
+    );
+    // The socket is private to the user who started the stack.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(t.dir().join(".berth/berth.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let table = t.run_args(["ps"]).success().stdout();
+    assert!(table.starts_with("NAME"), "{table}");
+    assert!(table.contains(&format!("127.0.0.1:{port}->")), "{table}");
+    assert_eq!(table.matches("running   healthy").count(), 2, "{table}");
+    let json = t.run_args(["ps", "--format", "json"]).success().json();
+    assert_eq!(json["services"][0]["replicas"].as_array().unwrap().len(), 2);
+    assert!(
+        json["services"][0]["replicas"][0]["rss_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let (status, _) = http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
+    assert_eq!(status, 200);
+    // A second up says so and exits 2.
+    t.run_args(["up", "-d"])
+        .code(2)
+        .stderr_has("is already running");
+    t.run_args(["down"]).success().stdout_has("stopped");
+    assert!(http_get(&format!("127.0.0.1:{port}"), "/").is_err());
+    t.run_args(["ps"]).success().stderr_has("is not running");
+}
+
+#[test]
+fn down_from_a_second_terminal_stops_a_foreground_up() {
+    let t = Test::new().compose(
+        "services:\n  a:\n    command: [sh, -c, \"trap 'echo a got TERM; exit 0' TERM; echo ready; while true; do sleep 0.05; done\"]\n",
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("ready", 10 * SEC);
+    up.test.run_args(["down"]).success();
+    assert_eq!(up.wait_exit(10 * SEC), Some(0));
+    assert!(up.seen.iter().any(|l| l.contains("a got TERM")));
+}
+
+#[test]
+fn restart_of_three_replicas_under_load_loses_no_request() {
+    let port = free_port();
+    let t = web_stack(port, 3);
+    let _stack = t.up_detached();
+    let before = pids(&t);
+    let load = Load::start(format!("127.0.0.1:{port}"), 8);
+    std::thread::sleep(Duration::from_millis(300));
+    let restart = t.run_args(["restart", "web"]).success();
+    assert_eq!(
+        restart
+            .stdout()
+            .matches("restarted without downtime")
+            .count(),
+        3,
+        "{}",
+        restart.stdout()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed) = load.finish();
+    let after = pids(&t);
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests");
+    assert_eq!(after.len(), 3);
+    assert!(
+        before.iter().all(|p| !after.contains(p)),
+        "{before:?} {after:?}"
+    );
+}
+
+#[test]
+fn scale_up_and_down_under_load_loses_no_request() {
+    let port = free_port();
+    let t = web_stack(port, 1);
+    let _stack = t.up_detached();
+    let load = Load::start(format!("127.0.0.1:{port}"), 6);
+    std::thread::sleep(Duration::from_millis(200));
+    t.run_args(["scale", "web=4"])
+        .success()
+        .stdout_has("web: 4 replicas");
+    assert!(eventually(10 * SEC, || pids(&t).len() == 4));
+    std::thread::sleep(Duration::from_millis(300));
+    t.run_args(["scale", "web=1"]).success();
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed) = load.finish();
+    assert_eq!(pids(&t).len(), 1);
+    t.run_args(["down"]).success();
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+}
+
+#[test]
+fn logs_follow_survives_a_restart() {
+    let t = Test::new().compose(
+        "services:\n  talker:\n    command: [sh, -c, 'echo hello from $$$$; while true; do sleep 0.05; done']\n    x-berth:\n      ready: {log: hello}\n",
+    );
+    let _stack = t.up_detached();
+    let mut follow = std::process::Command::new(crate::support::berth_bin())
+        .args(["logs", "-f", "talker"])
+        .current_dir(t.dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(l);
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    t.run_args(["restart", "talker"]).success();
+    let hellos = || {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("hello from"))
+            .count()
+    };
+    assert!(
+        eventually(10 * SEC, || hellos() >= 1),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    t.run_args(["down"]).success();
+    let _ = follow.wait();
+    let seen = lines.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|l| l.starts_with("talker-1  | hello from")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.contains("rolling: switched")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn stop_and_start_a_service_of_a_running_stack() {
+    let port = free_port();
+    let t = web_stack(port, 1);
+    let _stack = t.up_detached();
+    t.run_args(["stop", "web"])
+        .success()
+        .stdout_has("web: stopped");
+    let ps = t
+        .run_args(["ps", "-a", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(ps["services"][0]["replicas"][0]["state"], "stopped");
+    t.run_args(["start", "web"]).success();
+    assert!(eventually(10 * SEC, || matches!(
+        http_get(&format!("127.0.0.1:{port}"), "/"),
+        Ok((200, _))
+    )));
+    t.run_args(["down"]).success();
+}
+
+#[test]
+fn exec_runs_with_the_replica_environment_and_passes_the_exit_code() {
+    let port = free_port();
+    let t = web_stack(port, 2).file(".env", "MODE=prod\n");
+    std::fs::write(
+        t.dir().join("compose.yaml"),
+        format!("services:\n  web:\n    command: [python3, server.py]\n    environment: [MODE]\n    expose: [\"{port}\"]\n    deploy: {{replicas: 2}}\n    x-berth:\n      ready: {{http: /}}\n"),
+    )
+    .unwrap();
+    let _stack = t.up_detached();
+    let run = t
+        .run_args([
+            "exec",
+            "web",
+            "--replica",
+            "2",
+            "--",
+            "sh",
+            "-c",
+            "echo $MODE $BERTH_REPLICA $PORT; pwd; exit 7",
+        ])
+        .code(7);
+    let out = run.stdout();
+    let mut lines = out.lines();
+    let first = lines.next().unwrap();
+    assert!(first.starts_with("prod 2 "), "{out}");
+    assert_eq!(
+        lines.next().unwrap(),
+        t.dir().canonicalize().unwrap().to_str().unwrap()
+    );
+    t.run_args(["exec", "nope", "--", "true"])
+        .code(1)
+        .stderr_has("no such service: nope");
+    t.run_args(["down"]).success();
+}
+
+#[test]
+fn events_report_transitions_as_they_happen() {
+    let port = free_port();
+    let t = web_stack(port, 1);
+    let _stack = t.up_detached();
+    let events = std::process::Command::new(crate::support::berth_bin())
+        .args(["events", "--json"])
+        .current_dir(t.dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    t.run_args(["stop", "web"]).success();
+    t.run_args(["down"]).success();
+    let out = events.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let states: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v["state"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(
+        states.contains(&"stopping".to_string()) && states.contains(&"stopped".to_string()),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_stale_socket_after_sigkill_of_a_detached_berth_is_replaced() {
+    let port = free_port();
+    let t = web_stack(port, 1);
+    let _stack = t.up_detached();
+    let ps = t.run_args(["ps", "--format", "json"]).success().json();
+    let berth_pid = ps["pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(berth_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The guard cleans up the services; the socket file stays behind.
+    assert!(eventually(5 * SEC, || http_get(
+        &format!("127.0.0.1:{port}"),
+        "/"
+    )
+    .is_err()));
+    assert!(t.dir().join(".berth/berth.sock").exists());
+    t.run_args(["ps"]).success().stderr_has("is not running");
+    let _stack = t.up_detached();
+    assert_eq!(http_get(&format!("127.0.0.1:{port}"), "/").unwrap().0, 200);
+    t.run_args(["down"]).success();
+}
+
+#[test]
+fn verbs_without_a_running_stack_say_so() {
+    let t = web_stack(free_port(), 1);
+    t.run_args(["restart"]).code(1).stderr_has("is not running");
+    t.run_args(["down"]).success().stdout_has("is not running");
+}
