@@ -96,13 +96,13 @@ fn a_replica_that_crashes_is_restarted_with_backoff() {
         r#"
 services:
   crashy:
-    command: ["sh", "-c", "echo started; sleep 0.2; exit 1"]
+    command: ["sh", "-c", "echo crashy says hi; sleep 0.2; exit 1"]
     restart: on-failure:3
 "#,
     );
     let mut up = t.arg("up").spawn();
     let code = up.wait_exit(20 * SEC);
-    assert_eq!(up.count("started"), 4, "{:?}", up.seen);
+    assert_eq!(up.count("crashy says hi"), 4, "{:?}", up.seen);
     assert!(
         up.seen
             .iter()
@@ -132,7 +132,7 @@ services:
 "#,
     );
     let mut up = t.arg("up").spawn();
-    up.wait_for("unhealthy; restarting it", 10 * SEC);
+    up.wait_for("restarting it", 10 * SEC);
     // Started again after the unhealthy one was stopped.
     assert!(
         eventually(5 * SEC, || up.count("| run") >= 2),
@@ -238,8 +238,8 @@ services:
 "#,
     );
     let mut up = t.arg("up").spawn();
-    let a = up.wait_for("tree-1", 10 * SEC);
-    let b = up.wait_for("tree-2", 10 * SEC);
+    let a = up.wait_for("tree-1  | pid=", 10 * SEC);
+    let b = up.wait_for("tree-2  | pid=", 10 * SEC);
     let pid = |l: &str| {
         l.rsplit("pid=")
             .next()

@@ -166,6 +166,15 @@ async fn foreground(
             format!("{service}: port {target} listening on {addr}"),
         );
     }
+    {
+        let (stack, logs) = (stack.clone(), logs.clone());
+        tokio::spawn(async move {
+            let summary = stack.all_up().await;
+            if !summary.is_empty() {
+                logs.system("berth", 0, format!("stack is up: {}", summary.join(", ")));
+            }
+        });
+    }
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
     let api_cancel = CancellationToken::new();
     let state = Arc::new(api::server::State {

@@ -451,6 +451,48 @@ impl Stack {
         self.force.cancel();
     }
 
+    /// Waits until every replica is ready (or, for one-shot jobs, exited 0);
+    /// returns a one-line summary per service.
+    pub async fn all_up(&self) -> Vec<String> {
+        let mut receivers: Vec<watch::Receiver<Snapshot>> =
+            self.cells.values().map(|c| c.subscribe()).collect();
+        loop {
+            let mut done = true;
+            let mut summary = Vec::new();
+            for rx in &mut receivers {
+                let snap = rx.borrow_and_update().clone();
+                let Some(first) = snap.first() else { continue };
+                let ready = snap
+                    .iter()
+                    .filter(|r| r.ready && r.state == ReplicaState::Running)
+                    .count();
+                let completed = snap
+                    .iter()
+                    .filter(|r| {
+                        r.state == ReplicaState::Exited
+                            && r.exit.is_some_and(crate::runtime::Exit::success)
+                    })
+                    .count();
+                if ready + completed < snap.len() {
+                    done = false;
+                }
+                summary.push(if completed == snap.len() {
+                    format!("{} completed", first.service)
+                } else {
+                    format!("{} {ready}/{} ready", first.service, snap.len())
+                });
+            }
+            if done {
+                return summary;
+            }
+            let (result, _, _) =
+                futures_select_all(receivers.iter_mut().map(|rx| Box::pin(rx.changed()))).await;
+            if result.is_err() {
+                return Vec::new();
+            }
+        }
+    }
+
     /// Waits until a replica fails, or every replica has exited by itself.
     pub async fn settled(&self) -> Settled {
         let mut receivers: Vec<watch::Receiver<Snapshot>> =

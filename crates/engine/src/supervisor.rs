@@ -214,6 +214,13 @@ impl Replica {
         }
         self.set(|r| r.state = ReplicaState::Waiting);
         for (dep, rx) in &self.deps {
+            if crate::deps::verdict(dep.condition, &rx.borrow()) == Verdict::Waiting {
+                self.say(format!(
+                    "waiting for {} ({})",
+                    dep.service,
+                    condition_words(dep.condition)
+                ));
+            }
             let verdict = tokio::select! {
                 v = wait(dep.condition, rx.clone()) => v,
                 () = self.stop.cancelled() => {
@@ -351,6 +358,7 @@ impl Replica {
         });
         let mut cur = self.spawn(&[])?;
         self.publish_current(&cur);
+        self.say(format!("started (pid {})", cur.pid));
         let restart_on_unhealthy = plan.restart != RestartPolicy::No;
         let outcome = loop {
             tokio::select! {
@@ -363,15 +371,28 @@ impl Replica {
                         continue;
                     }
                     let view = cur.view.borrow_and_update().clone();
+                    let before = self.cell.replica(self.index);
                     self.set(|r| {
                         r.health = view.health;
                         r.ready = view.ready;
                         r.message = view.message.clone();
                     });
+                    let was_ready = before.as_ref().is_some_and(|r| r.ready);
+                    let was_unhealthy = before.as_ref().is_some_and(|r| r.health == Health::Unhealthy);
+                    if view.ready && !was_ready && view.health != Health::None {
+                        self.say("healthy");
+                    }
                     if view.health == Health::Unhealthy && restart_on_unhealthy {
-                        self.say("unhealthy; restarting it");
+                        self.say(format!("unhealthy ({}); restarting it", view.message.as_deref().unwrap_or("health check failing")));
                         let exit = self.terminate(cur.process.as_mut(), false).await;
                         break Outcome::Unhealthy(exit);
+                    }
+                    if view.health == Health::Unhealthy && !was_unhealthy {
+                        self.say(format!(
+                            "unhealthy ({}); not restarted (restart: no); see `berth logs {}`",
+                            view.message.as_deref().unwrap_or("health check failing"),
+                            self.cell.name()
+                        ));
                     }
                 }
                 Some(command) = self.commands.recv() => {
@@ -534,6 +555,14 @@ impl Replica {
             ports.insert(t, port);
         }
         Ok(ports)
+    }
+}
+
+fn condition_words(c: berth_compose::Condition) -> &'static str {
+    match c {
+        berth_compose::Condition::ServiceStarted => "to start",
+        berth_compose::Condition::ServiceHealthy => "to be healthy",
+        berth_compose::Condition::ServiceCompletedSuccessfully => "to complete",
     }
 }
 
