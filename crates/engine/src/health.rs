@@ -105,10 +105,15 @@ impl Monitor {
                 v.message = message;
             });
         };
+        // When the ready probe passes, the health check runs again at once
+        // instead of waiting for its next tick: readiness is then known
+        // within milliseconds of the service being up.
+        let ready_now = tokio::sync::Notify::new();
         let ready_loop = async {
             if let Some(ready) = &plan.ready {
                 self.wait_ready(ready, logs).await;
                 ready_passed.store(true, Ordering::SeqCst);
+                ready_now.notify_one();
                 publish(None).await;
             }
         };
@@ -161,12 +166,14 @@ impl Monitor {
                         }
                     }
                 }
-                let wait = if passed_once {
-                    hc.interval.0
+                if passed_once {
+                    tokio::time::sleep(hc.interval.0).await;
                 } else {
-                    start_interval
-                };
-                tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(start_interval) => {}
+                        () = ready_now.notified() => {}
+                    }
+                }
             }
         };
         tokio::select! {
