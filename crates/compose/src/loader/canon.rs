@@ -157,7 +157,7 @@ fn service_fields(name: &str, service: &mut Map, sink: &mut Sink) {
             }
             "depends_on" => {
                 if let Value::Seq(items) = &node.value {
-                    let mut map = Map::new();
+                    let mut map = Map::default();
                     for item in items {
                         if let Some(s) = item.scalar_string() {
                             let span = item.span;
@@ -228,7 +228,7 @@ enum Stringify {
 fn list_to_map(value: &mut Value, how: Stringify) {
     match value {
         Value::Seq(items) => {
-            let mut map = Map::new();
+            let mut map = Map::default();
             for item in items.iter() {
                 let Some(s) = item.scalar_string() else {
                     continue;

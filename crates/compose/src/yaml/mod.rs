@@ -48,7 +48,9 @@ pub struct Entry {
 }
 
 /// An ordered mapping with string keys (Compose allows no other keys).
-pub type Map = IndexMap<String, Entry>;
+/// Hashed with FxHash: keys come from a file the user wrote, not from an
+/// adversary, and hashing is a good part of the loader's time.
+pub type Map = IndexMap<String, Entry, rustc_hash::FxBuildHasher>;
 
 /// The value of a node, resolved with the YAML 1.2 core schema (plus octal
 /// integers written with a leading zero, as the Compose reference loader reads
@@ -81,7 +83,7 @@ impl Node {
 
     /// An empty mapping node.
     pub fn map(span: Span) -> Node {
-        Node::new(Value::Map(Map::new()), span)
+        Node::new(Value::Map(Map::default()), span)
     }
 
     pub fn as_map(&self) -> Option<&Map> {

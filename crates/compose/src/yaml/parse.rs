@@ -106,8 +106,12 @@ enum Open {
         span: Span,
         tag: Tag,
         anchor: usize,
-        /// Keys and values in order; the value of the last pair may be pending.
-        pairs: Vec<(Node, Option<Node>)>,
+        map: Map,
+        /// A key whose value has not come yet.
+        key: Option<Node>,
+        /// Values of `<<` keys, applied when the mapping ends (explicit keys
+        /// win whatever their position; earlier sources win over later ones).
+        merges: Vec<Node>,
     },
 }
 
@@ -182,7 +186,9 @@ impl Builder {
                     span,
                     tag,
                     anchor,
-                    pairs: Vec::new(),
+                    map: Map::default(),
+                    key: None,
+                    merges: Vec::new(),
                 });
             }
             Event::SequenceEnd => {
@@ -207,10 +213,19 @@ impl Builder {
                     span,
                     tag,
                     anchor,
-                    pairs,
+                    mut map,
+                    key,
+                    merges,
                 }) = self.stack.pop()
                 {
-                    let map = self.build_map(pairs);
+                    if let Some(key) = key {
+                        // A key with no value (only possible in odd flow forms).
+                        let value = Node::new(Value::Null, key.span);
+                        self.insert(&mut map, key, value);
+                    }
+                    for source in merges {
+                        self.merge_into(&mut map, source);
+                    }
                     let node = Node {
                         value: Value::Map(map),
                         span,
@@ -377,14 +392,13 @@ impl Builder {
         for open in &self.stack {
             match open {
                 Open::Seq { items, .. } => out.push_str(&format!("[{}]", items.len())),
-                Open::Map { pairs, .. } => {
-                    if let Some((key, None)) = pairs.last() {
-                        if !out.is_empty() {
-                            out.push('.');
-                        }
-                        out.push_str(&key.scalar_string().unwrap_or_else(|| "?".to_string()));
+                Open::Map { key: Some(key), .. } => {
+                    if !out.is_empty() {
+                        out.push('.');
                     }
+                    out.push_str(&key.scalar_string().unwrap_or_else(|| "?".to_string()));
                 }
+                Open::Map { key: None, .. } => {}
             }
         }
         if out.is_empty() {
@@ -398,104 +412,95 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.docs.push(node),
             Some(Open::Seq { items, .. }) => items.push(node),
-            Some(Open::Map { pairs, .. }) => match pairs.last_mut() {
-                Some((_, slot @ None)) => *slot = Some(node),
-                _ => pairs.push((node, None)),
-            },
+            Some(Open::Map {
+                key: slot @ None, ..
+            }) => *slot = Some(node),
+            Some(Open::Map { key, .. }) => {
+                let Some(key) = key.take() else {
+                    return Ok(());
+                };
+                if matches!(&key.value, Value::Str(s) if s == "<<") && key.tag == Tag::None {
+                    if let Some(Open::Map { merges, .. }) = self.stack.last_mut() {
+                        merges.push(node);
+                    }
+                    return Ok(());
+                }
+                // Take the map out while inserting, to report errors with `self`.
+                let mut map = match self.stack.last_mut() {
+                    Some(Open::Map { map, .. }) => std::mem::take(map),
+                    _ => return Ok(()),
+                };
+                self.insert(&mut map, key, node);
+                if let Some(Open::Map { map: slot, .. }) = self.stack.last_mut() {
+                    *slot = map;
+                }
+            }
         }
         Ok(())
     }
 
-    fn build_map(&mut self, pairs: Vec<(Node, Option<Node>)>) -> Map {
-        // Where we are, for messages; computed only when one is needed.
+    /// Inserts an explicit entry; non-string and duplicate keys are errors.
+    fn insert(&mut self, map: &mut Map, key: Node, value: Node) {
         let place = |b: &Self| {
-            if b.stack.is_empty() {
+            if b.stack.len() <= 1 {
                 "at the top level".to_string()
             } else {
+                // The path of the mapping itself: its ancestors' keys.
                 format!("in {}", b.path())
             }
         };
-        let has_merge = pairs
-            .iter()
-            .any(|(k, _)| matches!(&k.value, Value::Str(s) if s == "<<"));
-        let explicit: std::collections::HashSet<String> = if has_merge {
-            pairs
-                .iter()
-                .filter_map(|(k, _)| match &k.value {
-                    Value::Str(s) if s != "<<" => Some(s.clone()),
-                    _ => None,
-                })
-                .collect()
-        } else {
-            std::collections::HashSet::new()
-        };
-        let mut map = Map::with_capacity(pairs.len());
-        for (key, value) in pairs {
-            let value = value.unwrap_or_else(|| Node::new(Value::Null, key.span));
-            let name = match key.value {
-                Value::Str(s) => s,
-                Value::Seq(_) | Value::Map(_) => {
-                    let place = place(self);
-                    self.errors.push(Diagnostic::error(
-                        DiagnosticKind::NonStringKey,
-                        key.span,
-                        format!(
-                            "non-string key {place}: a {} cannot be a key",
-                            key.value.type_name()
-                        ),
-                    ));
-                    continue;
-                }
-                _ => {
-                    let shown = key.scalar_string().unwrap_or_else(|| "null".to_string());
-                    let place = place(self);
-                    self.errors.push(
-                        Diagnostic::error(
-                            DiagnosticKind::NonStringKey,
-                            key.span,
-                            format!("non-string key {place}: {shown}"),
-                        )
-                        .with_help(format!("quote the key: \"{shown}\"")),
-                    );
-                    continue;
-                }
-            };
-            if name == "<<" && key.tag == Tag::None {
-                let path = self.path();
-                self.merge_into(&mut map, &explicit, value, &path);
-                continue;
-            }
-            if let Some(previous) = map.get(&name) {
+        let name = match key.value {
+            Value::Str(s) => s,
+            Value::Seq(_) | Value::Map(_) => {
+                let place = place(self);
                 self.errors.push(Diagnostic::error(
-                    DiagnosticKind::DuplicateKey,
+                    DiagnosticKind::NonStringKey,
                     key.span,
                     format!(
-                        "line {}: mapping key \"{name}\" already defined at line {}",
-                        key.span.line, previous.key_span.line
+                        "non-string key {place}: a {} cannot be a key",
+                        key.value.type_name()
                     ),
                 ));
-                continue;
+                return;
             }
-            map.insert(
-                name,
-                Entry {
-                    key_span: key.span,
-                    value,
-                },
-            );
+            _ => {
+                let shown = key.scalar_string().unwrap_or_else(|| "null".to_string());
+                let place = place(self);
+                self.errors.push(
+                    Diagnostic::error(
+                        DiagnosticKind::NonStringKey,
+                        key.span,
+                        format!("non-string key {place}: {shown}"),
+                    )
+                    .with_help(format!("quote the key: \"{shown}\"")),
+                );
+                return;
+            }
+        };
+        if let Some(previous) = map.get(&name) {
+            self.errors.push(Diagnostic::error(
+                DiagnosticKind::DuplicateKey,
+                key.span,
+                format!(
+                    "line {}: mapping key \"{name}\" already defined at line {}",
+                    key.span.line, previous.key_span.line
+                ),
+            ));
+            return;
         }
-        map
+        map.insert(
+            name,
+            Entry {
+                key_span: key.span,
+                value,
+            },
+        );
     }
 
     /// Applies a merge key: entries of the merged mapping(s) that the mapping
     /// does not define itself; among several sources the first wins.
-    fn merge_into(
-        &mut self,
-        map: &mut Map,
-        explicit: &std::collections::HashSet<String>,
-        value: Node,
-        path: &str,
-    ) {
+    fn merge_into(&mut self, map: &mut Map, value: Node) {
+        let path = self.path();
         let sources = match value.value {
             Value::Map(m) => vec![m],
             Value::Seq(items) => {
@@ -529,10 +534,9 @@ impl Builder {
         };
         for source in sources {
             for (k, entry) in source {
-                if explicit.contains(&k) || map.contains_key(&k) {
-                    continue;
+                if !map.contains_key(&k) {
+                    map.insert(k, entry);
                 }
-                map.insert(k, entry);
             }
         }
     }

@@ -1,0 +1,191 @@
+//! Errors: [`ProxyError`] for starting the proxy, [`Failure`] for one request.
+//!
+//! A request failure is classified the way pingora does it: where it came
+//! from ([`ErrorSource`]) and whether the request may be tried again on
+//! another replica ([`RetryType`]). The class alone decides the status code
+//! (502 vs 503 vs 504) and the retry; nothing matches on messages.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::StatusCode;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// A `listen` entry is not an `ip:port` address.
+    #[error("x-berth.proxy.listen: {address:?} is not an ip:port address")]
+    InvalidListen {
+        /// The address as configured.
+        address: String,
+    },
+    /// Binding a listener failed, typically because the port is in use.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address as configured.
+        address: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A static route's directory cannot be served.
+    #[error("route {route}: static directory {} cannot be served: {source}", root.display())]
+    StaticRoot {
+        /// The route's path.
+        route: String,
+        /// The directory as configured.
+        root: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Who caused a request failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorSource {
+    /// The client sent something the proxy will not pass on.
+    Client,
+    /// A replica could not be reached or misbehaved.
+    Upstream,
+    /// The proxy itself (no route, no replica).
+    Internal,
+}
+
+/// Whether a failed attempt may be sent to another replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryType {
+    /// Nothing reached the replica: always safe to retry.
+    Always,
+    /// Bytes may have reached the replica: only idempotent requests.
+    IfIdempotent,
+    /// Never retried.
+    Never,
+}
+
+/// Why one request failed; rendered by `error_page`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// No route matches the request.
+    NoRoute,
+    /// A static route has no such file.
+    NotFound,
+    /// The route's service has no ready replica, or is unknown to the engine.
+    NoReadyReplica { service: Arc<str> },
+    /// Every replica tried refused the connection.
+    ConnectFailed { service: Arc<str> },
+    /// Connecting timed out.
+    ConnectTimeout { service: Arc<str> },
+    /// The connection broke after the request was (partly) sent.
+    UpstreamBroken { service: Arc<str> },
+    /// No response head within the route's timeout.
+    UpstreamTimeout { service: Arc<str> },
+    /// The request body is larger than the route allows.
+    BodyTooLarge,
+    /// The request head is larger than `max_header_size`.
+    HeadersTooLarge,
+    /// The request is malformed and never reaches a service.
+    BadRequest(&'static str),
+}
+
+impl Failure {
+    /// The status code the client sees.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Failure::NoRoute | Failure::NotFound => StatusCode::NOT_FOUND,
+            Failure::NoReadyReplica { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::ConnectFailed { .. } | Failure::UpstreamBroken { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Failure::ConnectTimeout { .. } | Failure::UpstreamTimeout { .. } => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Failure::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// Who caused it.
+    pub(crate) fn source(&self) -> ErrorSource {
+        match self {
+            Failure::BodyTooLarge | Failure::HeadersTooLarge | Failure::BadRequest(_) => {
+                ErrorSource::Client
+            }
+            Failure::NoRoute | Failure::NotFound | Failure::NoReadyReplica { .. } => {
+                ErrorSource::Internal
+            }
+            _ => ErrorSource::Upstream,
+        }
+    }
+
+    /// Whether another replica may be tried.
+    pub(crate) fn retry(&self) -> RetryType {
+        match self {
+            Failure::ConnectFailed { .. } | Failure::ConnectTimeout { .. } => RetryType::Always,
+            Failure::UpstreamBroken { .. } => RetryType::IfIdempotent,
+            _ => RetryType::Never,
+        }
+    }
+
+    /// The service concerned, when there is one.
+    pub(crate) fn service(&self) -> Option<&str> {
+        match self {
+            Failure::NoReadyReplica { service }
+            | Failure::ConnectFailed { service }
+            | Failure::ConnectTimeout { service }
+            | Failure::UpstreamBroken { service }
+            | Failure::UpstreamTimeout { service } => Some(service),
+            _ => None,
+        }
+    }
+
+    /// A one-line description for the client.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Failure::NoRoute => "no route for this path".into(),
+            Failure::NotFound => "not found".into(),
+            Failure::NoReadyReplica { service } => {
+                format!("service {service} has no ready replica")
+            }
+            Failure::ConnectFailed { service } => {
+                format!("no replica of service {service} could be reached")
+            }
+            Failure::ConnectTimeout { service } => {
+                format!("connecting to service {service} timed out")
+            }
+            Failure::UpstreamBroken { service } => {
+                format!("service {service} closed the connection before answering")
+            }
+            Failure::UpstreamTimeout { service } => {
+                format!("service {service} did not answer in time")
+            }
+            Failure::BodyTooLarge => "request body too large".into(),
+            Failure::HeadersTooLarge => "request header fields too large".into(),
+            Failure::BadRequest(why) => format!("bad request: {why}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_decides_status_and_retry() {
+        let s: Arc<str> = "api".into();
+        let refused = Failure::ConnectFailed { service: s.clone() };
+        assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(refused.retry(), RetryType::Always);
+        assert_eq!(refused.source(), ErrorSource::Upstream);
+        let broken = Failure::UpstreamBroken { service: s.clone() };
+        assert_eq!(broken.retry(), RetryType::IfIdempotent);
+        let slow = Failure::UpstreamTimeout { service: s.clone() };
+        assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(slow.retry(), RetryType::Never);
+        let none = Failure::NoReadyReplica { service: s };
+        assert_eq!(none.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(none.message().contains("api"));
+        assert_eq!(Failure::BodyTooLarge.source(), ErrorSource::Client);
+    }
+}

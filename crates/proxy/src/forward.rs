@@ -1,0 +1,196 @@
+//! Proxying one request to a replica of the route's service.
+//!
+//! The request is rewritten for the upstream (HTTP/1.1, origin path with the
+//! prefix stripped if asked, hop-by-hop headers removed, `Host` kept,
+//! `X-Forwarded-*` and `X-Request-Id` set) and sent to the replica the
+//! balancer picks. A failed attempt is classified (see `error`): connect
+//! failures eject the replica and go to the next one; a connection that
+//! broke after sending is retried only for idempotent methods whose body can
+//! be sent again. A `101 Switching Protocols` answer starts a tunnel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::uri::Scheme;
+use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+
+use crate::attempts::{MAX_ATTEMPTS, Tried, is_idempotent};
+use crate::balancer::{ActiveGuard, Pick, Pool};
+use crate::body::{Body, boxed};
+use crate::client::{UpstreamClient, is_body_limit, is_timeout};
+use crate::error::{Failure, RetryType};
+use crate::headers::{is_upgrade, strip_hop_by_hop};
+use crate::limits::limit_body;
+use crate::retry_body::{Home, RetryBody};
+use crate::rewrite::{rewrite_headers, upstream_path};
+use crate::shared::Shared;
+use crate::tunnel;
+
+/// A route that targets a service.
+#[derive(Debug)]
+pub(crate) struct ServiceRoute {
+    pub(crate) pool: Pool,
+    pub(crate) strip_prefix: bool,
+    /// Upstream response timeout (504 after).
+    pub(crate) timeout: Duration,
+    pub(crate) max_body: u64,
+}
+
+/// How a request goes upstream: the worker's client, and who asked.
+#[derive(Debug)]
+pub(crate) struct Upstream<'a> {
+    pub(crate) client: &'a UpstreamClient,
+    /// The client's address, ready for `X-Forwarded-For`.
+    pub(crate) forwarded_for: &'a HeaderValue,
+    pub(crate) request_id: &'a HeaderValue,
+}
+
+/// A replica's answer.
+#[derive(Debug)]
+pub(crate) struct Answered {
+    pub(crate) response: Response<Body>,
+    pub(crate) replica: Arc<str>,
+    /// Counts the replica as busy (for `least_conn`) until dropped.
+    pub(crate) busy: ActiveGuard,
+}
+
+/// Sends `req` to a replica and returns its response.
+pub(crate) async fn forward(
+    shared: &Shared,
+    to: &Upstream<'_>,
+    route: &ServiceRoute,
+    prefix: &str,
+    mut req: Request<Incoming>,
+) -> Result<Answered, Failure> {
+    let upgrade = req.version() <= Version::HTTP_11 && is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let websocket = upgrade
+        && parts
+            .headers
+            .get(http::header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+
+    rewrite_headers(&mut parts, upgrade, to.forwarded_for, to.request_id)?;
+    let path_and_query = upstream_path(&parts.uri, prefix, route.strip_prefix)?;
+    let idempotent = is_idempotent(&parts.method);
+    let home = if http_body::Body::is_end_stream(&body) {
+        None
+    } else {
+        Some(Home::new(limit_body(&parts, body, route.max_body)?))
+    };
+
+    let service = &route.pool.service;
+    let mut tried = Tried::default();
+    let mut last: Option<Failure> = None;
+    loop {
+        let (slot, more) = match route.pool.pick(tried.as_slice()) {
+            Pick::Replica(slot, more) => (slot, more && tried.len + 1 < MAX_ATTEMPTS),
+            Pick::NoneReady => {
+                return Err(Failure::NoReadyReplica {
+                    service: service.clone(),
+                });
+            }
+            Pick::Exhausted => {
+                return Err(last.unwrap_or(Failure::ConnectFailed {
+                    service: service.clone(),
+                }));
+            }
+        };
+        tried.push(slot.upstream.addr);
+        let body = match &home {
+            None => RetryBody::empty(),
+            Some(home) => match home.take() {
+                Some(body) => body,
+                // Spent on an earlier attempt: cannot be sent again.
+                None => {
+                    return Err(last.unwrap_or(Failure::UpstreamBroken {
+                        service: service.clone(),
+                    }));
+                }
+            },
+        };
+        let mut upstream_req = Request::new(body);
+        *upstream_req.method_mut() = parts.method.clone();
+        *upstream_req.uri_mut() = Uri::from_parts({
+            let mut p = http::uri::Parts::default();
+            p.scheme = Some(Scheme::HTTP);
+            p.authority = Some(slot.authority.clone());
+            p.path_and_query = Some(path_and_query.clone());
+            p
+        })
+        .map_err(|_| Failure::BadRequest("invalid request target"))?;
+        *upstream_req.version_mut() = Version::HTTP_11;
+        // The last possible attempt can have the headers; others get a copy.
+        *upstream_req.headers_mut() = if more {
+            parts.headers.clone()
+        } else {
+            std::mem::take(&mut parts.headers)
+        };
+
+        let guard = Pool::begin(&slot);
+        let failure = match tokio::time::timeout(route.timeout, to.client.request(upstream_req))
+            .await
+        {
+            Err(_) => {
+                return Err(Failure::UpstreamTimeout {
+                    service: service.clone(),
+                });
+            }
+            Ok(Ok(mut response)) => {
+                let tunnel = match client_upgrade {
+                    Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                        Some((client_side, hyper::upgrade::on(&mut response)))
+                    }
+                    _ => None,
+                };
+                let (mut head, body) = response.into_parts();
+                strip_hop_by_hop(&mut head.headers, tunnel.is_some());
+                if let Some((client_side, upstream_side)) = tunnel {
+                    tunnel::spawn(shared, client_side, upstream_side, websocket);
+                }
+                return Ok(Answered {
+                    response: Response::from_parts(head, boxed(body)),
+                    replica: slot.upstream.replica.clone(),
+                    busy: guard,
+                });
+            }
+            Ok(Err(e)) => {
+                if is_body_limit(&e) {
+                    return Err(Failure::BodyTooLarge);
+                }
+                if e.is_connect() {
+                    route.pool.eject(&slot);
+                    shared
+                        .metrics
+                        .connect_failure(service, &slot.upstream.replica);
+                    tracing::debug!(replica = %slot.upstream.replica, error = %e, "connect failed");
+                    if is_timeout(&e) {
+                        Failure::ConnectTimeout {
+                            service: service.clone(),
+                        }
+                    } else {
+                        Failure::ConnectFailed {
+                            service: service.clone(),
+                        }
+                    }
+                } else {
+                    tracing::debug!(replica = %slot.upstream.replica, error = %e, "upstream failed");
+                    Failure::UpstreamBroken {
+                        service: service.clone(),
+                    }
+                }
+            }
+        };
+        let again = match failure.retry() {
+            RetryType::Always => true,
+            RetryType::IfIdempotent => idempotent,
+            RetryType::Never => false,
+        };
+        if !again || tried.full() {
+            return Err(failure);
+        }
+        last = Some(failure);
+    }
+}

@@ -1,0 +1,218 @@
+//! Prometheus metrics of the proxy, in the OpenMetrics text format, with the
+//! engine's own metrics appended.
+//!
+//! Series: `berth_proxy_requests_total{route,code,class}`,
+//! `berth_proxy_request_duration_seconds{route}` (histogram),
+//! `berth_proxy_requests_in_flight`, `berth_proxy_upstream_ready{route,service}`
+//! and `berth_proxy_upstream_connect_failures_total{service,replica}`.
+//! Handles are created once per route (and per status code) and cached, so
+//! the request path does no label hashing.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    code: String,
+    class: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabels {
+    route: String,
+    service: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    service: String,
+    replica: String,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+/// Every metric the proxy keeps.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub(crate) in_flight: Gauge,
+    ready: Family<ReadyLabels, Gauge>,
+    connect_failures: Family<ReplicaLabels, Counter>,
+}
+
+/// Cached handles for one route label.
+#[derive(Debug)]
+pub(crate) struct RouteMetrics {
+    route: String,
+    latency: Histogram,
+    by_code: RwLock<Vec<(u16, Counter)>>,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        let in_flight = Gauge::default();
+        let ready = Family::<ReadyLabels, Gauge>::default();
+        let connect_failures = Family::<ReplicaLabels, Counter>::default();
+        registry.register(
+            "berth_proxy_requests",
+            "Requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "berth_proxy_request_duration_seconds",
+            "Time from request head to the end of the response body, by route",
+            latency.clone(),
+        );
+        registry.register(
+            "berth_proxy_requests_in_flight",
+            "Requests being answered now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "berth_proxy_upstream_ready",
+            "Ready replicas behind a route",
+            ready.clone(),
+        );
+        registry.register(
+            "berth_proxy_upstream_connect_failures",
+            "Connections to a replica that failed",
+            connect_failures.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            in_flight,
+            ready,
+            connect_failures,
+        }
+    }
+
+    /// Handles for `route` (the route's label, `none` when nothing matched).
+    pub(crate) fn route(&self, route: &str) -> Arc<RouteMetrics> {
+        let latency = self
+            .latency
+            .get_or_create(&RouteLabels {
+                route: route.to_string(),
+            })
+            .clone();
+        Arc::new(RouteMetrics {
+            route: route.to_string(),
+            latency,
+            by_code: RwLock::new(Vec::new()),
+            requests: self.requests.clone(),
+        })
+    }
+
+    /// Counts a failed connection to a replica.
+    pub(crate) fn connect_failure(&self, service: &str, replica: &str) {
+        let labels = ReplicaLabels {
+            service: service.to_string(),
+            replica: replica.to_string(),
+        };
+        self.connect_failures.get_or_create(&labels).inc();
+    }
+
+    /// Sets how many replicas are ready behind a route (read at scrape time).
+    pub(crate) fn set_ready(&self, route: &str, service: &str, count: usize) {
+        let labels = ReadyLabels {
+            route: route.to_string(),
+            service: service.to_string(),
+        };
+        self.ready.get_or_create(&labels).set(count as i64);
+    }
+
+    /// The text exposition, with `engine` (the engine's own series) before `# EOF`.
+    pub(crate) fn encode(&self, engine: impl FnOnce(&mut String)) -> String {
+        let mut out = String::with_capacity(4096);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        if out.ends_with("# EOF\n") {
+            out.truncate(out.len() - "# EOF\n".len());
+        }
+        engine(&mut out);
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}
+
+impl RouteMetrics {
+    /// Records one finished request.
+    pub(crate) fn record(&self, status: u16, seconds: f64) {
+        self.latency.observe(seconds);
+        if let Ok(codes) = self.by_code.read()
+            && let Some((_, counter)) = codes.iter().find(|(c, _)| *c == status)
+        {
+            counter.inc();
+            return;
+        }
+        let labels = RequestLabels {
+            route: self.route.clone(),
+            code: status.to_string(),
+            class: format!("{}xx", status / 100),
+        };
+        let counter = self.requests.get_or_create(&labels).clone();
+        counter.inc();
+        if let Ok(mut codes) = self.by_code.write()
+            && !codes.iter().any(|(c, _)| *c == status)
+        {
+            codes.push((status, counter));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_appear_with_engine_text_before_eof() {
+        let m = Metrics::new();
+        let api = m.route("/api");
+        api.record(200, 0.01);
+        api.record(200, 0.02);
+        api.record(503, 0.001);
+        m.set_ready("/api", "api", 2);
+        let text = m.encode(|out| out.push_str("berth_restarts_total{service=\"api\"} 1\n"));
+        assert!(
+            text.contains(
+                "berth_proxy_requests_total{route=\"/api\",code=\"200\",class=\"2xx\"} 2"
+            )
+        );
+        assert!(
+            text.contains(
+                "berth_proxy_requests_total{route=\"/api\",code=\"503\",class=\"5xx\"} 1"
+            )
+        );
+        assert!(text.contains("berth_proxy_request_duration_seconds_count{route=\"/api\"} 3"));
+        assert!(text.contains("berth_proxy_upstream_ready{route=\"/api\",service=\"api\"} 2"));
+        assert!(text.ends_with("berth_restarts_total{service=\"api\"} 1\n# EOF\n"));
+    }
+}

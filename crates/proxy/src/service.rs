@@ -1,0 +1,205 @@
+//! The request pipeline every client connection runs.
+//!
+//! [`Edge`] (per connection) gives each request an id and a `Record`
+//! (metrics, access log); `Conn::answer` checks the head, answers the
+//! built-in paths, picks the route and hands the request to `forward` or
+//! `static_files`; `compress` then encodes the response if it is worth it.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::header::{ACCEPT, ACCEPT_ENCODING, HOST};
+use http::{HeaderValue, Request, Response, Version};
+use hyper::body::Incoming;
+
+use crate::activity::Activity;
+use crate::balancer::ActiveGuard;
+use crate::body::Body;
+use crate::client::UpstreamClient;
+use crate::compress;
+use crate::error::{ErrorSource, Failure};
+use crate::forward::{Upstream, forward};
+use crate::headers::{forwarded_for, new_request_id};
+use crate::limits::check_head;
+use crate::observe::{Observed, Record, RouteTag};
+use crate::shared::{Shared, Target};
+use crate::{endpoints, error_page};
+
+/// What answering a request produced, for the response and its `Record`.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) tag: RouteTag,
+    /// The replica that answered, when one did.
+    pub(crate) replica: Option<Arc<str>>,
+    /// Keeps the replica counted as busy until the body is done.
+    pub(crate) busy: Option<ActiveGuard>,
+}
+
+/// One client connection's context: the worker's upstream client and who
+/// is on the other end.
+#[derive(Debug)]
+struct Conn {
+    shared: Arc<Shared>,
+    client: UpstreamClient,
+    peer: SocketAddr,
+    /// `X-Forwarded-For` for every request of this connection.
+    forwarded_for: HeaderValue,
+    activity: Arc<Activity>,
+}
+
+impl Conn {
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        request_id: &HeaderValue,
+    ) -> (Outcome, Response<Body>) {
+        let accept = req.headers().get(ACCEPT).cloned();
+        let (outcome, result) = self.answer(req, request_id).await;
+        let response = result.unwrap_or_else(|failure| {
+            match failure.source() {
+                ErrorSource::Upstream => {
+                    tracing::warn!(route = %outcome.tag.label, "{}", failure.message());
+                }
+                ErrorSource::Client | ErrorSource::Internal => {
+                    tracing::debug!(route = %outcome.tag.label, "{}", failure.message());
+                }
+            }
+            error_page::render(&failure, accept.as_ref())
+        });
+        (outcome, response)
+    }
+
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        request_id: &HeaderValue,
+    ) -> (Outcome, Result<Response<Body>, Failure>) {
+        let shared = &*self.shared;
+        let plain = |tag: &RouteTag| Outcome {
+            tag: tag.clone(),
+            replica: None,
+            busy: None,
+        };
+        let (parts, body) = req.into_parts();
+        if let Err(f) = check_head(&parts, shared.max_header) {
+            return (plain(&shared.unrouted), Err(f));
+        }
+        let host = match host_of(&parts) {
+            Ok(host) => host,
+            Err(f) => return (plain(&shared.unrouted), Err(f)),
+        };
+        let path = parts.uri.path();
+        if shared.health_path.as_deref() == Some(path) {
+            return (plain(&shared.builtin), Ok(endpoints::health(shared)));
+        }
+        if shared.metrics_path.as_deref() == Some(path) {
+            return (plain(&shared.builtin), Ok(endpoints::metrics(shared)));
+        }
+        let Some((route, prefix)) = shared.router.find(host, path) else {
+            return (plain(&shared.unrouted), Err(Failure::NoRoute));
+        };
+        let mut outcome = plain(&route.tag);
+        let req = Request::from_parts(parts, body);
+        let result = match &route.target {
+            Target::Service(service) => {
+                let to = Upstream {
+                    client: &self.client,
+                    forwarded_for: &self.forwarded_for,
+                    request_id,
+                };
+                forward(shared, &to, service, prefix, req)
+                    .await
+                    .map(|answered| {
+                        outcome.replica = Some(answered.replica);
+                        outcome.busy = Some(answered.busy);
+                        answered.response
+                    })
+            }
+            // Boxed: file serving's state is large and would otherwise be
+            // part of every request's future, proxied ones included.
+            Target::Static(site) => Box::pin(site.serve(req, prefix)).await,
+        };
+        (outcome, result)
+    }
+}
+
+/// The request's host: the `Host` header, else the URI's authority (HTTP/2).
+fn host_of(parts: &http::request::Parts) -> Result<Option<&str>, Failure> {
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Failure::BadRequest("more than one Host header"));
+    }
+    if !parts.uri.path().starts_with('/') {
+        return Err(Failure::BadRequest("request target must be a path"));
+    }
+    match header {
+        Some(value) => {
+            let text = value
+                .to_str()
+                .map_err(|_| Failure::BadRequest("invalid Host header"))?;
+            if text.is_empty() || http::uri::Authority::try_from(text).is_err() {
+                return Err(Failure::BadRequest("invalid Host header"));
+            }
+            Ok(Some(text))
+        }
+        None if parts.version == Version::HTTP_11 && parts.uri.authority().is_none() => {
+            Err(Failure::BadRequest("missing Host header"))
+        }
+        None => Ok(parts.uri.authority().map(http::uri::Authority::as_str)),
+    }
+}
+
+/// The per-connection hyper service: one boxed future per request, holding
+/// the request's `Record`, the dispatch and, when it applies, compression.
+#[derive(Debug, Clone)]
+pub(crate) struct Edge(Arc<Conn>);
+
+impl Edge {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        client: UpstreamClient,
+        peer: SocketAddr,
+        activity: Arc<Activity>,
+    ) -> Self {
+        Edge(Arc::new(Conn {
+            shared,
+            client,
+            peer,
+            forwarded_for: forwarded_for(peer.ip()),
+            activity,
+        }))
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Edge {
+    type Response = Response<Observed<Body>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let conn = self.0.clone();
+        Box::pin(async move {
+            let request_id = new_request_id();
+            let record = Record::start(
+                conn.shared.clone(),
+                conn.activity.clone(),
+                &req,
+                request_id.clone(),
+                conn.peer.ip(),
+            );
+            let accept_encoding = req.headers().get(ACCEPT_ENCODING).cloned();
+            let (outcome, response) = conn.dispatch(req, &request_id).await;
+            let response = match accept_encoding {
+                Some(accepted) if compress::worth_it(&response) => {
+                    compress::encode(accepted, response).await
+                }
+                _ => response,
+            };
+            Ok(record.attach(outcome, response))
+        })
+    }
+}

@@ -1,0 +1,95 @@
+//! From [`ProxySettings`] to the shared state requests run against.
+
+use std::sync::Arc;
+
+use berth_compose::xberth::{ProxySettings, RouteTarget};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::balancer::Pool;
+use crate::error::ProxyError;
+use crate::forward::ServiceRoute;
+use crate::metrics::Metrics;
+use crate::observe::RouteTag;
+use crate::router::Router;
+use crate::server::ServeOptions;
+use crate::shared::{RouteEntry, Shared, Target, Timeouts};
+use crate::static_files::StaticSite;
+use crate::view::StackView;
+
+/// Compiles routes, opens static roots and builds the upstream client.
+pub(crate) fn build(
+    settings: &ProxySettings,
+    view: Arc<dyn StackView>,
+    shutdown: CancellationToken,
+    options: &ServeOptions,
+) -> Result<Shared, ProxyError> {
+    let metrics = Metrics::new();
+    let tag = |label: &str| RouteTag {
+        label: label.into(),
+        metrics: metrics.route(label),
+    };
+    let mut routes = Vec::with_capacity(settings.routes.len());
+    for route in &settings.routes {
+        let label = match &route.host {
+            Some(host) => format!("{host}{}", route.path),
+            None => route.path.clone(),
+        };
+        let target = match &route.target {
+            RouteTarget::Service {
+                service,
+                port,
+                strip_prefix,
+                lb,
+            } => Target::Service(ServiceRoute {
+                pool: Pool::new(view.clone(), service, *port, *lb),
+                strip_prefix: *strip_prefix,
+                timeout: route.timeout.unwrap_or(settings.timeouts.response).0,
+                max_body: route.max_body_size.unwrap_or(settings.max_body_size).0,
+            }),
+            RouteTarget::Static {
+                root,
+                spa,
+                index,
+                env_js,
+            } => {
+                let site =
+                    StaticSite::new(&route.path, root, *spa, index, env_js).map_err(|source| {
+                        ProxyError::StaticRoot {
+                            route: route.path.clone(),
+                            root: root.clone(),
+                            source,
+                        }
+                    })?;
+                Target::Static(site)
+            }
+        };
+        routes.push((
+            route.path.clone(),
+            route.host.clone(),
+            RouteEntry {
+                tag: tag(&label),
+                target,
+            },
+        ));
+    }
+    let builtin = tag("builtin");
+    let unrouted = tag("none");
+    Ok(Shared {
+        router: Router::new(routes),
+        health_path: settings.health_path.clone(),
+        metrics_path: settings.metrics_path.clone(),
+        builtin,
+        unrouted,
+        view,
+        metrics,
+        connect_timeout: settings.timeouts.connect.0,
+        access_log: settings.access_log,
+        max_header: settings.max_header_size.0,
+        timeouts: Timeouts::from(&settings.timeouts),
+        websocket_grace: options.websocket_grace.min(options.drain_timeout),
+        tasks: TaskTracker::new(),
+        shutdown,
+        hard_stop: CancellationToken::new(),
+    })
+}

@@ -1,0 +1,86 @@
+//! The state every request runs against, built once by `setup`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_compose::xberth::ProxyTimeouts;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::balancer::Pool;
+use crate::forward::ServiceRoute;
+use crate::metrics::Metrics;
+use crate::observe::RouteTag;
+use crate::router::Router;
+use crate::static_files::StaticSite;
+use crate::view::StackView;
+
+/// What a route does.
+#[derive(Debug)]
+pub(crate) enum Target {
+    Service(ServiceRoute),
+    Static(StaticSite),
+}
+
+/// A compiled route.
+#[derive(Debug)]
+pub(crate) struct RouteEntry {
+    pub(crate) tag: RouteTag,
+    pub(crate) target: Target,
+}
+
+/// Plain durations from the configured timeouts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub(crate) header_read: Duration,
+    pub(crate) idle: Duration,
+    pub(crate) websocket_idle: Duration,
+}
+
+impl From<&ProxyTimeouts> for Timeouts {
+    fn from(t: &ProxyTimeouts) -> Self {
+        Timeouts {
+            header_read: t.header_read.0,
+            idle: t.idle.0,
+            websocket_idle: t.websocket_idle.0,
+        }
+    }
+}
+
+/// Everything requests share, built once by `serve`.
+pub(crate) struct Shared {
+    pub(crate) router: Router<RouteEntry>,
+    pub(crate) health_path: Option<String>,
+    pub(crate) metrics_path: Option<String>,
+    pub(crate) builtin: RouteTag,
+    pub(crate) unrouted: RouteTag,
+    pub(crate) view: Arc<dyn StackView>,
+    pub(crate) metrics: Metrics,
+    /// Each worker builds its own upstream client with this connect timeout.
+    pub(crate) connect_timeout: Duration,
+    pub(crate) access_log: bool,
+    pub(crate) max_header: u64,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) websocket_grace: Duration,
+    pub(crate) tasks: TaskTracker,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) hard_stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("router", &self.router)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Each service route's label and pool.
+    pub(crate) fn pools(&self) -> impl Iterator<Item = (&str, &Pool)> {
+        self.router.targets().filter_map(|r| match &r.target {
+            Target::Service(s) => Some((&*r.tag.label, &s.pool)),
+            Target::Static(_) => None,
+        })
+    }
+}

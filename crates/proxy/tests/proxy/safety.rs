@@ -1,0 +1,96 @@
+use std::time::{Duration, Instant};
+
+use berth_compose::xberth::ProxyTimeouts;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_client_sending_headers_byte_by_byte_is_cut_off() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let mut s = settings(vec![service_route("/", "api")]);
+    s.timeouts = ProxyTimeouts {
+        header_read: secs(1.0),
+        ..ProxyTimeouts::default()
+    };
+    let proxy = start(s, stack).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let started = Instant::now();
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut cut = false;
+    for byte in request {
+        if stream.write_all(&[*byte]).await.is_err() {
+            cut = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if started.elapsed() > Duration::from_secs(4) {
+            break;
+        }
+    }
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await;
+    assert!(cut || read.is_ok(), "the connection stayed open");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
+    assert_eq!(api.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_are_closed() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let mut s = settings(vec![service_route("/", "api")]);
+    s.timeouts = ProxyTimeouts {
+        idle: secs(0.8),
+        ..ProxyTimeouts::default()
+    };
+    let proxy = start(s, stack).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let idle_since = Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok());
+    let waited = idle_since.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_millis(2000),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_request_is_not_cut_by_the_idle_timeout() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let mut s = settings(vec![service_route("/", "api")]);
+    s.timeouts = ProxyTimeouts {
+        idle: secs(0.4),
+        ..ProxyTimeouts::default()
+    };
+    let proxy = start(s, stack).await;
+    let a = get(&proxy.url("/slow?ms=1200")).await;
+    assert_eq!(a.status, 200);
+}
