@@ -7,4 +7,5 @@ mod support;
 
 mod config;
 mod control;
+mod logs;
 mod up;
