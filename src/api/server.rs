@@ -204,6 +204,7 @@ fn rfc3339(t: SystemTime) -> String {
 /// The `ps` view of the stack.
 pub fn ps(state: &State) -> Ps {
     let now = SystemTime::now();
+    let stats = berth_engine::runtime::native::all_group_stats();
     let services = state
         .stack
         .services()
@@ -219,7 +220,7 @@ pub fn ps(state: &State) -> Ps {
                 .snapshot()
                 .iter()
                 .map(|r| {
-                    let stats = r.pid.and_then(berth_engine::runtime::native::group_stats);
+                    let stats = r.pid.and_then(|p| stats.get(&p).copied());
                     ReplicaRow {
                         name: r.name(),
                         index: r.index,

@@ -202,11 +202,15 @@ impl Monitor {
             },
             ReadyProbe::Tcp => Probe::Tcp { addr: self.addr },
         };
+        // Poll fast at first (most services are up within milliseconds),
+        // then settle at the configured interval: 5 ms, 10 ms, 20 ms, ...
+        let mut wait = Duration::from_millis(5).min(ready.interval.0);
         loop {
             if self.runtime.probe(&probe, ready.timeout.0).await == ProbeResult::Pass {
                 return;
             }
-            tokio::time::sleep(ready.interval.0).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(ready.interval.0);
         }
     }
 }

@@ -253,6 +253,46 @@ pub fn killpg(pgid: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// CPU and memory of every process group, from one pass over `/proc`
+/// (for `ps` over many replicas).
+#[cfg(target_os = "linux")]
+pub fn all_group_stats() -> std::collections::HashMap<u32, Stats> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u64;
+    let mut out: std::collections::HashMap<u32, Stats> = std::collections::HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(stat) = read_stat(pid) else { continue };
+        if stat.state == 'Z' {
+            continue;
+        }
+        let s = out.entry(stat.pgrp).or_default();
+        s.cpu_seconds += (stat.utime + stat.stime) as f64 / ticks;
+        s.rss_bytes += stat.rss_pages * page;
+    }
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn all_group_stats() -> std::collections::HashMap<u32, Stats> {
+    std::collections::HashMap::new()
+}
+
 /// CPU and memory of every process in a process group (Linux `/proc`).
 #[cfg(target_os = "linux")]
 pub fn group_stats(pgid: u32) -> Option<Stats> {
