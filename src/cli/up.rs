@@ -34,6 +34,9 @@ pub struct UpArgs {
     /// Replicas of a service, overriding the file (repeatable)
     #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
     scale: Vec<(String, u32)>,
+    /// Run the services' x-berth.build steps (the default; for docker compose habits)
+    #[arg(long, conflicts_with = "no_build")]
+    build: bool,
     /// Do not run the services' x-berth.build steps
     #[arg(long)]
     no_build: bool,
