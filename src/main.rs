@@ -7,6 +7,7 @@
 
 mod api;
 mod cli;
+mod edge;
 
 use std::process::ExitCode;
 

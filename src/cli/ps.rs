@@ -109,6 +109,7 @@ fn row(s: &crate::api::ServiceRow, r: &ReplicaRow) -> [String; 9] {
         .iter()
         .map(|(target, own)| match s.listening.get(target) {
             Some(addr) => format!("{addr}->{own}"),
+            None if *target == 0 => format!("$PORT={own}"),
             None => format!("{target}->{own}"),
         })
         .collect::<Vec<_>>()

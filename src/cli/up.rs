@@ -169,22 +169,55 @@ async fn foreground(
             format!("{service}: port {target} listening on {addr}"),
         );
     }
+    // The edge proxy, when configured, in front of the stack.
+    let proxy_cancel = CancellationToken::new();
+    let mut proxy = None;
+    let mut proxy_addrs: Vec<String> = Vec::new();
+    if let Some(settings) = project.settings.proxy.clone() {
+        let view = Arc::new(crate::edge::EngineView::new(stack.clone(), logs.clone()));
+        match berth_proxy::serve(settings, view, proxy_cancel.clone()).await {
+            Ok(p) => {
+                proxy_addrs = p.local_addrs().iter().map(ToString::to_string).collect();
+                for a in &proxy_addrs {
+                    logs.system("berth", 0, format!("proxy listening on http://{a}"));
+                }
+                proxy = Some(p);
+            }
+            Err(e) => {
+                logs.system("berth", 0, format!("the proxy cannot start: {e}"));
+                stop(&stack, &mut interrupt, &mut terminate).await;
+                logs.flush().await;
+                print_stop.cancel();
+                if let Some(p) = printing {
+                    p.finished().await;
+                }
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "the proxy cannot start: {e}"
+                )));
+            }
+        }
+    }
     {
-        let (stack, logs) = (stack.clone(), logs.clone());
+        let (stack, logs, proxy_addrs) = (stack.clone(), logs.clone(), proxy_addrs.clone());
         tokio::spawn(async move {
             let summary = stack.all_up().await;
             if !summary.is_empty() {
-                logs.system("berth", 0, format!("stack is up: {}", summary.join(", ")));
+                let mut line = format!("stack is up: {}", summary.join(", "));
+                if let Some(a) = proxy_addrs.first() {
+                    line.push_str(&format!("; open http://{a}"));
+                }
+                logs.system("berth", 0, line);
             }
         });
     }
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
+    let proxy_addrs_for_api = proxy_addrs.clone();
     let api_cancel = CancellationToken::new();
     let state = Arc::new(api::server::State {
         stack: stack.clone(),
         project: project.name.clone(),
         started_at: SystemTime::now(),
-        proxy: Vec::new(),
+        proxy: proxy_addrs_for_api,
         down: down_tx,
     });
     let socket = api::socket_path(&state_dir);
@@ -204,14 +237,14 @@ async fn foreground(
                 logs.system("berth", 0, format!("failed: {f}"));
             }
             logs.system("berth", 0, "stopping the stack");
-            stop(&stack, &mut interrupt, &mut terminate).await;
+            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
             Err(Failure::Runtime(anyhow::anyhow!(
                 "the stack did not start: {}",
                 failures.join("; ")
             )))
         }
         Outcome::Settled(Settled::Finished { success }) => {
-            stop(&stack, &mut interrupt, &mut terminate).await;
+            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
             if success {
                 Ok(())
             } else {
@@ -222,7 +255,7 @@ async fn foreground(
         }
         Outcome::Interrupted => {
             logs.system("berth", 0, "stopping (press Ctrl-C again to force)");
-            stop(&stack, &mut interrupt, &mut terminate).await;
+            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
             Err(Failure::Interrupted)
         }
         Outcome::Down((down, reply)) => {
@@ -234,7 +267,7 @@ async fn foreground(
                     stack.force();
                 });
             }
-            stop(&stack, &mut interrupt, &mut terminate).await;
+            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
             let mut lines = vec![format!("project {}: stopped", project.name)];
             if down.volumes {
                 lines.extend(super::volumes::remove(&project));
@@ -261,6 +294,22 @@ enum Outcome {
     Settled(Settled),
     Interrupted,
     Down(DownRequest),
+}
+
+/// Stops the proxy (in-flight requests finish), then the stack; a further
+/// signal skips the grace periods.
+async fn shutdown(
+    proxy: Option<berth_proxy::Proxy>,
+    proxy_cancel: &CancellationToken,
+    stack: &Arc<Stack>,
+    interrupt: &mut Signal,
+    terminate: &mut Signal,
+) {
+    proxy_cancel.cancel();
+    if let Some(p) = proxy {
+        let _ = tokio::time::timeout(Duration::from_secs(15), p.join()).await;
+    }
+    stop(stack, interrupt, terminate).await;
 }
 
 /// Stops the stack; a further signal skips the grace periods.

@@ -38,7 +38,8 @@ impl Active {
             .unwrap_or(0)
     }
 
-    fn enter(self: &Arc<Self>, addr: SocketAddr) -> ActiveGuard {
+    /// Counts one connection or request to `addr` until the guard drops.
+    pub fn enter(self: &Arc<Self>, addr: SocketAddr) -> ActiveGuard {
         *self
             .0
             .lock()
@@ -52,7 +53,9 @@ impl Active {
     }
 }
 
-struct ActiveGuard {
+/// One counted connection or request; uncounted when dropped.
+#[derive(Debug)]
+pub struct ActiveGuard {
     active: Arc<Active>,
     addr: SocketAddr,
 }

@@ -59,6 +59,11 @@ pub struct Listen {
     pub published: bool,
 }
 
+/// How long a replica leaving the load balancer keeps running before its
+/// in-flight count is trusted: forwarders and the proxy follow the published
+/// set on their own tasks, and must have seen it go.
+pub const DEREGISTRATION_DELAY: Duration = Duration::from_millis(100);
+
 /// The longest restart backoff.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// The first restart backoff.

@@ -385,6 +385,7 @@ impl Stack {
                     .collect::<Vec<_>>()
             })
             .collect();
+        tokio::time::sleep(crate::plan::DEREGISTRATION_DELAY).await;
         let deadline = tokio::time::Instant::now() + cell.plan.stop_grace;
         while addrs.iter().map(|a| self.drain.count(*a)).sum::<usize>() > 0
             && tokio::time::Instant::now() < deadline

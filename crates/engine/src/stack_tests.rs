@@ -343,18 +343,22 @@ async fn a_rolling_restart_starts_the_new_process_before_stopping_the_old() {
             Record::Probe { .. } => None,
         })
         .collect();
-    // Each new process starts before its old one is signalled.
-    assert_eq!(
-        order,
-        vec![
-            "spawn api-1",
-            "spawn api-2",
-            "spawn api-1",
-            "signal api-1",
-            "spawn api-2",
-            "signal api-2"
-        ]
-    );
+    // Each new process starts before its old one is signalled (the old one
+    // is stopped in the background, after the switch).
+    let pos = |what: &str, nth: usize| {
+        order
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| *o == what)
+            .nth(nth)
+            .map(|(i, _)| i)
+    };
+    for name in ["api-1", "api-2"] {
+        let new = pos(&format!("spawn {name}"), 1).expect("a second spawn");
+        let old_stopped = pos(&format!("signal {name}"), 0).expect("the old one is stopped");
+        assert!(new < old_stopped, "{order:?}");
+    }
+    assert_eq!(order.len(), 6, "{order:?}");
     let after = stack.service("api").unwrap().snapshot();
     assert!(
         after

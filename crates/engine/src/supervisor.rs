@@ -80,9 +80,8 @@ impl Incarnation {
     /// Where it takes traffic, per declared port.
     fn addrs(&self) -> Vec<SocketAddr> {
         self.ports
-            .iter()
-            .filter(|(t, _)| **t != 0)
-            .map(|(_, p)| SocketAddr::from((Ipv4Addr::LOCALHOST, *p)))
+            .values()
+            .map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, *p)))
             .collect()
     }
 
@@ -329,12 +328,8 @@ impl Replica {
 
     /// Makes an incarnation the one the slot publishes.
     fn publish_current(&self, cur: &Incarnation) {
-        let public: BTreeMap<u16, u16> = cur
-            .ports
-            .iter()
-            .filter(|(t, _)| **t != 0)
-            .map(|(t, p)| (*t, *p))
-            .collect();
+        // Port 0 stands for `$PORT` of a service that declares no port.
+        let public = cur.ports.clone();
         let view = cur.view.borrow().clone();
         self.set(|r| {
             r.state = ReplicaState::Running;
@@ -474,7 +469,10 @@ impl Replica {
         tokio::spawn(async move {
             let mut old = old;
             let addrs = old.addrs();
-            // In-flight requests and WebSockets finish first, within the grace period.
+            // Whoever routes to it (forwarders, the proxy) sees the switch
+            // first; then in-flight requests and WebSockets finish, within
+            // the grace period.
+            tokio::time::sleep(crate::plan::DEREGISTRATION_DELAY).await;
             let deadline = Instant::now() + grace;
             while let Some(d) = &drain {
                 if addrs.iter().map(|a| d(*a)).sum::<usize>() == 0 || Instant::now() >= deadline {

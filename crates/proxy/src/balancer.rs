@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use berth_compose::xberth::LoadBalancing;
@@ -36,12 +36,23 @@ pub(crate) struct Slot {
 }
 
 /// Keeps a replica counted as busy until dropped (end of the response body).
-#[derive(Debug)]
-pub(crate) struct ActiveGuard(Arc<AtomicUsize>);
+pub(crate) struct ActiveGuard {
+    active: Option<Arc<AtomicUsize>>,
+    /// The engine's own count of requests to this replica.
+    _engine: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl std::fmt::Debug for ActiveGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveGuard").finish_non_exhaustive()
+    }
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        if let Some(a) = &self.active {
+            a.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -63,7 +74,7 @@ pub(crate) struct Pool {
     lb: LoadBalancing,
     view: Arc<dyn StackView>,
     /// Resolved lazily: the engine may learn about the service after start.
-    rx: RwLock<Option<watch::Receiver<Upstreams>>>,
+    rx: OnceLock<watch::Receiver<Upstreams>>,
     /// The slots for the last set seen, rebuilt when the engine publishes.
     members: RwLock<(Upstreams, Arc<[Arc<Slot>]>)>,
     next: AtomicUsize,
@@ -85,14 +96,17 @@ impl Pool {
         port: Option<u16>,
         lb: LoadBalancing,
     ) -> Self {
-        let rx = view.upstreams(service, port);
+        let resolved = OnceLock::new();
+        if let Some(rx) = view.upstreams(service, port) {
+            let _ = resolved.set(rx);
+        }
         let empty: Upstreams = Arc::from(Vec::new());
         Pool {
             service: service.into(),
             port,
             lb,
             view,
-            rx: RwLock::new(rx),
+            rx: resolved,
             members: RwLock::new((empty, Arc::from(Vec::new()))),
             next: AtomicUsize::new(0),
             epoch: Instant::now(),
@@ -101,16 +115,12 @@ impl Pool {
 
     /// The replicas published right now.
     pub(crate) fn current(&self) -> Option<Upstreams> {
-        if let Ok(guard) = self.rx.read()
-            && let Some(rx) = guard.as_ref()
-        {
+        if let Some(rx) = self.rx.get() {
             return Some(rx.borrow().clone());
         }
         let rx = self.view.upstreams(&self.service, self.port)?;
         let set = rx.borrow().clone();
-        if let Ok(mut guard) = self.rx.write() {
-            *guard = Some(rx);
-        }
+        let _ = self.rx.set(rx);
         Some(set)
     }
 
@@ -181,10 +191,23 @@ impl Pool {
         }
     }
 
-    /// Counts a request against `slot` until the guard drops.
-    pub(crate) fn begin(slot: &Arc<Slot>) -> ActiveGuard {
-        slot.active.fetch_add(1, Ordering::Relaxed);
-        ActiveGuard(slot.active.clone())
+    /// Counts a request against `slot` until the guard drops: for
+    /// `least_conn` (round robin skips the shared atomics), and for the
+    /// engine, which stops a replica being replaced only once it is drained.
+    pub(crate) fn begin(&self, slot: &Arc<Slot>) -> Option<ActiveGuard> {
+        let engine = self.view.request_started(slot.upstream.addr);
+        let least_conn = self.lb == LoadBalancing::LeastConn;
+        if !least_conn && engine.is_none() {
+            return None;
+        }
+        let active = least_conn.then(|| {
+            slot.active.fetch_add(1, Ordering::Relaxed);
+            slot.active.clone()
+        });
+        Some(ActiveGuard {
+            active,
+            _engine: engine,
+        })
     }
 
     /// Skips `slot` for [`EJECT_COOLDOWN`] or until the set changes.
@@ -262,7 +285,7 @@ mod tests {
         let Pick::Replica(busy, true) = pool.pick(&[]) else {
             panic!()
         };
-        let _guard = Pool::begin(&busy);
+        let _guard = pool.begin(&busy);
         for _ in 0..5 {
             assert_ne!(pick(&pool), busy.upstream.addr.port());
         }

@@ -30,11 +30,12 @@ pub(crate) fn builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
         .header_read_timeout(shared.timeouts.header_read)
         .max_buf_size(head.saturating_add(MIN_BUF))
         .keep_alive(true);
+    // No HTTP/2 keep-alive pings: their answers would count as traffic and
+    // keep idle connections open past the idle timeout.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(shared.max_header).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(shared.timeouts.idle / 2));
+        .max_header_list_size(u32::try_from(shared.max_header).unwrap_or(u32::MAX));
     builder
 }
 
@@ -53,9 +54,13 @@ pub(crate) async fn serve(
     let service = Edge::new(shared.clone(), client, peer, activity.clone());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
+    // A token of its own: polling the shared one on every wake-up would
+    // take a lock every worker contends for.
+    let shutdown = shared.shutdown.child_token();
     let finished = tokio::select! {
+        biased;
         result = conn.as_mut() => Some(result),
-        () = shared.shutdown.cancelled() => None,
+        () = shutdown.cancelled() => None,
         () = idle(&activity, shared.timeouts.idle) => None,
     };
     if let Some(result) = finished {

@@ -52,7 +52,7 @@ pub(crate) struct Answered {
     pub(crate) response: Response<Body>,
     pub(crate) replica: Arc<str>,
     /// Counts the replica as busy (for `least_conn`) until dropped.
-    pub(crate) busy: ActiveGuard,
+    pub(crate) busy: Option<ActiveGuard>,
 }
 
 /// Sends `req` to a replica and returns its response.
@@ -129,7 +129,7 @@ pub(crate) async fn forward(
             std::mem::take(&mut parts.headers)
         };
 
-        let guard = Pool::begin(&slot);
+        let guard = route.pool.begin(&slot);
         let failure = match tokio::time::timeout(route.timeout, to.client.request(upstream_req))
             .await
         {

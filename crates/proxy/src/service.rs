@@ -114,7 +114,7 @@ impl Conn {
                     .await
                     .map(|answered| {
                         outcome.replica = Some(answered.replica);
-                        outcome.busy = Some(answered.busy);
+                        outcome.busy = answered.busy;
                         answered.response
                     })
             }
@@ -124,6 +124,21 @@ impl Conn {
         };
         (outcome, result)
     }
+}
+
+/// `host[:port]` as RFC 9110 allows it (reg-name, IPv4 or `[IPv6]`), without
+/// allocating.
+fn valid_host(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 255
+        && text.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'.' | b'-' | b'_' | b'~' | b':' | b'[' | b']' | b'%')
+                || matches!(
+                    b,
+                    b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+                )
+        })
 }
 
 /// The request's host: the `Host` header, else the URI's authority (HTTP/2).
@@ -141,7 +156,7 @@ fn host_of(parts: &http::request::Parts) -> Result<Option<&str>, Failure> {
             let text = value
                 .to_str()
                 .map_err(|_| Failure::BadRequest("invalid Host header"))?;
-            if text.is_empty() || http::uri::Authority::try_from(text).is_err() {
+            if !valid_host(text) {
                 return Err(Failure::BadRequest("invalid Host header"));
             }
             Ok(Some(text))

@@ -37,4 +37,13 @@ pub trait StackView: Send + Sync + 'static {
 
     /// One access-log line (JSON) into berth's log stream under service `proxy`.
     fn access_log(&self, line: String);
+
+    /// A request to `addr` begins; it ends when the returned value is
+    /// dropped (with the end of the response body). The engine counts these
+    /// so a replica being replaced is stopped only once drained. Default:
+    /// nothing is counted.
+    fn request_started(&self, addr: SocketAddr) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        let _ = addr;
+        None
+    }
 }

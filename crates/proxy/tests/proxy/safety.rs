@@ -94,3 +94,39 @@ async fn a_long_request_is_not_cut_by_the_idle_timeout() {
     let a = get(&proxy.url("/slow?ms=1200")).await;
     assert_eq!(a.status, 200);
 }
+
+#[tokio::test]
+async fn idle_http2_connections_are_closed_too() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let mut s = settings(vec![service_route("/", "api")]);
+    s.timeouts = ProxyTimeouts {
+        idle: secs(0.8),
+        ..ProxyTimeouts::default()
+    };
+    let proxy = start(s, stack).await;
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get(proxy.url("/echo"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(req).await.unwrap().status(), 200);
+    let idle_since = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .ok();
+    let waited = idle_since.elapsed();
+    assert!(
+        waited >= Duration::from_millis(700) && waited < Duration::from_millis(2500),
+        "{waited:?}"
+    );
+}
