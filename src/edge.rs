@@ -38,7 +38,15 @@ impl EngineView {
         }
         let active: Arc<Active> = Arc::default();
         let counted = active.clone();
-        stack.drain.add(Arc::new(move |addr| counted.count(addr)));
+        // In use by the proxy while a route lists it or a request to it runs.
+        let listed: Vec<watch::Receiver<Upstreams>> = channels.values().cloned().collect();
+        stack.drain.add(Arc::new(move |addr| {
+            counted.count(addr)
+                + listed
+                    .iter()
+                    .filter(|rx| rx.borrow().iter().any(|u| u.addr == addr))
+                    .count()
+        }));
         EngineView {
             stack,
             logs,

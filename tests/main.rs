@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod support;
 
 mod config;
 mod control;
 mod logs;
+mod proxy;
 mod up;

@@ -462,7 +462,7 @@ fn native_quickstart_runs_migration_then_two_healthy_api_replicas() {
     assert_eq!(up.interrupt(), Some(130));
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let p = e.path();
         let dest = to.join(e.file_name());

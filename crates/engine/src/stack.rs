@@ -69,7 +69,24 @@ impl Drain {
             .push(probe);
     }
 
-    /// Connections and requests in flight to an address.
+    /// Waits until nothing routes to or talks with `addrs` any more (seen
+    /// twice in a row, 20 ms apart), or until `grace` has passed. Routers
+    /// follow the published replica sets on their own tasks, so this starts
+    /// after [`DEREGISTRATION_DELAY`](crate::plan::DEREGISTRATION_DELAY).
+    pub async fn wait_idle(&self, addrs: &[std::net::SocketAddr], grace: Duration) {
+        tokio::time::sleep(crate::plan::DEREGISTRATION_DELAY).await;
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut quiet = 0;
+        while quiet < 2 && tokio::time::Instant::now() < deadline {
+            let busy: usize = addrs.iter().map(|a| self.count(*a)).sum();
+            quiet = if busy == 0 { quiet + 1 } else { 0 };
+            if quiet < 2 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    /// Routers listing an address, plus connections and requests in flight to it.
     pub fn count(&self, addr: std::net::SocketAddr) -> usize {
         self.sources
             .read()
@@ -167,17 +184,27 @@ impl Stack {
         let mut listening = Vec::new();
         let active: Arc<forward::Active> = Arc::default();
         let drain: Arc<Drain> = Arc::default();
-        let counted = active.clone();
-        drain.add(Arc::new(move |addr| counted.count(addr)));
+        let mut routing: Vec<watch::Receiver<Backends>> = Vec::new();
         for (service, target, listener) in listeners {
             if let Ok(addr) = listener.local_addr() {
                 listening.push((service.clone(), target, addr));
             }
             if let Some(cell) = cells.get(&service) {
                 let backends = backends(cell, target, &forwarders);
+                routing.push(backends.clone());
                 forward::serve(listener, backends, active.clone(), forwarders.clone());
             }
         }
+        // A replica is in use by the forwarders while one lists it (it may
+        // be picked) or a connection to it is open.
+        let counted = active.clone();
+        drain.add(Arc::new(move |addr| {
+            counted.count(addr)
+                + routing
+                    .iter()
+                    .filter(|rx| rx.borrow().contains(&addr))
+                    .count()
+        }));
         let stack = Arc::new(Stack {
             project: project.to_string(),
             cells,
@@ -221,7 +248,7 @@ impl Stack {
             stop: stop.clone(),
             force: self.force.clone(),
             commands,
-            drain: Some(Arc::new(move |addr| drain.count(addr))),
+            drain: Some(drain),
         };
         let handle = tokio::spawn(replica.run());
         self.tasks
@@ -336,9 +363,16 @@ impl Stack {
                     done.push(format!("{name}: restarted without downtime"));
                 }
                 _ => {
-                    // Not running: start it again.
-                    self.take_tasks(service, Some(&[r.index]));
-                    cell.update(r.index, |s| s.state = ReplicaState::Waiting);
+                    // Not running (starting, restarting, exited, failed):
+                    // end whatever its task is doing, then start it again.
+                    for t in self.take_tasks(service, Some(&[r.index])) {
+                        t.stop.cancel();
+                        let _ = t.handle.await;
+                    }
+                    cell.update(r.index, |s| {
+                        s.state = ReplicaState::Waiting;
+                        s.message = None;
+                    });
                     self.spawn_replica(&cell, r.index);
                     done.push(format!("{name}: started"));
                 }
@@ -372,7 +406,10 @@ impl Stack {
         let doomed: Vec<u32> = current.split_off(replicas as usize);
         // Out of the load balancer first, then drained, then stopped.
         for i in &doomed {
-            cell.update(*i, |r| r.ready = false);
+            cell.update(*i, |r| {
+                r.leaving = true;
+                r.ready = false;
+            });
         }
         let addrs: Vec<std::net::SocketAddr> = cell
             .snapshot()
@@ -385,13 +422,7 @@ impl Stack {
                     .collect::<Vec<_>>()
             })
             .collect();
-        tokio::time::sleep(crate::plan::DEREGISTRATION_DELAY).await;
-        let deadline = tokio::time::Instant::now() + cell.plan.stop_grace;
-        while addrs.iter().map(|a| self.drain.count(*a)).sum::<usize>() > 0
-            && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.drain.wait_idle(&addrs, cell.plan.stop_grace).await;
         let tasks = self.take_tasks(service, Some(&doomed));
         for t in &tasks {
             t.stop.cancel();

@@ -98,6 +98,8 @@ pub struct ReplicaStatus {
     pub exit: Option<Exit>,
     /// Ever reached `Running` (for `service_started`).
     pub has_started: bool,
+    /// Being scaled away: it takes no new traffic, whatever its probes say.
+    pub leaving: bool,
     /// Why it failed, or what the last failing probe said.
     pub message: Option<String>,
 }
@@ -116,6 +118,7 @@ impl ReplicaStatus {
             started_at: None,
             exit: None,
             has_started: false,
+            leaving: false,
             message: None,
         }
     }

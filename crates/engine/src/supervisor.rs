@@ -34,6 +34,8 @@ pub const NOT_STARTED: &str = "not started: ";
 /// report here).
 pub type DrainProbe = Arc<dyn Fn(SocketAddr) -> usize + Send + Sync>;
 
+pub(crate) use crate::stack::Drain;
+
 /// Commands to a running replica task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -54,7 +56,7 @@ pub(crate) struct Replica {
     /// Skip grace periods (second Ctrl-C).
     pub force: CancellationToken,
     pub commands: mpsc::Receiver<Command>,
-    pub drain: Option<DrainProbe>,
+    pub drain: Option<Arc<Drain>>,
 }
 
 /// How a run ended.
@@ -339,7 +341,7 @@ impl Replica {
             r.has_started = true;
             r.exit = None;
             r.health = view.health;
-            r.ready = view.ready;
+            r.ready = view.ready && !r.leaving;
             r.message = view.message;
         });
     }
@@ -369,7 +371,7 @@ impl Replica {
                     let before = self.cell.replica(self.index);
                     self.set(|r| {
                         r.health = view.health;
-                        r.ready = view.ready;
+                        r.ready = view.ready && !r.leaving;
                         r.message = view.message.clone();
                     });
                     let was_ready = before.as_ref().is_some_and(|r| r.ready);
@@ -469,17 +471,13 @@ impl Replica {
         tokio::spawn(async move {
             let mut old = old;
             let addrs = old.addrs();
-            // Whoever routes to it (forwarders, the proxy) sees the switch
-            // first; then in-flight requests and WebSockets finish, within
-            // the grace period.
-            tokio::time::sleep(crate::plan::DEREGISTRATION_DELAY).await;
-            let deadline = Instant::now() + grace;
-            while let Some(d) = &drain {
-                if addrs.iter().map(|a| d(*a)).sum::<usize>() == 0 || Instant::now() >= deadline {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            // Whoever routes to it (forwarders, the proxy) lets go of it and
+            // finishes its in-flight requests and WebSockets, within the grace period.
+            let started = Instant::now();
+            if let Some(d) = &drain {
+                d.wait_idle(&addrs, grace).await;
             }
+            let deadline = started + grace;
             let _ = old.process.signal(signal);
             let left = deadline
                 .saturating_duration_since(Instant::now())

@@ -1,0 +1,420 @@
+//! The edge proxy inside `berth up`, end to end: the demo stack in a real
+//! browser, the native-quickstart stack, balancing, `/health`, `/metrics`,
+//! and no failed request while replicas restart, scale or die.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::browser::Browser;
+use crate::support::{Test, eventually, free_port, http_get, shared_dir};
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The demo API binary, built (debug) next to the berth under test.
+fn demo_api() -> PathBuf {
+    let berth = crate::support::berth_bin();
+    let target_dir = berth.parent().and_then(Path::parent).unwrap();
+    let demo = berth.with_file_name("demo-api");
+    if !demo.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "demo-api", "--target-dir"])
+            .arg(target_dir)
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(status.success(), "building demo-api failed");
+    }
+    demo
+}
+
+/// The repository's demo stack with free ports, a private state directory
+/// and the debug demo-api: (test, proxy address, api port).
+fn demo_stack() -> (Test, String, u16) {
+    let demo = demo_api();
+    let demo = demo.display();
+    let proxy = free_port();
+    let api = free_port();
+    let t = Test::new();
+    let state = t.dir().join("state");
+    let t = t.file(
+        "override.yaml",
+        &format!(
+            r#"
+services:
+  migrate:
+    command: !override ["{demo}", "migrate"]
+  api:
+    command: !override ["{demo}"]
+    expose: !override ["{api}"]
+    healthcheck:
+      test: !override ["CMD", "{demo}", "healthcheck"]
+x-berth:
+  state_dir: {state}
+  proxy:
+    listen: !override ["127.0.0.1:{proxy}"]
+"#,
+            state = state.display()
+        ),
+    );
+    let root = repo().join("compose.yaml");
+    let t = t.args([
+        "-f",
+        root.to_str().unwrap(),
+        "-f",
+        "override.yaml",
+        "up",
+        "--no-build",
+    ]);
+    (t, format!("127.0.0.1:{proxy}"), api)
+}
+
+#[test]
+fn the_demo_stack_works_in_a_real_browser() {
+    let (t, proxy, _) = demo_stack();
+    let mut up = t.spawn();
+    up.wait_for("stack is up", 60 * SEC);
+    let browser = Browser::start();
+    browser.goto(&format!("http://{proxy}/"));
+    // The page reads /env-config.js, lists the items the migration seeded,
+    // says which replica answered, and opens the WebSocket.
+    browser.wait_for(
+        "window._env_ && window._env_.API_BASE_URL === '/api'",
+        10 * SEC,
+    );
+    browser.wait_for(
+        "document.querySelectorAll('#items li').length >= 3",
+        10 * SEC,
+    );
+    let replica = browser.wait_for("/replica [0-9]/.test(document.querySelector('#replica').textContent) && document.querySelector('#replica').textContent", 10 * SEC);
+    assert!(replica.as_str().unwrap().contains("replica"), "{replica}");
+    browser.wait_for(
+        "document.querySelector('#ws-status').dataset.state === 'open'",
+        10 * SEC,
+    );
+    let hello = browser.wait_for("document.querySelector('#ws-hello').textContent.includes('replica') && document.querySelector('#ws-hello').textContent", 10 * SEC);
+    assert!(hello.as_str().unwrap().contains("replica"), "{hello}");
+    // Add an item through the form: a POST through the proxy to a replica.
+    browser.js(
+        "document.querySelector('#new-item').value = 'written by the browser test';\
+         document.querySelector('#add').click(); return true;",
+    );
+    browser.wait_for(
+        "[...document.querySelectorAll('#items li')].some(li => li.textContent.includes('written by the browser test'))",
+        10 * SEC,
+    );
+    // Echo through the WebSocket.
+    browser.js(
+        "document.querySelector('#ws-input').value = 'ping through berth';\
+         document.querySelector('#ws-send').click(); return true;",
+    );
+    browser.wait_for(
+        "document.querySelector('#ws-log').textContent.includes('ping through berth')",
+        10 * SEC,
+    );
+    // A deep link is answered by the SPA fallback and renders the About view.
+    browser.goto(&format!("http://{proxy}/about"));
+    browser.wait_for("!document.querySelector('#view-about').hidden", 10 * SEC);
+    // A missing asset is a 404, not the index page.
+    assert_eq!(
+        http_get(&proxy, "/assets/missing.1234abcd.js").unwrap().0,
+        404
+    );
+    drop(browser);
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+#[test]
+fn the_demo_api_is_balanced_and_its_websocket_echoes_through_the_proxy() {
+    let (t, proxy, _) = demo_stack();
+    let mut up = t.spawn();
+    up.wait_for("stack is up", 60 * SEC);
+    let mut replicas = std::collections::BTreeSet::new();
+    for _ in 0..30 {
+        let (status, body) = http_get(&proxy, "/api/whoami").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        replicas.insert(v["replica"].as_str().unwrap().to_string());
+    }
+    assert_eq!(replicas.len(), 3, "{replicas:?}");
+    // /health and /metrics from the proxy itself.
+    let (status, body) = http_get(&proxy, "/health").unwrap();
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(
+        health["services"]["api"]["replicas"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let (_, metrics) = http_get(&proxy, "/metrics").unwrap();
+    assert!(
+        metrics.contains("berth_replica_ready{service=\"api\",replica=\"2\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("berth_replica_restarts_total{service=\"api\",replica=\"1\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+    // A WebSocket handshake and an echo, by hand.
+    let echo = websocket_echo(&proxy, "/ws", "hello through the edge");
+    assert!(echo.iter().any(|m| m.contains("replica")), "{echo:?}");
+    assert!(
+        echo.iter().any(|m| m == "hello through the edge"),
+        "{echo:?}"
+    );
+    // The access log is in the stream.
+    assert!(eventually(5 * SEC, || up.count("\"path\":\"/api/whoami\"") >= 30));
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+/// A minimal WebSocket client: handshake, one text frame, the frames read back.
+fn websocket_echo(addr: &str, path: &str, text: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(5 * SEC)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // A masked text frame.
+    let mask = [1u8, 2, 3, 4];
+    let payload: Vec<u8> = text
+        .bytes()
+        .enumerate()
+        .map(|(i, b)| b ^ mask[i % 4])
+        .collect();
+    let mut frame = vec![0x81, 0x80 | u8::try_from(payload.len()).unwrap()];
+    frame.extend_from_slice(&mask);
+    frame.extend_from_slice(&payload);
+    s.write_all(&frame).unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let mut h = [0u8; 2];
+        if s.read_exact(&mut h).is_err() {
+            break;
+        }
+        let len = usize::from(h[1] & 0x7f);
+        let len = if len == 126 {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).unwrap();
+            usize::from(u16::from_be_bytes(l))
+        } else {
+            len
+        };
+        let mut data = vec![0u8; len];
+        s.read_exact(&mut data).unwrap();
+        if h[0] & 0x0f == 1 {
+            got.push(String::from_utf8_lossy(&data).into_owned());
+        }
+    }
+    got
+}
+
+#[test]
+fn native_quickstart_is_served_through_the_proxy() {
+    let t = Test::new();
+    crate::up::copy_dir(&shared_dir().join("stacks/native-quickstart"), t.dir());
+    let (api, proxy) = (free_port(), free_port());
+    let t = t.file(
+        "compose.override.yaml",
+        &format!("services:\n  api:\n    expose: !override [\"{api}\"]\nx-berth:\n  proxy:\n    listen: !override [\"127.0.0.1:{proxy}\"]\n"),
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("stack is up", 30 * SEC);
+    let proxy = format!("127.0.0.1:{proxy}");
+    let (status, page) = http_get(&proxy, "/").unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("<html"), "{page}");
+    let (status, env) = http_get(&proxy, "/env-config.js").unwrap();
+    assert_eq!(
+        (status, env.trim()),
+        (200, "window._env_ = {\"API_BASE_URL\":\"/api\"};")
+    );
+    let mut replicas = std::collections::BTreeSet::new();
+    for _ in 0..10 {
+        let (status, body) = http_get(&proxy, "/api/whoami").unwrap();
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        replicas.insert(v["replica"].as_str().unwrap().to_string());
+    }
+    assert_eq!(replicas.len(), 2, "{replicas:?}");
+    // SPA fallback for client-side routes, 404 for missing assets.
+    assert_eq!(http_get(&proxy, "/some/client/route").unwrap().0, 200);
+    assert_eq!(http_get(&proxy, "/assets/nope.js").unwrap().0, 404);
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+/// A threaded HTTP server answering with its replica; dies at once on
+/// SIGTERM (so only draining keeps requests from failing).
+const SERVER: &str = r#"
+import http.server, os, time
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        time.sleep(0.01)
+        body = ("replica %s" % os.environ["BERTH_REPLICA"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+print("serving", flush=True)
+class S(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # the default (5) drops connections under load
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+fn proxied_stack(replicas: u32) -> (Test, String) {
+    let proxy = free_port();
+    let t = Test::new().file("server.py", SERVER).compose(&format!(
+        "services:\n  web:\n    command: [python3, server.py]\n    deploy: {{replicas: {replicas}}}\n    restart: always\n    x-berth:\n      ready: {{http: /}}\nx-berth:\n  proxy:\n    listen: [\"127.0.0.1:{proxy}\"]\n    access_log: false\n    routes:\n      - {{path: /, service: web}}\n"
+    ));
+    (t, format!("127.0.0.1:{proxy}"))
+}
+
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<std::sync::Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addr: &str, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed, addr) =
+                    (stop.clone(), ok.clone(), failed.clone(), addr.to_string());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match http_get(&addr, "/") {
+                            Ok((200, _)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => failed.lock().unwrap().push(format!("{other:?}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            failed,
+            threads,
+        }
+    }
+
+    fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.lock().unwrap().clone(),
+        )
+    }
+}
+
+#[test]
+fn a_rolling_restart_through_the_proxy_loses_no_request() {
+    let (t, proxy) = proxied_stack(3);
+    let _stack = t.up_detached();
+    let load = Load::start(&proxy, 8);
+    std::thread::sleep(Duration::from_millis(300));
+    t.run_args(["restart", "web"]).success();
+    t.run_args(["scale", "web=5"]).success();
+    std::thread::sleep(Duration::from_millis(300));
+    t.run_args(["scale", "web=2"]).success();
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok}");
+}
+
+#[test]
+fn a_replica_killed_under_load_loses_no_request() {
+    let (t, proxy) = proxied_stack(3);
+    let _stack = t.up_detached();
+    let load = Load::start(&proxy, 8);
+    std::thread::sleep(Duration::from_millis(300));
+    let ps = t.run_args(["ps", "--format", "json"]).success().json();
+    let pid = ps["services"][0]["replicas"][1]["pid"].as_u64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        ok + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    // The killed replica comes back (restart: always) and rejoins when ready.
+    assert!(eventually(10 * SEC, || {
+        let ps = t.run_args(["ps", "--format", "json"]).success().json();
+        let r = &ps["services"][0]["replicas"][1];
+        r["ready"] == true && r["restarts"] == 1
+    }));
+    let mut seen = std::collections::BTreeSet::new();
+    assert!(eventually(5 * SEC, || {
+        if let Ok((200, body)) = http_get(&proxy, "/") {
+            seen.insert(body);
+        }
+        seen.len() == 3
+    }));
+}
+
+#[test]
+fn a_proxy_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let t = Test::new().compose(&format!(
+        "services:\n  a:\n    command: [sleep, '60']\nx-berth:\n  proxy:\n    listen: [\"127.0.0.1:{port}\"]\n"
+    ));
+    let mut up = t.arg("up").spawn();
+    assert_eq!(up.wait_exit(15 * SEC), Some(1));
+    assert!(
+        up.stderr().contains(&format!(
+            "the proxy cannot start: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{}",
+        up.stderr()
+    );
+}
