@@ -274,3 +274,118 @@ fn every_shared_stack_config_exits_zero() {
         );
     }
 }
+
+#[test]
+fn extends_in_the_same_file_and_from_another_file() {
+    let run = Test::new()
+        .file(
+            "common/base.yaml",
+            "services:\n  base:\n    command: [serve]\n    environment: {LEVEL: info, FROM: base}\n    env_file: base.env\n    volumes: [\"./data:/data\"]\n",
+        )
+        .file("common/base.env", "SECRET=from-base-env\n")
+        .compose(
+            "services:\n  web:\n    extends: {file: common/base.yaml, service: base}\n    environment: {LEVEL: debug}\n  worker:\n    extends: web\n    command: [work]\n",
+        )
+        .args(["config", "--format", "json"])
+        .run()
+        .success();
+    let json = run.json();
+    let web = &json["services"]["web"];
+    assert_eq!(web["command"], serde_json::json!(["serve"]));
+    assert_eq!(web["environment"]["LEVEL"], "debug");
+    assert_eq!(web["environment"]["FROM"], "base");
+    assert_eq!(web["environment"]["SECRET"], "from-base-env");
+    // Relative paths of the base resolve against the base's own directory.
+    let source = web["volumes"][0]["source"].as_str().unwrap();
+    assert!(source.ends_with("/common/data"), "{source}");
+    let worker = &json["services"]["worker"];
+    assert_eq!(worker["command"], serde_json::json!(["work"]));
+    assert_eq!(worker["environment"]["LEVEL"], "debug");
+    assert!(worker.get("extends").is_none());
+}
+
+#[test]
+fn extends_cycles_and_unknown_bases_are_errors() {
+    Test::new()
+        .compose("services:\n  a:\n    extends: b\n  b:\n    extends: a\n")
+        .args(["config", "-q"])
+        .run()
+        .code(2)
+        .stderr_has("circular reference with extends");
+    Test::new()
+        .compose("services:\n  a:\n    extends: nope\n    command: [x]\n")
+        .args(["config", "-q"])
+        .run()
+        .code(2)
+        .stderr_has("services.a.extends: service \"nope\" is not defined in this file");
+}
+
+#[test]
+fn include_brings_another_project_with_its_own_directory_and_env() {
+    let run = Test::new()
+        .file("db/compose.yaml", "services:\n  db:\n    command: [\"postgres\", \"-p\", \"${DB_PORT}\"]\n    volumes: [\"./pgdata:/data\"]\n")
+        .file("db/.env", "DB_PORT=5433\n")
+        .compose("include:\n  - db/compose.yaml\nservices:\n  api:\n    command: [api]\n    depends_on: [db]\n")
+        .args(["config", "--format", "json"])
+        .run()
+        .success();
+    let json = run.json();
+    assert_eq!(
+        json["services"]["db"]["command"],
+        serde_json::json!(["postgres", "-p", "5433"])
+    );
+    assert!(
+        json["services"]["db"]["volumes"][0]["source"]
+            .as_str()
+            .unwrap()
+            .ends_with("/db/pgdata")
+    );
+    // A conflicting definition is an error.
+    Test::new()
+        .file("other.yaml", "services:\n  api:\n    command: [other]\n")
+        .compose("include: [other.yaml]\nservices:\n  api:\n    command: [mine]\n")
+        .args(["config", "-q"])
+        .run()
+        .code(2)
+        .stderr_has(
+            "services.api conflicts with the services of the same name that `include` imports",
+        );
+}
+
+#[test]
+fn env_file_long_form_optional_and_raw() {
+    let run = Test::new()
+        .file("raw.env", "QUOTED=\"kept as is\"\nPLAIN=${NOT_EXPANDED}\n")
+        .compose(
+            "services:\n  a:\n    command: [x]\n    env_file:\n      - path: missing.env\n        required: false\n      - path: raw.env\n        format: raw\n",
+        )
+        .args(["config", "--format", "json"])
+        .run()
+        .success();
+    let env = &run.json()["services"]["a"]["environment"];
+    assert_eq!(env["QUOTED"], "\"kept as is\"");
+    assert_eq!(env["PLAIN"], "${NOT_EXPANDED}");
+    Test::new()
+        .compose("services:\n  a:\n    command: [x]\n    env_file: [missing.env]\n")
+        .args(["config", "-q"])
+        .run()
+        .code(2)
+        .stderr_has("services.a.env_file: cannot read")
+        .stderr_has("missing.env: no such file");
+}
+
+#[test]
+fn yaml_anchors_and_merge_keys_work_across_services() {
+    let run = Test::new()
+        .compose(
+            "x-defaults: &defaults\n  restart: always\n  environment: {TZ: UTC}\nservices:\n  a:\n    <<: *defaults\n    command: [a]\n  b:\n    <<: *defaults\n    command: [b]\n    restart: \"no\"\n",
+        )
+        .args(["config", "--format", "json"])
+        .run()
+        .success();
+    let json = run.json();
+    assert_eq!(json["services"]["a"]["restart"], "always");
+    assert_eq!(json["services"]["b"]["restart"], "no");
+    assert_eq!(json["services"]["b"]["environment"]["TZ"], "UTC");
+    assert!(json.get("x-defaults").is_some());
+}

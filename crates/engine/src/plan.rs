@@ -48,6 +48,8 @@ pub struct Dependency {
     pub service: String,
     pub condition: Condition,
     pub required: bool,
+    /// `restart: true`: restarting the dependency restarts this service too.
+    pub restart: bool,
 }
 
 /// One address berth listens on for a service.
@@ -285,6 +287,7 @@ fn plan_service(
             service: dep.clone(),
             condition: d.condition,
             required: d.required,
+            restart: d.restart,
         })
         .collect();
 

@@ -331,6 +331,38 @@ impl Stack {
     /// An unknown service, or the first replica whose new process did not
     /// become ready (the old one keeps serving).
     pub async fn restart(&self, service: &str) -> Result<Vec<String>, String> {
+        let mut done = self.restart_one(service).await?;
+        // Services declaring `depends_on: {<service>: {restart: true}}` follow.
+        let mut queue: Vec<String> = self.dependents_to_restart(service);
+        let mut seen: Vec<String> = vec![service.to_string()];
+        while let Some(next) = queue.pop() {
+            if seen.contains(&next) {
+                continue;
+            }
+            seen.push(next.clone());
+            done.push(format!(
+                "{next}: restarting because it depends on {service} with restart: true"
+            ));
+            done.extend(self.restart_one(&next).await?);
+            queue.extend(self.dependents_to_restart(&next));
+        }
+        Ok(done)
+    }
+
+    fn dependents_to_restart(&self, service: &str) -> Vec<String> {
+        self.cells
+            .values()
+            .filter(|c| {
+                c.plan
+                    .depends_on
+                    .iter()
+                    .any(|d| d.service == service && d.restart)
+            })
+            .map(|c| c.name().to_string())
+            .collect()
+    }
+
+    async fn restart_one(&self, service: &str) -> Result<Vec<String>, String> {
         let cell = self.cell(service)?.clone();
         if cell.plan.bind == berth_compose::Bind::Direct {
             self.stop_service(service).await?;

@@ -418,3 +418,27 @@ async fn stop_and_start_a_single_service() {
     assert_eq!(fake.spawns("b-1").len(), 2);
     stack.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn restarting_a_dependency_restarts_dependents_that_ask_for_it() {
+    let fake = FakeRuntime::new();
+    let stack = start(
+        "services:\n  db:\n    command: [d]\n  api:\n    command: [a]\n    depends_on: {db: {condition: service_started, restart: true}}\n  web:\n    command: [w]\n    depends_on: [db]\n",
+        &fake,
+    )
+    .await;
+    settle().await;
+    let report = stack.restart("db").await.unwrap();
+    assert_eq!(
+        report,
+        vec![
+            "db-1: restarted without downtime",
+            "api: restarting because it depends on db with restart: true",
+            "api-1: restarted without downtime",
+        ]
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.spawns("api-1").len(), 2);
+    assert_eq!(fake.spawns("web-1").len(), 1);
+    stack.stop().await;
+}
