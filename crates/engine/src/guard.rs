@@ -120,25 +120,14 @@ fn kill_all(groups: &BTreeSet<u32>) {
         let _ = crate::runtime::native::killpg(g, libc::SIGKILL);
     }
     // Members that moved to another group of the same session.
-    #[cfg(target_os = "linux")]
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Some(stat) = crate::runtime::native::read_stat(pid)
-                && groups.contains(&stat.session)
-                && let Ok(pid) = i32::try_from(pid)
-            {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+    for (pid, stat) in crate::runtime::native::processes() {
+        if groups.contains(&stat.session)
+            && let Ok(pid) = i32::try_from(pid)
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

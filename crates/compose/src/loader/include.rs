@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Ctx, Env, absolute, merge, paths, section_mut};
+use super::{Ctx, Env, absolute, paths, section_mut};
 use crate::diag::{Diagnostic, DiagnosticKind};
 use crate::yaml::{Node, Value};
 
@@ -116,17 +116,7 @@ impl Ctx<'_> {
         for file in &files {
             let (_, docs) = self.parse_file(file)?;
             for doc in docs {
-                let Some(doc) = self.process_document(doc, file, &sub_env) else {
-                    continue;
-                };
-                match &mut merged {
-                    None => {
-                        let mut doc = doc;
-                        merge::strip_tags(&mut doc);
-                        merged = Some(doc);
-                    }
-                    Some(base) => merge::merge_documents(base, doc, &mut self.sink),
-                }
+                self.merge_in(&mut merged, doc, file, &sub_env);
             }
         }
         let mut merged = merged?;

@@ -216,17 +216,7 @@ impl Ctx<'_> {
         let mut merged: Option<Node> = None;
         for (file, _, docs) in parsed {
             for doc in docs {
-                let Some(doc) = self.process_document(doc, &file, &env) else {
-                    continue;
-                };
-                match &mut merged {
-                    None => {
-                        let mut doc = doc;
-                        merge::strip_tags(&mut doc);
-                        merged = Some(doc);
-                    }
-                    Some(base) => merge::merge_documents(base, doc, &mut self.sink),
-                }
+                self.merge_in(&mut merged, doc, &file, &env);
             }
         }
         let mut tree = merged?;
@@ -239,6 +229,47 @@ impl Ctx<'_> {
         }
         let project = crate::normalize::normalize(self, &tree, name, project_dir, files, &env)?;
         Some((project, tree))
+    }
+
+    /// Processes one document of `file` and merges it over what came before
+    /// (the first one becomes the base).
+    pub(crate) fn merge_in(
+        &mut self,
+        merged: &mut Option<Node>,
+        doc: Node,
+        file: &Path,
+        env: &Env,
+    ) {
+        let Some(doc) = self.process_document(doc, file, env) else {
+            return;
+        };
+        match merged {
+            None => {
+                let mut doc = doc;
+                merge::strip_tags(&mut doc);
+                *merged = Some(doc);
+            }
+            Some(base) => merge::merge_documents(base, doc, &mut self.sink),
+        }
+    }
+
+    /// Reports a `.env`-style file that does not parse, at its line.
+    pub(crate) fn env_file_error(
+        &mut self,
+        file: &Path,
+        id: FileId,
+        e: &crate::dotenv::DotenvError,
+    ) {
+        self.sink.push(Diagnostic::error(
+            DiagnosticKind::InvalidEnvFile,
+            Span {
+                file: id,
+                line: u32::try_from(e.line).unwrap_or(0),
+                column: 1,
+                len: 1,
+            },
+            format!("{}: {}", file.display(), e.message),
+        ));
     }
 
     /// Interpolation, schema validation, canonical forms, `include` and
@@ -460,16 +491,7 @@ impl Ctx<'_> {
             let id = self.sources.add(&file, text.as_str());
             let lookup = |k: &str| shell.get(k).cloned();
             if let Err(e) = crate::dotenv::parse_into(&text, &lookup, &mut from_files) {
-                self.sink.push(Diagnostic::error(
-                    DiagnosticKind::InvalidEnvFile,
-                    Span {
-                        file: id,
-                        line: u32::try_from(e.line).unwrap_or(0),
-                        column: 1,
-                        len: 1,
-                    },
-                    format!("{}: {}", file.display(), e.message),
-                ));
+                self.env_file_error(&file, id, &e);
             }
         }
         let mut vars = from_files;

@@ -304,16 +304,7 @@ fn resolve_environment(
             crate::dotenv::parse_into(&text, &lookup, &mut from_files)
         };
         if let Err(e) = result {
-            ctx.sink.push(Diagnostic::error(
-                DiagnosticKind::InvalidEnvFile,
-                Span {
-                    file: id,
-                    line: u32::try_from(e.line).unwrap_or(0),
-                    column: 1,
-                    len: 1,
-                },
-                format!("{}: {}", path.display(), e.message),
-            ));
+            ctx.env_file_error(&path, id, &e);
         }
     }
     let explicit = std::mem::take(&mut service.environment);

@@ -253,78 +253,49 @@ pub fn killpg(pgid: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Every live process (zombies left out) with its `/proc/<pid>/stat`.
+pub fn processes() -> impl Iterator<Item = (u32, ProcStat)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+        })
+        .filter_map(|pid| read_stat(pid).map(|stat| (pid, stat)))
+        .filter(|(_, stat)| stat.state != 'Z')
+}
+
+/// The CPU time and memory `stat` stands for.
+fn usage(stat: &ProcStat) -> Stats {
+    let sysconf = |v, default| nix::unistd::sysconf(v).ok().flatten().unwrap_or(default);
+    let ticks = sysconf(nix::unistd::SysconfVar::CLK_TCK, 100) as f64;
+    let page = sysconf(nix::unistd::SysconfVar::PAGE_SIZE, 4096) as u64;
+    Stats {
+        cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
+        rss_bytes: stat.rss_pages * page,
+    }
+}
+
 /// CPU and memory of every process group, from one pass over `/proc`
 /// (for `ps` over many replicas).
-#[cfg(target_os = "linux")]
 pub fn all_group_stats() -> std::collections::HashMap<u32, Stats> {
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
     let mut out: std::collections::HashMap<u32, Stats> = std::collections::HashMap::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Some(stat) = read_stat(pid) else { continue };
-        if stat.state == 'Z' {
-            continue;
-        }
+    for (_, stat) in processes() {
+        let u = usage(&stat);
         let s = out.entry(stat.pgrp).or_default();
-        s.cpu_seconds += (stat.utime + stat.stime) as f64 / ticks;
-        s.rss_bytes += stat.rss_pages * page;
+        s.cpu_seconds += u.cpu_seconds;
+        s.rss_bytes += u.rss_bytes;
     }
     out
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn all_group_stats() -> std::collections::HashMap<u32, Stats> {
-    std::collections::HashMap::new()
-}
-
-/// CPU and memory of every process in a process group (Linux `/proc`).
-#[cfg(target_os = "linux")]
+/// CPU and memory of every process in a process group.
 pub fn group_stats(pgid: u32) -> Option<Stats> {
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u64;
-    let mut total = Stats::default();
-    let mut found = false;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Some(stat) = read_stat(pid) else { continue };
-        if stat.pgrp != pgid || stat.state == 'Z' {
-            continue;
-        }
-        found = true;
-        total.cpu_seconds += (stat.utime + stat.stime) as f64 / ticks;
-        total.rss_bytes += stat.rss_pages * page;
-    }
-    found.then_some(total)
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn group_stats(_pgid: u32) -> Option<Stats> {
-    None
+    all_group_stats().remove(&pgid)
 }
 
 /// The fields of `/proc/<pid>/stat` berth uses.
