@@ -3,87 +3,16 @@
 //! `down` from another terminal, stale sockets, socket permissions.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::support::{Test, eventually, free_port, http_get};
+use crate::support::{Load, REPLICA_SERVER, Test, eventually, free_port, http_get};
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// A threaded HTTP server answering with its replica and pid; slow enough
-/// (20 ms) that a restart catches requests in flight.
-const SERVER: &str = r#"
-import http.server, os, time
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-    def do_GET(self):
-        time.sleep(0.02)
-        body = ("replica %s pid %d" % (os.environ["BERTH_REPLICA"], os.getpid())).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-print("serving on", os.environ["PORT"], flush=True)
-class S(http.server.ThreadingHTTPServer):
-    request_queue_size = 128  # the default (5) drops connections under load
-S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
-
 fn web_stack(port: u16, replicas: u32) -> Test {
-    Test::new().file("server.py", SERVER).compose(&format!(
-        "services:\n  web:\n    command: [python3, server.py]\n    expose: [\"{port}\"]\n    deploy: {{replicas: {replicas}}}\n    x-berth:\n      ready: {{http: /}}\n"
+    Test::new().file("server.py", REPLICA_SERVER).compose(&format!(
+        "services:\n  web:\n    command: [python3, server.py]\n    environment: {{DELAY_MS: \"20\"}}\n    expose: [\"{port}\"]\n    deploy: {{replicas: {replicas}}}\n    x-berth:\n      ready: {{http: /}}\n"
     ))
-}
-
-/// Clients hammering an address until stopped: (ok, failed, distinct bodies).
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<std::sync::Mutex<Vec<String>>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: String, clients: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let threads = (0..clients)
-            .map(|_| {
-                let (stop, ok, failed, addr) =
-                    (stop.clone(), ok.clone(), failed.clone(), addr.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        match http_get(&addr, "/") {
-                            Ok((200, _)) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            other => failed.lock().unwrap().push(format!("{other:?}")),
-                        }
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            ok,
-            failed,
-            threads,
-        }
-    }
-
-    fn finish(self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.threads {
-            t.join().unwrap();
-        }
-        (
-            self.ok.load(Ordering::Relaxed),
-            self.failed.lock().unwrap().clone(),
-        )
-    }
 }
 
 fn pids(t: &Test) -> Vec<u64> {
@@ -155,7 +84,7 @@ fn restart_of_three_replicas_under_load_loses_no_request() {
     let t = web_stack(port, 3);
     let _stack = t.up_detached();
     let before = pids(&t);
-    let load = Load::start(format!("127.0.0.1:{port}"), 8);
+    let load = Load::start(&format!("127.0.0.1:{port}"), 8);
     std::thread::sleep(Duration::from_millis(300));
     let restart = t.run_args(["restart", "web"]).success();
     assert_eq!(
@@ -168,16 +97,8 @@ fn restart_of_three_replicas_under_load_loses_no_request() {
         restart.stdout()
     );
     std::thread::sleep(Duration::from_millis(300));
-    let (ok, failed) = load.finish();
+    load.finish_without_failures(50);
     let after = pids(&t);
-    assert!(
-        failed.is_empty(),
-        "{} failed of {}: {:?}",
-        failed.len(),
-        ok + failed.len(),
-        &failed[..failed.len().min(5)]
-    );
-    assert!(ok > 50, "only {ok} requests");
     assert_eq!(after.len(), 3);
     assert!(
         before.iter().all(|p| !after.contains(p)),
@@ -190,7 +111,7 @@ fn scale_up_and_down_under_load_loses_no_request() {
     let port = free_port();
     let t = web_stack(port, 1);
     let _stack = t.up_detached();
-    let load = Load::start(format!("127.0.0.1:{port}"), 6);
+    let load = Load::start(&format!("127.0.0.1:{port}"), 6);
     std::thread::sleep(Duration::from_millis(200));
     t.run_args(["scale", "web=4"])
         .success()
@@ -201,16 +122,9 @@ fn scale_up_and_down_under_load_loses_no_request() {
     // not join the load balancer on their way out.
     t.run_args(["scale", "web=1"]).success();
     std::thread::sleep(Duration::from_millis(300));
-    let (ok, failed) = load.finish();
+    load.finish_without_failures(1);
     assert_eq!(pids(&t).len(), 1);
     t.run_args(["down"]).success();
-    assert!(
-        failed.is_empty(),
-        "{} failed of {}: {:?}",
-        failed.len(),
-        ok + failed.len(),
-        &failed[..failed.len().min(5)]
-    );
 }
 
 #[test]

@@ -468,3 +468,86 @@ impl Drop for Detached<'_> {
         let _ = self.test.run_args(["down", "--timeout", "2"]);
     }
 }
+
+/// A threaded HTTP/1.1 server on `$PORT` answering `replica N pid P`, after
+/// `$DELAY_MS` (default 0) so that restarts catch requests in flight.
+pub const REPLICA_SERVER: &str = r#"
+import http.server, os, time
+DELAY = int(os.environ.get("DELAY_MS", "0")) / 1000
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        time.sleep(DELAY)
+        body = ("replica %s pid %d" % (os.environ["BERTH_REPLICA"], os.getpid())).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+print("serving on", os.environ["PORT"], flush=True)
+class S(http.server.ThreadingHTTPServer):
+    request_queue_size = 128  # the default (5) drops connections under load
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// Clients sending `GET /` to an address in a loop until finished.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(addr: &str, clients: usize) -> Load {
+        use std::sync::atomic::Ordering;
+        let load = Load {
+            stop: Default::default(),
+            ok: Default::default(),
+            failed: Default::default(),
+            threads: Vec::new(),
+        };
+        let threads = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed, addr) = (
+                    load.stop.clone(),
+                    load.ok.clone(),
+                    load.failed.clone(),
+                    addr.to_string(),
+                );
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        match http_get(&addr, "/") {
+                            Ok((200, _)) => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => failed.lock().unwrap().push(format!("{other:?}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { threads, ..load }
+    }
+
+    /// Stops the clients and asserts that none of at least `min_ok`
+    /// requests failed.
+    pub fn finish_without_failures(self, min_ok: usize) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let ok = self.ok.load(Ordering::Relaxed);
+        let failed = self.failed.lock().unwrap();
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests failed: {:?}",
+            failed.len(),
+            ok + failed.len(),
+            &failed[..failed.len().min(5)]
+        );
+        assert!(ok >= min_ok, "only {ok} requests");
+    }
+}

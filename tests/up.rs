@@ -3,25 +3,9 @@
 
 use std::time::Duration;
 
-use crate::support::{Test, alive, eventually, free_port, http_get, shared_dir};
+use crate::support::{REPLICA_SERVER, Test, alive, eventually, free_port, http_get, shared_dir};
 
 const SEC: Duration = Duration::from_secs(1);
-
-/// A tiny HTTP server answering with its replica number, on `$PORT`.
-const SERVER: &str = r#"
-import http.server, os, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ("replica " + os.environ["BERTH_REPLICA"]).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-print("serving on", os.environ["PORT"], flush=True)
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
 
 #[test]
 fn dependencies_start_in_order_under_every_condition() {
@@ -269,8 +253,10 @@ services:
 #[test]
 fn declared_ports_forward_to_every_ready_replica() {
     let port = free_port();
-    let t = Test::new().file("server.py", SERVER).compose(&format!(
-        r#"
+    let t = Test::new()
+        .file("server.py", REPLICA_SERVER)
+        .compose(&format!(
+            r#"
 services:
   web:
     command: ["python3", "server.py"]
@@ -279,7 +265,7 @@ services:
     x-berth:
       ready: {{http: /}}
 "#
-    ));
+        ));
     let mut up = t.arg("up").spawn();
     for i in 1..=3 {
         up.wait_for(&format!("web-{i}  | serving on"), 15 * SEC);

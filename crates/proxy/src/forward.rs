@@ -129,7 +129,7 @@ pub(crate) async fn forward(
             std::mem::take(&mut parts.headers)
         };
 
-        let guard = route.pool.begin(&slot);
+        let mut guard = route.pool.begin(&slot);
         let failure = match tokio::time::timeout(route.timeout, to.client.request(upstream_req))
             .await
         {
@@ -148,7 +148,11 @@ pub(crate) async fn forward(
                 let (mut head, body) = response.into_parts();
                 strip_hop_by_hop(&mut head.headers, tunnel.is_some());
                 if let Some((client_side, upstream_side)) = tunnel {
-                    tunnel::spawn(shared, client_side, upstream_side, websocket);
+                    // The tunnel keeps the replica busy for as long as it is
+                    // open: least_conn counts it, and a draining replica
+                    // waits for it (up to its grace period).
+                    let busy = guard.take();
+                    tunnel::spawn(shared, client_side, upstream_side, websocket, busy);
                 }
                 return Ok(Answered {
                     response: Response::from_parts(head, boxed(body)),

@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::{Activity, Tracked, idle};
+use crate::balancer::ActiveGuard;
 use crate::shared::Shared;
 
 /// Close frame, server to client: FIN + close opcode, code 1001.
@@ -31,8 +32,14 @@ struct TunnelLimits {
 }
 
 /// Starts the tunnel for a `101` answer, tracked with the connections and
-/// dropped at the drain deadline.
-pub(crate) fn spawn(shared: &Shared, client: OnUpgrade, upstream: OnUpgrade, websocket: bool) {
+/// dropped at the drain deadline. `busy` is released when the tunnel ends.
+pub(crate) fn spawn(
+    shared: &Shared,
+    client: OnUpgrade,
+    upstream: OnUpgrade,
+    websocket: bool,
+    busy: Option<ActiveGuard>,
+) {
     let limits = TunnelLimits {
         idle: shared.timeouts.websocket_idle,
         websocket,
@@ -41,6 +48,7 @@ pub(crate) fn spawn(shared: &Shared, client: OnUpgrade, upstream: OnUpgrade, web
     };
     let hard_stop = shared.hard_stop.clone();
     shared.tasks.spawn(async move {
+        let _busy = busy;
         tokio::select! {
             () = run(client, upstream, limits) => {}
             () = hard_stop.cancelled() => {}
