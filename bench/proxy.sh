@@ -3,7 +3,9 @@
 # (b) nginx proxying to it with upstream keep-alive, (c) berth-proxy
 # proxying to it, (d) the floor under berth-proxy: the same hyper server and
 # hyper-util pooled client on the same per-thread runtimes doing nothing
-# else. Runs alternate (a,b,c,d,a,b,c,d...) on the same machine;
+# else, (e) a second floor with a hand-made per-worker pool over hyper's
+# http1 client instead of hyper-util's legacy client (what replacing the
+# client would gain). Runs alternate (a,b,c,d,e,a,...) on the same machine;
 # prints the median requests/s, p99 latency and CPU time per request (of
 # the proxy; for direct, of the backend) of each, and the ratios. CPU per
 # request is the figure least disturbed by other load on the machine.
@@ -18,7 +20,7 @@ duration=${2:-10s}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 base=${BASE_PORT:-18081}
-backend_port=$base nginx_port=$((base + 1)) berth_port=$((base + 2)) floor_port=$((base + 3))
+backend_port=$base nginx_port=$((base + 1)) berth_port=$((base + 2)) floor_port=$((base + 3)) floor_h1_port=$((base + 4))
 
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "bench/proxy.sh: $tool is missing (apt-get install -y wrk nginx)" >&2; exit 2; }
@@ -66,6 +68,7 @@ CONF
 nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' & nginx_pid=$!; pids+=($!)
 "$bin/bench_proxy" "127.0.0.1:$berth_port" "127.0.0.1:$backend_port" >/dev/null & berth_pid=$!; pids+=($!)
 "$bin/bench_floor" "127.0.0.1:$floor_port" "127.0.0.1:$backend_port" >/dev/null & floor_pid=$!; pids+=($!)
+"$bin/bench_floor_h1" "127.0.0.1:$floor_h1_port" "127.0.0.1:$backend_port" >/dev/null & floor_h1_pid=$!; pids+=($!)
 
 wait_port() {
   for _ in $(seq 1 100); do
@@ -75,10 +78,10 @@ wait_port() {
   echo "bench/proxy.sh: nothing listens on port $1" >&2
   exit 1
 }
-for port in $backend_port $nginx_port $berth_port $floor_port; do wait_port "$port"; done
+for port in $backend_port $nginx_port $berth_port $floor_port $floor_h1_port; do wait_port "$port"; done
 
-declare -A port=([direct]=$backend_port [nginx]=$nginx_port [berth]=$berth_port [floor]=$floor_port)
-names=(direct nginx berth floor)
+declare -A port=([direct]=$backend_port [nginx]=$nginx_port [berth]=$berth_port [floor]=$floor_port [floor-h1]=$floor_h1_port)
+names=(direct nginx berth floor floor-h1)
 # Whose CPU time a run costs: the backend, nginx (master and workers), berth.
 procs() {
   case $1 in
@@ -86,6 +89,7 @@ procs() {
     nginx) echo "$nginx_pid" $(pgrep -P "$nginx_pid") ;;
     berth) echo "$berth_pid" ;;
     floor) echo "$floor_pid" ;;
+    floor-h1) echo "$floor_h1_pid" ;;
   esac
 }
 # utime + stime, in clock ticks, of the given processes (all their threads).
@@ -136,3 +140,5 @@ echo
 echo "berth/nginx: req/s $(ratio berth.rps.med nginx.rps.med), p99 $(ratio berth.p99.med nginx.p99.med), CPU per request $(ratio berth.cpu.med nginx.cpu.med)"
 echo "berth/direct: req/s $(ratio berth.rps.med direct.rps.med), p99 $(ratio berth.p99.med direct.p99.med)"
 echo "berth/floor: req/s $(ratio berth.rps.med floor.rps.med), CPU per request $(ratio berth.cpu.med floor.cpu.med)"
+echo "floor-h1/floor: req/s $(ratio floor-h1.rps.med floor.rps.med), CPU per request $(ratio floor-h1.cpu.med floor.cpu.med)"
+echo "floor-h1/nginx: req/s $(ratio floor-h1.rps.med nginx.rps.med), CPU per request $(ratio floor-h1.cpu.med nginx.cpu.med)"
