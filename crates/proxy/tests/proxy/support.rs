@@ -270,6 +270,8 @@ pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted.
+    pub conns: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -293,13 +295,15 @@ pub async fn backend(name: &str) -> Backend {
 pub fn backend_on(name: &str, listener: TcpListener) -> Backend {
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
-    let (n, h) = (Arc::<str>::from(name), hits.clone());
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (n, h, c) = (Arc::<str>::from(name), hits.clone(), conns.clone());
     let task = tokio::spawn(async move {
         let mut conns = JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            c.fetch_add(1, Ordering::SeqCst);
             let (n, h) = (n.clone(), h.clone());
             conns.spawn(async move {
                 let svc = hyper::service::service_fn(move |req| handle(req, n.clone(), h.clone()));
@@ -315,6 +319,7 @@ pub fn backend_on(name: &str, listener: TcpListener) -> Backend {
         name: name.into(),
         addr,
         hits,
+        conns,
         task,
     }
 }
