@@ -68,7 +68,7 @@ CONF
 nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' & nginx_pid=$!; pids+=($!)
 "$bin/bench_proxy" "127.0.0.1:$berth_port" "127.0.0.1:$backend_port" >/dev/null & berth_pid=$!; pids+=($!)
 "$bin/bench_floor" "127.0.0.1:$floor_port" "127.0.0.1:$backend_port" >/dev/null & floor_pid=$!; pids+=($!)
-"$bin/bench_floor_h1" "127.0.0.1:$floor_h1_port" "127.0.0.1:$backend_port" >/dev/null & floor_h1_pid=$!; pids+=($!)
+"$bin/bench_floor" "127.0.0.1:$floor_h1_port" "127.0.0.1:$backend_port" h1 >/dev/null & floor_h1_pid=$!; pids+=($!)
 
 wait_port() {
   for _ in $(seq 1 100); do

@@ -357,7 +357,7 @@ fn unescape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testsupport::{conformance_dir, conformance_json};
+    use crate::testsupport::{Rng, conformance_dir, conformance_json, report};
     use serde_json::Value;
 
     fn env_lookup(env: &Value) -> impl Fn(&str) -> Option<String> + '_ {
@@ -455,16 +455,6 @@ mod tests {
             }
         }
         Ok(())
-    }
-
-    fn report(list: &str, run: usize, failures: &[String]) {
-        println!("{list}: {run} run, {} passed", run - failures.len());
-        assert!(
-            failures.is_empty(),
-            "{list}: {} of {run} failed:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
     }
 
     #[test]
@@ -601,19 +591,10 @@ mod tests {
             "=", "\"", "'", "\\", "$", "{", "}", "\n", "\r", " ", "\t", "#", ":", "-", "+", "?",
             "a", "B", "_", "0", "7", "export ", "é", "\u{feff}",
         ];
-        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         let lookup = |name: &str| name.len().is_multiple_of(2).then(|| format!("<{name}>"));
         for _ in 0..5000 {
-            let len = (next() % 48) as usize;
-            let text: String = (0..len)
-                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
-                .collect();
+            let text = rng.text(ALPHABET, 48);
             let _ = parse(&text, &lookup);
             let _ = parse_raw_with_lookup(&text, &lookup);
             let _ = parse_raw(&text);

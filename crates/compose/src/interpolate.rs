@@ -412,22 +412,12 @@ fn name_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testsupport::conformance_json;
+    use crate::testsupport::{conformance_json, report};
     use indexmap::IndexMap;
     use serde_json::Value;
 
     fn env_lookup(env: &Value) -> impl Fn(&str) -> Option<String> + '_ {
         move |name| env.get(name).and_then(Value::as_str).map(str::to_owned)
-    }
-
-    fn report(list: &str, run: usize, failures: &[String]) {
-        println!("{list}: {run} run, {} passed", run - failures.len());
-        assert!(
-            failures.is_empty(),
-            "{list}: {} of {run} failed:\n{}",
-            failures.len(),
-            failures.join("\n")
-        );
     }
 
     fn check_template_case(case: &Value) -> Result<(), String> {

@@ -321,7 +321,7 @@ impl<'de> Visitor<'de> for PublishedVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testsupport::conformance_json;
+    use crate::testsupport::{Rng, chars, conformance_json};
     use serde_json::{Map, Value, json};
 
     /// The vector shape of one entry: `published` and `host_ip` are null when unset.
@@ -538,21 +538,10 @@ mod tests {
 
     #[test]
     fn parser_never_panics() {
-        let alphabet: Vec<char> = "0123456789:/-.[]${}\\abcdpstuxyzTCPUD \u{e9}\u{b5}"
-            .chars()
-            .collect();
-        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let alphabet = chars("0123456789:/-.[]${}\\abcdpstuxyzTCPUD \u{e9}\u{b5}");
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         for _ in 0..5000 {
-            let len = next() % 25;
-            let spec: String = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let spec = rng.text(&alphabet, 25);
             if let Ok(configs) = parse_port_spec(&spec) {
                 assert!(!configs.is_empty(), "{spec:?}");
             }

@@ -124,13 +124,8 @@ proptest! {
 fn mutated_real_files_never_panic() {
     let seeds = seeds();
     assert!(seeds.len() >= 60, "only {} seed files", seeds.len());
-    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = crate::testsupport::Rng::new(0x9E37_79B9_7F4A_7C15);
+    let mut next = || rng.next();
     let inserts: [&str; 12] = [
         "\n", ":", "- ", "{", "[", "\"", "$", "*a", "&a ", "\t", "!reset ", "  ",
     ];

@@ -33,3 +33,51 @@ pub(crate) fn conformance_json(relative: &str) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
+
+/// Prints how many cases of a conformance list ran, and fails with every
+/// failure listed.
+pub(crate) fn report(list: &str, run: usize, failures: &[String]) {
+    println!("{list}: {run} run, {} passed", run - failures.len());
+    assert!(
+        failures.is_empty(),
+        "{list}: {} of {run} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A small deterministic generator (xorshift64) for the never-panics tests:
+/// the same seed gives the same inputs on every run.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (not zero).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Up to `max_len - 1` pieces picked at random and joined.
+    pub(crate) fn text(&mut self, pieces: &[&str], max_len: usize) -> String {
+        let len = self.below(max_len);
+        (0..len).map(|_| pieces[self.below(pieces.len())]).collect()
+    }
+}
+
+/// The characters of `alphabet`, each as a piece for [`Rng::text`].
+pub(crate) fn chars(alphabet: &str) -> Vec<&str> {
+    alphabet
+        .char_indices()
+        .map(|(i, c)| &alphabet[i..i + c.len_utf8()])
+        .collect()
+}

@@ -563,7 +563,7 @@ fn parse_size(input: &str) -> Result<ByteSize, UnitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testsupport::conformance_json;
+    use crate::testsupport::{Rng, chars, conformance_json};
 
     #[test]
     fn duration_vectors() {
@@ -763,22 +763,10 @@ mod tests {
 
     #[test]
     fn parsers_never_panic() {
-        let alphabet: Vec<char> =
-            "0123456789:/-.[]${}\\ abdehkmnpsuwgtiBKMGQ+eE\u{b5}\u{3bc}\u{e9}"
-                .chars()
-                .collect();
-        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let alphabet = chars("0123456789:/-.[]${}\\ abdehkmnpsuwgtiBKMGQ+eE\u{b5}\u{3bc}\u{e9}");
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
         for _ in 0..5000 {
-            let len = next() % 17;
-            let text: String = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let text = rng.text(&alphabet, 17);
             if let Ok(d) = Duration::parse(&text) {
                 assert_eq!(Duration::parse(&d.to_string()), Ok(d), "{text:?}");
             }

@@ -494,7 +494,7 @@ fn tmpfs_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testsupport::conformance_json;
+    use crate::testsupport::{Rng, chars, conformance_json};
     use serde_json::{Map, Value, json};
 
     /// The vector shape: `source` omitted when empty, `read_only` always,
@@ -815,21 +815,10 @@ mod tests {
 
     #[test]
     fn parser_never_panics() {
-        let alphabet: Vec<char> = "0123456789:/-.[]${}\\abcdzZroCw,~ \u{e9}\u{b5}\u{1F600}"
-            .chars()
-            .collect();
-        let mut state: u64 = 0xd1b5_4a32_d192_ed03;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let alphabet = chars("0123456789:/-.[]${}\\abcdzZroCw,~ \u{e9}\u{b5}\u{1F600}");
+        let mut rng = Rng::new(0xd1b5_4a32_d192_ed03);
         for _ in 0..5000 {
-            let len = next() % 25;
-            let spec: String = (0..len)
-                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
-                .collect();
+            let spec = rng.text(&alphabet, 25);
             if let Ok(volume) = parse_volume_spec(&spec) {
                 assert!(!volume.target.is_empty(), "{spec:?}");
                 let _ = volume.to_string();
