@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use super::bus::{Bus, DEFAULT_CAPACITY, Subscription};
 use super::file::{self, DEFAULT_MAX_FILES, DEFAULT_MAX_SIZE, Rotation};
 use super::pump::Pump;
-use super::record::{LogRecord, Stream};
+use super::record::LogRecord;
 use super::wait::{WaitError, Waiters};
 use super::writer::{FileSink, Owner, WriteStats};
 
@@ -159,13 +159,13 @@ impl LogHub {
             .strip_suffix('\n')
             .unwrap_or(&text)
             .split('\n')
-            .map(|line| LogRecord {
-                ts,
-                service: Arc::clone(&service),
-                replica,
-                stream: Stream::System,
-                partial: false,
-                line: Bytes::copy_from_slice(line.as_bytes()),
+            .map(|line| {
+                LogRecord::system(
+                    ts,
+                    &service,
+                    replica,
+                    Bytes::copy_from_slice(line.as_bytes()),
+                )
             })
             .collect();
         self.inner.bus.publish(Arc::clone(&records));

@@ -81,14 +81,12 @@ impl Pump {
 
     fn report(&self, text: String) {
         tracing::warn!(service = %self.service, replica = self.replica, "{text}");
-        let record = LogRecord {
-            ts: SystemTime::now(),
-            service: Arc::clone(&self.service),
-            replica: self.replica,
-            stream: Stream::System,
-            partial: false,
-            line: Bytes::from(text),
-        };
+        let record = LogRecord::system(
+            SystemTime::now(),
+            &self.service,
+            self.replica,
+            Bytes::from(text),
+        );
         let batch: Arc<[LogRecord]> = Arc::from([record]);
         self.bus.publish(Arc::clone(&batch));
         self.sink.write_now(batch);

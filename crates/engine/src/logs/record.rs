@@ -70,6 +70,18 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
+    /// A line of berth's own about a replica (`exited with code 1`).
+    pub fn system(ts: SystemTime, service: &Arc<str>, replica: u32, line: Bytes) -> LogRecord {
+        LogRecord {
+            ts,
+            service: Arc::clone(service),
+            replica,
+            stream: Stream::System,
+            partial: false,
+            line,
+        }
+    }
+
     /// The name shown in front of the line: `api-1`.
     pub fn name(&self) -> String {
         Self::display_name(&self.service, self.replica)

@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use super::bus::Bus;
 use super::file::{RotatingFile, Rotation, WriteFailure};
-use super::record::{LogRecord, Stream};
+use super::record::LogRecord;
 
 /// Batches a file may have queued before its readers wait for the disk.
 const IN_FLIGHT: usize = 32;
@@ -176,14 +176,12 @@ impl FileWriter {
     fn report(&self, text: String) {
         let owner = &self.owner;
         tracing::warn!(service = %owner.service, replica = owner.replica, "{text}");
-        let record = LogRecord {
-            ts: SystemTime::now(),
-            service: Arc::clone(&owner.service),
-            replica: owner.replica,
-            stream: Stream::System,
-            partial: false,
-            line: Bytes::from(text),
-        };
+        let record = LogRecord::system(
+            SystemTime::now(),
+            &owner.service,
+            owner.replica,
+            Bytes::from(text),
+        );
         owner.bus.publish(Arc::from([record]));
     }
 }
@@ -192,6 +190,7 @@ impl FileWriter {
 mod tests {
     use super::*;
     use crate::logs::bus::Delivery;
+    use crate::logs::record::Stream;
 
     fn rec(line: &'static str) -> LogRecord {
         LogRecord {
