@@ -38,6 +38,9 @@ pub struct ServiceRow {
     pub name: String,
     /// Declared port -> where berth listens for it.
     pub listening: BTreeMap<u16, String>,
+    /// Its restart policy restarts a replica that turns unhealthy.
+    #[serde(default)]
+    pub self_heals: bool,
     pub replicas: Vec<ReplicaRow>,
 }
 

@@ -246,6 +246,7 @@ pub fn ps(state: &State) -> Ps {
             ServiceRow {
                 name: cell.name().to_string(),
                 listening,
+                self_heals: cell.plan.restart != berth_compose::RestartPolicy::No,
                 replicas,
             }
         })

@@ -54,21 +54,22 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
             )));
         }
         if let Ok(Ok(ps)) = super::block_on_raw(client.get::<Ps>("/v1/ps")) {
-            match verdict(&ps) {
-                Verdict::Failed(why) if wait => {
+            match verdict(&ps, wait) {
+                Verdict::Failed(why) => {
                     return Err(Failure::Runtime(anyhow::anyhow!(
                         "{why}; the stack keeps running: see `berth ps` and `berth logs`"
                     )));
                 }
-                Verdict::Up if wait => {
+                Verdict::Stopped(why) => {
+                    return Err(Failure::Runtime(anyhow::anyhow!(
+                        "{why} before the stack was up"
+                    )));
+                }
+                Verdict::Up => {
                     summary(&ps, &log_path);
                     return Ok(());
                 }
-                _ if !wait => {
-                    summary(&ps, &log_path);
-                    return Ok(());
-                }
-                _ => {}
+                Verdict::Waiting => {}
             }
         }
         if started.elapsed() > START_TIMEOUT {
@@ -82,24 +83,32 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
     }
 }
 
+/// Where a detached start stands, from `ps`.
+#[derive(Debug, PartialEq)]
 enum Verdict {
+    /// Every replica started (with `--wait`: and is ready), or completed.
     Up,
     Waiting,
+    /// A replica failed: the stack keeps running.
     Failed(String),
+    /// The stack was stopped (`berth down`) while it was starting.
+    Stopped(String),
 }
 
-fn verdict(ps: &Ps) -> Verdict {
+/// Restarts during start-up after which a replica counts as crash-looping.
+const CRASH_LOOP: u32 = 3;
+
+/// The truth about a start: `up -d` is up once every replica runs (or a
+/// one-shot job completed), as `docker compose up -d`; `--wait` also needs
+/// every replica ready. A failure, a non-zero exit, a crash loop, or an
+/// unhealthy replica its policy will not restart is never "up".
+fn verdict(ps: &Ps, wait: bool) -> Verdict {
     let mut waiting = false;
     for s in &ps.services {
         for r in &s.replicas {
+            let why = || r.message.as_deref().unwrap_or("see its logs").to_string();
             match r.state.as_str() {
-                "failed" => {
-                    return Verdict::Failed(format!(
-                        "{} failed: {}",
-                        r.name,
-                        r.message.as_deref().unwrap_or("see its logs")
-                    ));
-                }
+                "failed" => return Verdict::Failed(format!("{} failed: {}", r.name, why())),
                 "exited" if r.exit.as_deref() != Some("exited with code 0") => {
                     return Verdict::Failed(format!(
                         "{} {}",
@@ -107,15 +116,20 @@ fn verdict(ps: &Ps) -> Verdict {
                         r.exit.as_deref().unwrap_or("exited")
                     ));
                 }
-                "exited" | "stopped" => {}
-                "running" if r.ready => {}
-                "running" if r.health == "unhealthy" => {
+                "exited" => {}
+                "stopped" => return Verdict::Stopped(format!("{} was stopped", r.name)),
+                "restarting" if r.restarts >= CRASH_LOOP => {
                     return Verdict::Failed(format!(
-                        "{} is unhealthy: {}",
+                        "{} keeps failing ({} restarts, last {})",
                         r.name,
-                        r.message.as_deref().unwrap_or("see its logs")
+                        r.restarts,
+                        r.exit.as_deref().unwrap_or("unhealthy")
                     ));
                 }
+                "running" if r.health == "unhealthy" && !s.self_heals => {
+                    return Verdict::Failed(format!("{} is unhealthy: {}", r.name, why()));
+                }
+                "running" if r.ready || !wait => {}
                 _ => waiting = true,
             }
         }
@@ -160,5 +174,111 @@ fn new_session(cmd: &mut Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ReplicaRow, ServiceRow};
+
+    fn ps(self_heals: bool, rows: &[(&str, &str, bool, u32, Option<&str>)]) -> Ps {
+        let replicas = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (state, health, ready, restarts, exit))| ReplicaRow {
+                name: format!("web-{}", i + 1),
+                index: i as u32 + 1,
+                state: state.to_string(),
+                health: health.to_string(),
+                ready: *ready,
+                pid: None,
+                ports: Default::default(),
+                restarts: *restarts,
+                started_at: None,
+                uptime_seconds: None,
+                exit: exit.map(str::to_string),
+                cpu_seconds: None,
+                rss_bytes: None,
+                message: None,
+            })
+            .collect();
+        Ps {
+            project: "p".into(),
+            pid: 1,
+            started_at: String::new(),
+            proxy: vec![],
+            services: vec![ServiceRow {
+                name: "web".into(),
+                listening: Default::default(),
+                self_heals,
+                replicas,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_stack_stopped_while_starting_is_not_up() {
+        // Regression: `up -d --wait` said "is up" after `berth down`.
+        let p = ps(true, &[("stopped", "starting", false, 0, None)]);
+        assert!(matches!(verdict(&p, true), Verdict::Stopped(_)));
+        assert!(matches!(verdict(&p, false), Verdict::Stopped(_)));
+    }
+
+    #[test]
+    fn up_without_wait_waits_for_every_replica_to_run() {
+        // Regression: `up -d` said "is up" before a replica that could not
+        // even be executed had failed.
+        let starting = ps(
+            true,
+            &[
+                ("running", "starting", false, 0, None),
+                ("starting", "none", false, 0, None),
+            ],
+        );
+        assert_eq!(verdict(&starting, false), Verdict::Waiting);
+        let failed = ps(
+            true,
+            &[
+                ("running", "none", false, 0, None),
+                ("failed", "none", false, 0, None),
+            ],
+        );
+        assert!(matches!(verdict(&failed, false), Verdict::Failed(_)));
+        let running = ps(true, &[("running", "starting", false, 0, None)]);
+        assert_eq!(verdict(&running, false), Verdict::Up);
+        assert_eq!(verdict(&running, true), Verdict::Waiting);
+    }
+
+    #[test]
+    fn unhealthy_waits_when_it_will_be_restarted_and_fails_when_not() {
+        let p = ps(true, &[("running", "unhealthy", false, 0, None)]);
+        assert_eq!(verdict(&p, true), Verdict::Waiting);
+        let p = ps(false, &[("running", "unhealthy", false, 0, None)]);
+        assert!(matches!(verdict(&p, true), Verdict::Failed(_)));
+        let p = ps(
+            true,
+            &[(
+                "restarting",
+                "starting",
+                false,
+                3,
+                Some("exited with code 1"),
+            )],
+        );
+        assert!(matches!(verdict(&p, true), Verdict::Failed(ref m) if m.contains("keeps failing")));
+        let p = ps(
+            true,
+            &[("exited", "none", false, 0, Some("exited with code 0"))],
+        );
+        assert_eq!(verdict(&p, true), Verdict::Up);
+        let p = ps(
+            true,
+            &[("exited", "none", false, 0, Some("exited with code 2"))],
+        );
+        assert_eq!(
+            verdict(&p, false),
+            Verdict::Failed("web-1 exited with code 2".into())
+        );
     }
 }

@@ -249,6 +249,7 @@ impl Stack {
             force: self.force.clone(),
             commands,
             drain: Some(drain),
+            was_ready: false,
         };
         let handle = tokio::spawn(replica.run());
         self.tasks

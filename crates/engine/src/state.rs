@@ -50,7 +50,9 @@ impl ReplicaState {
             (Running, Exited | Restarting) => true,
             (Exited, Starting | Restarting) => true,
             (Restarting, Starting) => true,
-            (Stopping, Exited) => true,
+            // Stopped because it turned unhealthy (or exited while
+            // stopping), then restarted by its policy.
+            (Stopping, Exited | Restarting) => true,
             (Stopped | Exited | Failed, Waiting) => true,
             _ => false,
         }
@@ -174,5 +176,22 @@ mod tests {
         assert!(Running.can_become(Failed));
         assert!(Exited.can_become(Starting));
         assert!(!Restarting.can_become(Running));
+    }
+
+    #[test]
+    fn a_health_triggered_restart_is_a_legal_life() {
+        // Regression: Stopping -> Restarting was refused, so a replica
+        // restarted for being unhealthy stayed `stopping` for good.
+        let life = [
+            Running, Stopping, Restarting, Starting, Running, Stopping, Restarting,
+        ];
+        for pair in life.windows(2) {
+            assert!(
+                pair[0].can_become(pair[1]),
+                "{:?} -> {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
     }
 }

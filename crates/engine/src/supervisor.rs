@@ -57,6 +57,8 @@ pub(crate) struct Replica {
     pub force: CancellationToken,
     pub commands: mpsc::Receiver<Command>,
     pub drain: Option<Arc<Drain>>,
+    /// The current run has been ready at least once.
+    pub was_ready: bool,
 }
 
 /// How a run ended.
@@ -159,7 +161,9 @@ impl Replica {
                 Outcome::Exited(exit) | Outcome::Unhealthy(exit) => exit,
             };
             let unhealthy = matches!(outcome, Outcome::Unhealthy(_));
-            if started.elapsed() >= BACKOFF_RESET {
+            // A run that was up long enough, or turned ready, is no crash
+            // loop: the next restart comes quickly again.
+            if started.elapsed() >= BACKOFF_RESET || std::mem::take(&mut self.was_ready) {
                 backoff = plan.backoff;
             }
             if self.stop.is_cancelled() {
@@ -375,12 +379,14 @@ impl Replica {
                         r.message = view.message.clone();
                     });
                     let was_ready = before.as_ref().is_some_and(|r| r.ready);
+                    self.was_ready |= view.ready;
                     let was_unhealthy = before.as_ref().is_some_and(|r| r.health == Health::Unhealthy);
                     if view.ready && !was_ready && view.health != Health::None {
                         self.say("healthy");
                     }
                     if view.health == Health::Unhealthy && restart_on_unhealthy {
                         self.say(format!("unhealthy ({}); restarting it", view.message.as_deref().unwrap_or("health check failing")));
+                        self.drain(cur.addrs()).await;
                         let exit = self.terminate(cur.process.as_mut(), false).await;
                         break Outcome::Unhealthy(exit);
                     }
@@ -498,6 +504,23 @@ impl Replica {
             old.finish().await;
         });
         Ok(Some(()))
+    }
+
+    /// Takes an incarnation out of service and lets whoever routes to it
+    /// (forwarders, the proxy) finish what is in flight, within the grace
+    /// period, so that restarting an unhealthy replica fails no request
+    /// it had already accepted.
+    async fn drain(&self, addrs: Vec<SocketAddr>) {
+        self.set(|r| {
+            r.state = ReplicaState::Stopping;
+            r.ready = false;
+        });
+        let Some(drain) = &self.drain else { return };
+        tokio::select! {
+            () = drain.wait_idle(&addrs, self.cell.plan.stop_grace) => {}
+            () = self.stop.cancelled() => {}
+            () = self.force.cancelled() => {}
+        }
     }
 
     /// Graceful stop: the stop signal to the group, SIGKILL after the grace
