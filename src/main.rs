@@ -21,6 +21,13 @@ fn main() -> ExitCode {
         berth_engine::guard::run();
         return ExitCode::SUCCESS;
     }
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == berth_engine::contain::INIT_ARG)
+    {
+        let args: Vec<std::ffi::OsString> = std::env::args_os().skip(2).collect();
+        berth_engine::contain::init_main(&args);
+    }
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,

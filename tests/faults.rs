@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Detached, Load, REPLICA_SERVER, Test, eventually, free_port};
+use crate::support::{Detached, Load, REPLICA_SERVER, Test, alive, eventually, free_port};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -172,4 +172,176 @@ services:
     up.code(1)
         .stderr_has("huge-1")
         .stderr_has("Argument list too long");
+}
+
+/// `(pid, ppid, session, command line)` of every live process.
+fn process_table() -> Vec<(u32, u32, u32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let f: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .collect();
+        if f.first() == Some(&"Z") {
+            continue;
+        }
+        let (Some(ppid), Some(sid)) = (
+            f.get(1).and_then(|s| s.parse().ok()),
+            f.get(3).and_then(|s| s.parse().ok()),
+        ) else {
+            continue;
+        };
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+            .unwrap_or_default();
+        out.push((pid, ppid, sid, cmd));
+    }
+    out
+}
+
+/// Every process berth started, directly or not: its descendants, and
+/// whatever shares a session with one of them (orphans included).
+pub fn stack_processes(berth: u32) -> Vec<(u32, String)> {
+    let table = process_table();
+    let mut found: Vec<u32> = vec![berth];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(table.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    let berth_session = table.iter().find(|p| p.0 == berth).map(|p| p.2);
+    let sessions: Vec<u32> = table
+        .iter()
+        .filter(|p| found.contains(&p.0) && Some(p.2) != berth_session)
+        .map(|p| p.2)
+        .collect();
+    table
+        .into_iter()
+        .filter(|p| p.0 != berth && (found.contains(&p.0) || sessions.contains(&p.2)))
+        .map(|p| (p.0, p.3))
+        .collect()
+}
+
+/// A stack whose replicas leave grandchildren, orphans and (with
+/// `daemons`) a process in a session of its own.
+fn tree_stack(daemons: bool) -> Test {
+    let daemon = if daemons { "setsid sleep 301 & " } else { "" };
+    Test::new().compose(&format!(
+        "services:\n  tree:\n    command: [\"sh\", \"-c\", \"sleep 300 & (sleep 300 &); {daemon}echo up; wait\"]\n    deploy: {{replicas: 2}}\n"
+    ))
+}
+
+/// Kills berth and every helper berth process (guard, shims, inits) at
+/// once; returns what was running before.
+fn kill_berth_and_helpers(berth: u32) -> Vec<(u32, String)> {
+    let before = stack_processes(berth);
+    let mut targets = vec![berth];
+    targets.extend(before.iter().filter(|p| p.1.contains(" __")).map(|p| p.0));
+    for pid in targets {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    before
+}
+
+fn survivors(before: &[(u32, String)]) -> Vec<(u32, String)> {
+    before.iter().filter(|p| alive(p.0)).cloned().collect()
+}
+
+#[test]
+fn nothing_survives_berth_and_its_helpers_killed_together_ten_times() {
+    let t = tree_stack(true);
+    for round in 0..10 {
+        let mut up = t.command();
+        up.arg("up")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut up = up.spawn().unwrap();
+        let berth = up.id();
+        // Two replicas: sh, two sleeps and a daemon each, at least.
+        let ready = eventually(10 * SEC, || {
+            stack_processes(berth)
+                .iter()
+                .filter(|p| p.1.starts_with("sleep 30"))
+                .count()
+                >= 6
+        });
+        assert!(
+            ready,
+            "round {round}: the stack did not start: {:?}",
+            stack_processes(berth)
+        );
+        let before = kill_berth_and_helpers(berth);
+        let _ = up.wait();
+        assert!(
+            eventually(2 * SEC, || survivors(&before).is_empty()),
+            "round {round}: survivors {:?}",
+            survivors(&before)
+        );
+    }
+}
+
+#[test]
+fn without_namespaces_the_next_command_removes_what_a_crash_left() {
+    let t = tree_stack(false).env("BERTH_PID_NAMESPACE", "0");
+    let mut up = t.command();
+    up.arg("up")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut up = up.spawn().unwrap();
+    let berth = up.id();
+    assert!(eventually(10 * SEC, || {
+        stack_processes(berth)
+            .iter()
+            .filter(|p| p.1.starts_with("sleep 300"))
+            .count()
+            >= 4
+    }));
+    // A guard that dies alone is replaced.
+    let guard = |b| {
+        stack_processes(b)
+            .into_iter()
+            .find(|p| p.1.contains("__guard"))
+            .map(|p| p.0)
+    };
+    let first = guard(berth).expect("a guard process");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        eventually(5 * SEC, || guard(berth).is_some_and(|g| g != first)),
+        "the guard was not replaced"
+    );
+    // berth and the guard killed together leave the grandchildren.
+    let before = kill_berth_and_helpers(berth);
+    let _ = up.wait();
+    let left = survivors(&before);
+    assert!(!left.is_empty(), "expected leftovers without namespaces");
+    // The next command finds them, removes them and says so.
+    let ps = t.run_args(["ps"]);
+    assert!(
+        ps.stderr().contains("left by a crashed berth run"),
+        "{}",
+        ps.stderr()
+    );
+    assert!(
+        eventually(2 * SEC, || survivors(&left).is_empty()),
+        "still there: {:?}",
+        survivors(&left)
+    );
+    // Said once: the record is gone.
+    assert!(!t.run_args(["ps"]).stderr().contains("crashed"));
 }

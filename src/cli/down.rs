@@ -45,6 +45,7 @@ pub fn run(global: &Global, args: DownArgs) -> Result<(), Failure> {
         }
         Err(ClientError::NotRunning { .. }) => {
             // Nothing runs; `-v` still removes the volumes.
+            super::lock::sweep_if_stopped(&project.settings.state_dir);
             let mut lines = vec![format!("project {} is not running", project.name)];
             if args.volumes {
                 lines.extend(super::volumes::remove(&project));

@@ -15,21 +15,37 @@ pub struct Lock {
     _file: Flock<File>,
 }
 
-/// Takes the project's lock, or says who holds it.
-pub fn acquire(state_dir: &Path, project: &str) -> Result<Lock, Failure> {
+/// Where the guard records process groups (see `berth_engine::guard::sweep`).
+pub fn groups_record(state_dir: &Path) -> std::path::PathBuf {
+    state_dir.join("berth.groups")
+}
+
+fn open(state_dir: &Path) -> Result<File, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = state_dir.join("berth.pid");
-    let file = OpenOptions::new()
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot open {}: {e}", path.display())))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot open {}: {e}", path.display())))
+}
+
+/// Takes the project's lock, or says who holds it. With the lock taken,
+/// kills what a crashed run left behind, saying so.
+pub fn acquire(state_dir: &Path, project: &str) -> Result<Lock, Failure> {
+    match Flock::lock(open(state_dir)?, FlockArg::LockExclusiveNonblock) {
         Ok(mut file) => {
-            let _ = file.set_len(0);
+            // Written before the old content is cut, so that a reader never
+            // sees an empty file.
+            let pid = format!("{}\n", std::process::id());
             let _ = file.rewind();
-            let _ = writeln!(file, "{}", std::process::id());
+            let _ = file.write_all(pid.as_bytes());
+            let _ = file.set_len(pid.len() as u64);
+            sweep(state_dir);
             Ok(Lock { _file: file })
         }
         Err((mut file, _)) => {
@@ -41,4 +57,29 @@ pub fn acquire(state_dir: &Path, project: &str) -> Result<Lock, Failure> {
             )))
         }
     }
+}
+
+/// When no berth runs the project, kills what a crashed run left behind.
+pub fn sweep_if_stopped(state_dir: &Path) {
+    let Ok(file) = open(state_dir) else { return };
+    if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        sweep(state_dir);
+        drop(lock);
+    }
+}
+
+fn sweep(state_dir: &Path) {
+    let left = berth_engine::guard::sweep(&groups_record(state_dir));
+    if left.is_empty() {
+        return;
+    }
+    let list: Vec<String> = left
+        .iter()
+        .map(|l| format!("{} ({})", l.pid, l.command))
+        .collect();
+    eprintln!(
+        "berth: removed {} process(es) left by a crashed berth run: {}",
+        left.len(),
+        list.join(", ")
+    );
 }

@@ -29,6 +29,7 @@ pub fn run(global: &Global, args: PsArgs) -> Result<(), Failure> {
     let mut ps: Ps = match super::block_on_raw(client.get("/v1/ps"))? {
         Ok(ps) => ps,
         Err(crate::api::client::ClientError::NotRunning { .. }) => {
+            super::lock::sweep_if_stopped(&project.settings.state_dir);
             eprintln!("project {} is not running", project.name);
             Ps {
                 project: project.name,

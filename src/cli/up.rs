@@ -95,7 +95,8 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
     }
     let lock = super::lock::acquire(&state_dir, &project.name)?;
     let exe = std::env::current_exe().context("cannot find the berth executable")?;
-    berth_engine::guard::start(&exe).context("cannot start the guard process")?;
+    let containment = berth_engine::contain::start(&exe, &super::lock::groups_record(&state_dir))
+        .context("cannot start berth's init or guard process")?;
     let detached = std::env::var_os(DETACHED).is_some();
     let printer = (!detached).then_some(PrintOptions {
         color: !global.no_color && super::stdout_color(),
@@ -110,7 +111,7 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(foreground(project, plans, options, printer));
+    let result = runtime.block_on(foreground(project, plans, options, printer, containment));
     drop(lock);
     result
 }
@@ -120,6 +121,7 @@ async fn foreground(
     plans: Vec<berth_engine::ServicePlan>,
     options: UpOptions,
     printer: Option<PrintOptions>,
+    containment: berth_engine::contain::Containment,
 ) -> Result<(), Failure> {
     let state_dir = project.settings.state_dir.clone();
     let logs = LogHub::new(state_dir.join("logs"))
@@ -147,6 +149,7 @@ async fn foreground(
         }
         None => None,
     };
+    logs.system("berth", 0, containment.describe());
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
 

@@ -15,7 +15,8 @@
 //!   every native-runtime error found up front.
 //! - `runtime/`: the OS behind the [`Runtime`] trait; native processes and
 //!   the recording fake.
-//! - `guard`: nothing outlives berth, even `kill -9`.
+//! - `contain`, `guard`: nothing outlives berth, even `kill -9`: a PID
+//!   namespace whose init dies with berth, else a guard process.
 //! - `state`, `cell`: the replica state machine and the published snapshots.
 //! - `deps`: dependency conditions as awaited values.
 //! - `health`: ready probes and health checks.
@@ -25,6 +26,7 @@
 //! - `logs/`: the log pipeline (files, live subscribers, terminal).
 
 pub mod cell;
+pub mod contain;
 pub mod deps;
 pub mod forward;
 pub mod guard;

@@ -106,10 +106,24 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
         });
     }
     let program = resolve_program(spec)?;
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.arg0(&spec.argv[0])
-        .args(&spec.argv[1..])
-        .env_clear()
+    let shim = crate::contain::shim();
+    let mut cmd = match shim {
+        // berth __init PROGRAM ARGV0 ARGS… (see crate::contain)
+        Some(exe) => {
+            let mut cmd = tokio::process::Command::new(exe);
+            cmd.arg(crate::contain::INIT_ARG)
+                .arg(&program)
+                .args(&spec.argv);
+            crate::contain::enter_namespace(cmd.as_std_mut());
+            cmd
+        }
+        None => {
+            let mut cmd = tokio::process::Command::new(&program);
+            cmd.arg0(&spec.argv[0]).args(&spec.argv[1..]);
+            cmd
+        }
+    };
+    cmd.env_clear()
         .envs(&spec.env)
         .current_dir(&spec.working_dir)
         .stdin(Stdio::null())
@@ -143,6 +157,7 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
         pid,
         output,
         exited: false,
+        shimmed: shim.is_some(),
     })
 }
 
@@ -182,6 +197,10 @@ pub struct NativeProcess {
     pid: u32,
     output: Option<(Pipe, Pipe)>,
     exited: bool,
+    /// Runs under berth's shim and init, which pass signals on to the
+    /// service's group: signal the shim alone, or the service would get
+    /// each signal twice.
+    shimmed: bool,
 }
 
 impl std::fmt::Debug for NativeProcess {
@@ -210,6 +229,9 @@ impl Process for NativeProcess {
     }
 
     fn signal(&self, signal: i32) -> io::Result<()> {
+        if self.shimmed && signal != libc::SIGKILL {
+            return kill(self.pid, signal);
+        }
         killpg(self.pid, signal)
     }
 
@@ -253,6 +275,17 @@ pub fn killpg(pgid: u32, signal: i32) -> io::Result<()> {
     }
 }
 
+/// Sends a signal to one process; one that is already gone is fine.
+pub fn kill(pid: u32, signal: i32) -> io::Result<()> {
+    let pid = i32::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let sig = nix::sys::signal::Signal::try_from(signal)
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
 /// Every live process (zombies left out) with its `/proc/<pid>/stat`.
 pub fn processes() -> impl Iterator<Item = (u32, ProcStat)> {
     std::fs::read_dir("/proc")
@@ -280,20 +313,21 @@ fn usage(stat: &ProcStat) -> Stats {
     }
 }
 
-/// CPU and memory of every process group, from one pass over `/proc`
-/// (for `ps` over many replicas).
+/// CPU and memory of every session, from one pass over `/proc` (for `ps`
+/// over many replicas). Each replica's first process leads a session of
+/// its own, so this counts all it started, whatever groups they made.
 pub fn all_group_stats() -> std::collections::HashMap<u32, Stats> {
     let mut out: std::collections::HashMap<u32, Stats> = std::collections::HashMap::new();
     for (_, stat) in processes() {
         let u = usage(&stat);
-        let s = out.entry(stat.pgrp).or_default();
+        let s = out.entry(stat.session).or_default();
         s.cpu_seconds += u.cpu_seconds;
         s.rss_bytes += u.rss_bytes;
     }
     out
 }
 
-/// CPU and memory of every process in a process group.
+/// CPU and memory of every process in the session `pgid` leads.
 pub fn group_stats(pgid: u32) -> Option<Stats> {
     all_group_stats().remove(&pgid)
 }
@@ -309,6 +343,8 @@ pub struct ProcStat {
     pub utime: u64,
     pub stime: u64,
     pub rss_pages: u64,
+    /// When it started, in clock ticks since boot (to tell a reused pid).
+    pub start_time: u64,
 }
 
 /// Reads `/proc/<pid>/stat` (the command name may contain spaces and
@@ -322,7 +358,7 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     // rest starts at field 3 (state): index 0 = state, 1 = ppid, 2 = pgrp,
-    // 3 = session, 11 = utime, 12 = stime, 21 = rss.
+    // 3 = session, 11 = utime, 12 = stime, 19 = starttime, 21 = rss.
     Some(ProcStat {
         state: f.first()?.chars().next()?,
         ppid: f.get(1)?.parse().ok()?,
@@ -331,6 +367,7 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
         utime: f.get(11)?.parse().ok()?,
         stime: f.get(12)?.parse().ok()?,
         rss_pages: f.get(21)?.parse().ok()?,
+        start_time: f.get(19)?.parse().ok()?,
     })
 }
 
