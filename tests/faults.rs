@@ -3,6 +3,7 @@
 //! SIGKILLed together, stacks stopped while they start. Each test is named
 //! after the promise it checks.
 
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use crate::support::{Detached, Load, REPLICA_SERVER, Test, alive, eventually, free_port};
@@ -344,4 +345,51 @@ fn without_namespaces_the_next_command_removes_what_a_crash_left() {
     );
     // Said once: the record is gone.
     assert!(!t.run_args(["ps"]).stderr().contains("crashed"));
+}
+
+#[test]
+fn another_user_can_read_neither_logs_nor_volumes() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Test::new().compose(
+        r#"
+services:
+  app:
+    command: ["sh", "-c", "echo the secret is 42; echo 42 > $$BERTH_VOLUME_DATA/secret; exec sleep 60"]
+    volumes: ["data:/data"]
+volumes:
+  data: {}
+"#,
+    );
+    let _stack = t.up_detached();
+    let state = t.dir().join(".berth");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert!(eventually(5 * SEC, || {
+        std::fs::read_to_string(state.join("logs/app-1.log")).is_ok_and(|l| l.contains("secret"))
+    }));
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("logs")), 0o700);
+    for f in ["logs/app-1.log", "berth.log", "berth.pid"] {
+        assert_eq!(mode(&state.join(f)), 0o600, "{f}");
+    }
+    // Another user, in the same (readable) project directory.
+    if nix::unistd::geteuid().is_root() {
+        std::fs::set_permissions(t.dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = t
+            .command()
+            .arg("ps")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("permission denied"), "{stderr}");
+        assert!(!stderr.contains("not running"), "{stderr}");
+        let cat = std::process::Command::new("cat")
+            .arg(state.join("logs/app-1.log"))
+            .uid(65534)
+            .output()
+            .unwrap();
+        assert!(!cat.status.success(), "another user read the log");
+    }
 }

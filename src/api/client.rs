@@ -16,6 +16,11 @@ pub enum ClientError {
     /// No stack answers on the socket.
     #[error("project {project} is not running (no stack answers on {socket})")]
     NotRunning { project: String, socket: String },
+    /// The socket belongs to another user.
+    #[error(
+        "permission denied: project {project}'s stack belongs to another user (cannot open {socket})"
+    )]
+    PermissionDenied { project: String, socket: String },
     /// The stack answered with an error.
     #[error("{0}")]
     Api(String),
@@ -44,13 +49,14 @@ impl Client {
         path: &str,
         body: Bytes,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|_| ClientError::NotRunning {
-                    project: self.project.clone(),
-                    socket: self.socket.display().to_string(),
-                })?;
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+            let (project, socket) = (self.project.clone(), self.socket.display().to_string());
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                ClientError::PermissionDenied { project, socket }
+            } else {
+                ClientError::NotRunning { project, socket }
+            }
+        })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Io(e.to_string()))?;

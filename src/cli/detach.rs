@@ -20,7 +20,7 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
     // Say so now if the project already runs; the child takes the lock itself.
     drop(super::lock::acquire(state_dir, &project.name)?);
     let log_path = state_dir.join("berth.log");
-    let log = std::fs::File::create(&log_path)
+    let log = berth_engine::private::create(&log_path)
         .with_context(|| format!("cannot write {}", log_path.display()))?;
     let log_err = log.try_clone().context("cannot duplicate the log file")?;
     let args: Vec<std::ffi::OsString> = std::env::args_os()

@@ -88,7 +88,7 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
         )
     })?;
     let state_dir = project.settings.state_dir.clone();
-    std::fs::create_dir_all(&state_dir)
+    berth_engine::private::dir(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
     if args.detach {
         return super::detach::run(&project, args.wait);

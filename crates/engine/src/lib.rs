@@ -23,6 +23,7 @@
 //! - `supervisor`: one replica's life, restarts and backoff.
 //! - `forward`: TCP forwarding from declared ports to ready replicas.
 //! - `stack`: the whole stack: start, stop, settle.
+//! - `private`: 0700 directories, 0600 files, no symlinks followed.
 //! - `logs/`: the log pipeline (files, live subscribers, terminal).
 
 pub mod cell;
@@ -33,6 +34,7 @@ pub mod guard;
 mod health;
 pub mod logs;
 pub mod plan;
+pub mod private;
 pub mod runtime;
 pub mod stack;
 pub mod state;

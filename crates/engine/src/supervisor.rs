@@ -379,7 +379,9 @@ impl Replica {
                         r.message = view.message.clone();
                     });
                     let was_ready = before.as_ref().is_some_and(|r| r.ready);
-                    self.was_ready |= view.ready;
+                    // Ready by a probe, not merely by running.
+                    let probed = plan.healthcheck.is_some() || plan.ready.is_some();
+                    self.was_ready |= view.ready && probed;
                     let was_unhealthy = before.as_ref().is_some_and(|r| r.health == Health::Unhealthy);
                     if view.ready && !was_ready && view.health != Health::None {
                         self.say("healthy");

@@ -5,7 +5,7 @@
 //! on up to `max-file` files in all (the oldest is deleted). A record is
 //! never split across files. Blocking I/O: run it off the async workers.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -187,7 +187,7 @@ impl RotatingFile {
         self.file = None;
         let keep = self.rotation.max_files.max(1);
         if keep == 1 {
-            File::create(&self.path)?;
+            crate::private::create(&self.path)?;
         } else {
             remove_if_exists(&rotated_path(&self.path, keep - 1))?;
             for n in (1..keep - 1).rev() {
@@ -204,13 +204,12 @@ impl RotatingFile {
 }
 
 fn open_append(path: &Path, size: &mut u64) -> io::Result<File> {
-    let options = || OpenOptions::new().create(true).append(true).clone();
-    let file = match options().open(path) {
+    let file = match crate::private::append(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir)?;
+                crate::private::dir(dir)?;
             }
-            options().open(path)?
+            crate::private::append(path)?
         }
         other => other?,
     };

@@ -101,7 +101,7 @@ impl LogHub {
     ///
     /// `dir` cannot be created.
     pub fn with_capacity(dir: PathBuf, batches: usize) -> io::Result<LogHub> {
-        std::fs::create_dir_all(&dir)?;
+        crate::private::dir(&dir)?;
         Ok(LogHub {
             inner: Arc::new(Inner {
                 dir,
