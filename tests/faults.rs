@@ -393,3 +393,41 @@ volumes:
         assert!(!cat.status.success(), "another user read the log");
     }
 }
+
+#[test]
+fn concurrent_detached_ups_one_wins_the_other_says_who() {
+    let t = Test::new().compose("services:\n  app:\n    command: [sleep, '60']\n");
+    let spawn = || {
+        let mut c = t.command();
+        c.args(["up", "-d"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let _stack = Detached { test: &t };
+    let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    let won: Vec<_> = outs.iter().filter(|o| o.status.success()).collect();
+    let lost: Vec<_> = outs.iter().filter(|o| !o.status.success()).collect();
+    assert_eq!((won.len(), lost.len()), (1, 1), "{outs:?}");
+    let pid = std::fs::read_to_string(t.dir().join(".berth/berth.pid")).unwrap();
+    let said = String::from_utf8_lossy(&lost[0].stderr);
+    assert_eq!(lost[0].status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!("already running (pid {})", pid.trim())),
+        "{said}"
+    );
+    assert!(String::from_utf8_lossy(&won[0].stdout).contains(&format!("(pid {})", pid.trim())));
+}
+
+#[test]
+fn a_full_port_range_is_valid_compose_but_refused_natively_at_once() {
+    let t = Test::new().compose(
+        "services:\n  web:\n    command: [sleep, '60']\n    ports: [\"1-65535:1-65535\"]\n",
+    );
+    t.run_args(["config", "-q"]).success();
+    t.run_args(["up"])
+        .code(2)
+        .stderr_has("65535 ports declared")
+        .stderr_has("at most 1024 per service");
+}

@@ -17,8 +17,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(900);
 
 pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
     let state_dir = &project.settings.state_dir;
-    // Say so now if the project already runs; the child takes the lock itself.
-    drop(super::lock::acquire(state_dir, &project.name)?);
+    // Held from here on and handed to the child: a concurrent `up` loses
+    // here, before it touches the log.
+    let lock = super::lock::acquire(state_dir, &project.name)?;
     let log_path = state_dir.join("berth.log");
     let log = berth_engine::private::create(&log_path)
         .with_context(|| format!("cannot write {}", log_path.display()))?;
@@ -36,7 +37,9 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err));
     new_session(&mut cmd);
+    lock.hand_to(&mut cmd)?;
     let mut child = cmd.spawn().context("cannot start the detached berth")?;
+    drop(lock);
     let client = Client::new(state_dir, &project.name);
     let started = Instant::now();
     loop {

@@ -12,7 +12,56 @@ use super::Failure;
 /// Held while the stack runs; released when dropped (or when berth dies).
 #[derive(Debug)]
 pub struct Lock {
-    _file: Flock<File>,
+    file: Flock<File>,
+}
+
+/// Names the lock's descriptor for a detached child that takes it over.
+pub const LOCK_FD: &str = "BERTH_LOCK_FD";
+
+impl Lock {
+    /// Hands the lock to the child `cmd` starts: it inherits the locked
+    /// descriptor (an flock belongs to the open file, not the process), so
+    /// no other `up` can slip in between this process and the child.
+    pub fn hand_to(&self, cmd: &mut std::process::Command) -> Result<(), Failure> {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.as_raw_fd();
+        let flags = nix::fcntl::fcntl(&*self.file, nix::fcntl::FcntlArg::F_GETFD)
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot hand over the lock: {e}")))?;
+        let mut flags = nix::fcntl::FdFlag::from_bits_truncate(flags);
+        flags.remove(nix::fcntl::FdFlag::FD_CLOEXEC);
+        nix::fcntl::fcntl(&*self.file, nix::fcntl::FcntlArg::F_SETFD(flags))
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("cannot hand over the lock: {e}")))?;
+        cmd.env(LOCK_FD, fd.to_string());
+        Ok(())
+    }
+}
+
+/// The lock a detaching parent handed over (see [`Lock::hand_to`]), with
+/// this process's pid written in; `None` when there is none.
+pub fn take_over() -> Option<Lock> {
+    use std::os::fd::FromRawFd;
+    let fd: i32 = std::env::var(LOCK_FD).ok()?.parse().ok()?;
+    // SAFETY: the parent set LOCK_FD to a descriptor it left open across
+    // exec for this process alone; nothing else here owns it.
+    #[allow(unsafe_code)]
+    let file = unsafe { File::from_raw_fd(fd) };
+    let _ = nix::fcntl::fcntl(
+        &file,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    // Already locked by the parent: this only makes it ours to hold.
+    let mut file = Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()?;
+    write_pid(&mut file);
+    Some(Lock { file })
+}
+
+fn write_pid(file: &mut File) {
+    // Written before the old content is cut, so that a reader never sees
+    // an empty file.
+    let pid = format!("{}\n", std::process::id());
+    let _ = file.rewind();
+    let _ = file.write_all(pid.as_bytes());
+    let _ = file.set_len(pid.len() as u64);
 }
 
 /// Where the guard records process groups (see `berth_engine::guard::sweep`).
@@ -39,14 +88,9 @@ fn open(state_dir: &Path) -> Result<File, Failure> {
 pub fn acquire(state_dir: &Path, project: &str) -> Result<Lock, Failure> {
     match Flock::lock(open(state_dir)?, FlockArg::LockExclusiveNonblock) {
         Ok(mut file) => {
-            // Written before the old content is cut, so that a reader never
-            // sees an empty file.
-            let pid = format!("{}\n", std::process::id());
-            let _ = file.rewind();
-            let _ = file.write_all(pid.as_bytes());
-            let _ = file.set_len(pid.len() as u64);
+            write_pid(&mut file);
             sweep(state_dir);
-            Ok(Lock { _file: file })
+            Ok(Lock { file })
         }
         Err((mut file, _)) => {
             let mut pid = String::new();

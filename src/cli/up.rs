@@ -75,7 +75,7 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
         }
     }
     let inherited: BTreeMap<String, String> = std::env::vars_os()
-        .filter(|(k, _)| k != DETACHED)
+        .filter(|(k, _)| k != DETACHED && k != super::lock::LOCK_FD)
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
     let plans = berth_engine::plan(&project, &inherited).map_err(|errors| {
@@ -93,7 +93,10 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
     if args.detach {
         return super::detach::run(&project, args.wait);
     }
-    let lock = super::lock::acquire(&state_dir, &project.name)?;
+    let lock = match super::lock::take_over() {
+        Some(lock) => lock,
+        None => super::lock::acquire(&state_dir, &project.name)?,
+    };
     let exe = std::env::current_exe().context("cannot find the berth executable")?;
     let containment = berth_engine::contain::start(&exe, &super::lock::groups_record(&state_dir))
         .context("cannot start berth's init or guard process")?;

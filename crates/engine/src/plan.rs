@@ -153,7 +153,25 @@ fn plan_service(
     env.insert("BERTH_PROJECT".into(), project.name.clone());
 
     let mut targets: Vec<u16> = Vec::new();
+    // Membership of `targets` and of the targets in `listen`, so that long
+    // ranges stay linear.
+    let mut target_set: BTreeSet<u16> = BTreeSet::new();
+    let mut listened: BTreeSet<u16> = BTreeSet::new();
     let mut listen = Vec::new();
+    let declared = s.ports.len()
+        + s.expose
+            .iter()
+            .map(|e| expose_range(e).map_or(1, |(a, b)| usize::from(b - a) + 1))
+            .sum::<usize>();
+    if declared > MAX_PORTS && s.settings.bind != Bind::Direct {
+        err(
+            &mut errors,
+            format!(
+                "{declared} ports declared; natively berth listens on each declared port itself and takes at most {MAX_PORTS} per service — declare the ports the service uses"
+            ),
+        );
+        return Err(errors);
+    }
     for p in &s.ports {
         if p.protocol != "tcp" {
             err(
@@ -165,7 +183,7 @@ fn plan_service(
             );
             continue;
         }
-        if !targets.contains(&p.target) {
+        if target_set.insert(p.target) {
             targets.push(p.target);
         }
         let ip: IpAddr = match p.host_ip.as_deref() {
@@ -195,6 +213,7 @@ fn plan_service(
                 }
             },
         };
+        listened.insert(p.target);
         listen.push(Listen {
             addr: SocketAddr::new(ip, port),
             target: p.target,
@@ -202,19 +221,18 @@ fn plan_service(
         });
     }
     for e in &s.expose {
-        let spec = e.split('/').next().unwrap_or(e);
-        let range: Vec<u16> = match spec.split_once('-') {
-            Some((a, b)) => match (a.parse::<u16>(), b.parse::<u16>()) {
-                (Ok(a), Ok(b)) if a <= b => (a..=b).collect(),
-                _ => Vec::new(),
-            },
-            None => spec.parse().ok().into_iter().collect(),
+        let Some((a, b)) = expose_range(e) else {
+            err(
+                &mut errors,
+                format!("expose {e:?} is not a port or a range of ports"),
+            );
+            continue;
         };
-        for t in range {
-            if !targets.contains(&t) {
+        for t in a..=b {
+            if target_set.insert(t) {
                 targets.push(t);
             }
-            if !listen.iter().any(|l: &Listen| l.target == t) {
+            if listened.insert(t) {
                 listen.push(Listen {
                     addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), t),
                     target: t,
@@ -404,6 +422,21 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     name.parse::<nix::sys::signal::Signal>()
         .ok()
         .map(|s| s as i32)
+}
+
+/// Ports one service may declare natively: berth opens a listener for each.
+pub const MAX_PORTS: usize = 1024;
+
+/// `"8000"`, `"8000-8010"`, `"8000/tcp"` -> the first and last port.
+fn expose_range(spec: &str) -> Option<(u16, u16)> {
+    let spec = spec.split('/').next().unwrap_or(spec);
+    match spec.split_once('-') {
+        Some((a, b)) => match (a.parse::<u16>(), b.parse::<u16>()) {
+            (Ok(a), Ok(b)) if a <= b => Some((a, b)),
+            _ => None,
+        },
+        None => spec.parse().ok().map(|p| (p, p)),
+    }
 }
 
 /// Two services cannot listen on the same address natively, even where

@@ -223,9 +223,12 @@ fn ports(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
         index: usize,
         ip: &'a str,
         range: (u16, u16),
-        protocol: &'a str,
     }
     let mut bound: Vec<Bound<'_>> = Vec::new();
+    // (protocol, port) -> indexes in `bound`: linear in the ports declared,
+    // however long their ranges.
+    let mut by_port: std::collections::HashMap<(&str, u16), Vec<usize>> =
+        std::collections::HashMap::new();
     for (name, service) in &project.services {
         for (i, p) in service.ports.iter().enumerate() {
             let Some(published) = &p.published else {
@@ -251,16 +254,12 @@ fn ports(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
                 continue; // "0" = any free port
             }
             let ip = p.host_ip.as_deref().unwrap_or("0.0.0.0");
-            let clash = bound.iter().find(|b| {
-                b.protocol == p.protocol
-                    && b.range.0 <= range.1
-                    && range.0 <= b.range.1
-                    && (b.ip == ip
-                        || b.ip == "0.0.0.0"
-                        || ip == "0.0.0.0"
-                        || b.ip == "::"
-                        || ip == "::")
-            });
+            let wildcard = |ip: &str| ip == "0.0.0.0" || ip == "::";
+            let clash = (range.0..=range.1)
+                .filter_map(|port| by_port.get(&(p.protocol.as_str(), port)))
+                .flatten()
+                .map(|&j| &bound[j])
+                .find(|b| b.ip == ip || wildcard(b.ip) || wildcard(ip));
             if let Some(other) = clash {
                 let port = range.0.max(other.range.0);
                 ctx.sink.push(
@@ -276,12 +275,17 @@ fn ports(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
                 );
                 continue;
             }
+            for port in range.0..=range.1 {
+                by_port
+                    .entry((p.protocol.as_str(), port))
+                    .or_default()
+                    .push(bound.len());
+            }
             bound.push(Bound {
                 service: name,
                 index: i,
                 ip,
                 range,
-                protocol: &p.protocol,
             });
         }
     }
