@@ -192,6 +192,17 @@ impl StackView for EngineView {
                 );
             }
         }
+        let logs = self.logs.stats();
+        let _ = writeln!(
+            out,
+            "# HELP berth_log_lines_lost Log lines that could not be written to a file (a full disk...).\n# TYPE berth_log_lines_lost counter\nberth_log_lines_lost_total {}",
+            logs.lost_lines
+        );
+        let _ = writeln!(
+            out,
+            "# HELP berth_log_write_failures Log file writes that failed.\n# TYPE berth_log_write_failures counter\nberth_log_write_failures_total {}",
+            logs.failed_writes
+        );
         let _ = writeln!(
             out,
             "# HELP berth_service_replicas Replicas of the service, by state."

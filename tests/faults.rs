@@ -431,3 +431,67 @@ fn a_full_port_range_is_valid_compose_but_refused_natively_at_once() {
         .stderr_has("65535 ports declared")
         .stderr_has("at most 1024 per service");
 }
+
+#[test]
+fn log_lines_lost_on_a_full_disk_show_in_ps_and_metrics() {
+    // The state directory on a tiny filesystem of its own (root only).
+    let port = free_port();
+    let t = Test::new().compose(&format!(
+        r#"
+x-berth:
+  state_dir: ./state
+  proxy:
+    listen: ["127.0.0.1:{port}"]
+    metrics_path: /metrics
+services:
+  chatty:
+    command: ["sh", "-c", "i=0; while [ $$i -lt 20000 ]; do echo line $$i padded to be long enough to fill the disk quickly; i=$$((i+1)); done; exec sleep 60"]
+"#
+    ));
+    let state = t.dir().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(
+        mounted.success(),
+        "this test mounts a tmpfs: run it as root (CI does)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(state.clone());
+    let stack = t.up_detached();
+    let mut lost = 0;
+    assert!(eventually(20 * SEC, || {
+        lost = t.run_args(["ps", "--format", "json"]).json()["log_lines_lost"]
+            .as_u64()
+            .unwrap_or(0);
+        lost > 0
+    }));
+    t.run_args(["ps"])
+        .success()
+        .stderr_has("log lines could not be written");
+    let (status, metrics) =
+        crate::support::http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap();
+    assert_eq!(status, 200);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("berth_log_lines_lost_total"))
+        .unwrap_or("");
+    let n: u64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(n > 0, "{line:?}");
+    drop(stack);
+}

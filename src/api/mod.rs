@@ -31,6 +31,9 @@ pub struct Ps {
     /// Where the edge proxy listens, when there is one.
     pub proxy: Vec<String>,
     pub services: Vec<ServiceRow>,
+    /// Log lines that never reached a file (a full disk…) since the start.
+    #[serde(default)]
+    pub log_lines_lost: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -31,6 +31,8 @@ pub struct State {
     /// Where the edge proxy listens.
     pub proxy: Vec<String>,
     pub down: mpsc::Sender<DownRequest>,
+    /// The log pipeline, for what could not be written.
+    pub logs: berth_engine::logs::LogHub,
 }
 
 /// Binds the socket (mode 0600; any old socket is stale: the caller holds
@@ -257,6 +259,7 @@ pub fn ps(state: &State) -> Ps {
         started_at: rfc3339(state.started_at),
         proxy: state.proxy.clone(),
         services,
+        log_lines_lost: state.logs.stats().lost_lines,
     }
 }
 

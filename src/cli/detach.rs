@@ -217,6 +217,7 @@ mod tests {
                 self_heals,
                 replicas,
             }],
+            log_lines_lost: 0,
         }
     }
 

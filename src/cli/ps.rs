@@ -37,6 +37,7 @@ pub fn run(global: &Global, args: PsArgs) -> Result<(), Failure> {
                 started_at: String::new(),
                 proxy: Vec::new(),
                 services: Vec::new(),
+                log_lines_lost: 0,
             }
         }
         Err(e) => return Err(Failure::Runtime(anyhow::anyhow!("{e}"))),
@@ -55,6 +56,13 @@ pub fn run(global: &Global, args: PsArgs) -> Result<(), Failure> {
         }
         Format::Table => table(&ps),
     };
+    if ps.log_lines_lost > 0 {
+        eprintln!(
+            "warning: {} log lines could not be written to {} (a full disk?); see `berth logs`",
+            ps.log_lines_lost,
+            project.settings.state_dir.join("logs").display()
+        );
+    }
     print_stdout(&text)
 }
 

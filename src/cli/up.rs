@@ -225,6 +225,7 @@ async fn foreground(
         started_at: SystemTime::now(),
         proxy: proxy_addrs_for_api,
         down: down_tx,
+        logs: logs.clone(),
     });
     let socket = api::socket_path(&state_dir);
     api::server::serve(&socket, state, api_cancel.clone())
