@@ -495,3 +495,65 @@ services:
     assert!(n > 0, "{line:?}");
     drop(stack);
 }
+
+/// An HTTP server on `$PORT` that hangs every request while `hang.<replica>` exists.
+const HANGING_SERVER: &str = r#"
+import http.server, os, time
+MARK = "hang." + os.environ["BERTH_REPLICA"]
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if os.path.exists(MARK):
+            open("stuck." + os.environ["BERTH_REPLICA"], "w").close()
+        while os.path.exists(MARK):
+            time.sleep(0.05)
+        body = ("replica %s" % os.environ["BERTH_REPLICA"]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+class S(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+    daemon_threads = True
+S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn five_hung_replica_incidents_under_get_load_fail_no_request() {
+    let port = free_port();
+    let t = Test::new().file("server.py", HANGING_SERVER).compose(&format!(
+        r#"
+x-berth:
+  proxy:
+    listen: ["127.0.0.1:{port}"]
+    timeouts: {{response: 500ms}}
+    routes:
+      - {{path: /, service: web}}
+services:
+  web:
+    command: [python3, server.py]
+    expose: ["8000"]
+    deploy: {{replicas: 2}}
+    x-berth:
+      ready: {{tcp: true}}
+"#
+    ));
+    let _stack = t.up_detached();
+    let addr = format!("127.0.0.1:{port}");
+    assert!(eventually(10 * SEC, || crate::support::http_get(&addr, "/").is_ok_and(|r| r.0 == 200)));
+    let load = Load::start(&addr, 4);
+    for incident in 0..5 {
+        let replica = incident % 2 + 1;
+        let (mark, stuck) = (t.dir().join(format!("hang.{replica}")), t.dir().join(format!("stuck.{replica}")));
+        std::fs::write(&mark, "").unwrap();
+        // A request met the hung replica; then more go on succeeding.
+        assert!(eventually(10 * SEC, || stuck.exists()), "incident {incident}: no request reached web-{replica}");
+        let ok = load.ok();
+        assert!(eventually(10 * SEC, || load.ok() > ok + 20), "incident {incident}: requests stopped succeeding");
+        std::fs::remove_file(&mark).unwrap();
+        std::fs::remove_file(&stuck).unwrap();
+    }
+    load.finish_without_failures(50);
+}

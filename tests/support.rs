@@ -531,6 +531,11 @@ impl Load {
         Load { threads, ..load }
     }
 
+    /// Requests answered 200 so far.
+    pub fn ok(&self) -> usize {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Stops the clients and asserts that none of at least `min_ok`
     /// requests failed.
     pub fn finish_without_failures(self, min_ok: usize) {
