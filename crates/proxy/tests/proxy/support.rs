@@ -263,6 +263,44 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Reads one HTTP/1.1 answer with a `Content-Length` body from a raw
+/// stream (5 s at most); `None` if the connection closed first.
+pub async fn read_answer(stream: &mut TcpStream) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if out.len() >= end + 4 + length {
+                    return Some(String::from_utf8_lossy(&out).into_owned());
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("no answer within 5 s")
+}
+
+/// Whether the peer closes `stream` within `limit` (sending nothing more).
+pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+        Err(_) => false,
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(n)) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
+    }
+}
+
 // ---------------------------------------------------------------- backends
 
 /// A real HTTP/1.1 server; aborting it drops every connection (like SIGKILL).
