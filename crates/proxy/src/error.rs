@@ -123,7 +123,10 @@ impl Failure {
     pub(crate) fn retry(&self) -> RetryType {
         match self {
             Failure::ConnectFailed { .. } | Failure::ConnectTimeout { .. } => RetryType::Always,
-            Failure::UpstreamBroken { .. } => RetryType::IfIdempotent,
+            // Sent, perhaps processed: only requests that may be repeated.
+            Failure::UpstreamBroken { .. } | Failure::UpstreamTimeout { .. } => {
+                RetryType::IfIdempotent
+            }
             _ => RetryType::Never,
         }
     }
@@ -182,7 +185,7 @@ mod tests {
         assert_eq!(broken.retry(), RetryType::IfIdempotent);
         let slow = Failure::UpstreamTimeout { service: s.clone() };
         assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(slow.retry(), RetryType::Never);
+        assert_eq!(slow.retry(), RetryType::IfIdempotent);
         let none = Failure::NoReadyReplica { service: s };
         assert_eq!(none.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(none.message().contains("api"));

@@ -301,6 +301,15 @@ pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
+/// Polls `done` until it holds, failing the test after 5 s.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 // ---------------------------------------------------------------- backends
 
 /// A real HTTP/1.1 server; aborting it drops every connection (like SIGKILL).
@@ -351,6 +360,47 @@ pub fn backend_on(name: &str, listener: TcpListener) -> Backend {
                     .await;
             });
             while conns.try_join_next().is_some() {}
+        }
+    });
+    Backend {
+        name: name.into(),
+        addr,
+        hits,
+        conns,
+        task,
+    }
+}
+
+/// A replica that accepts connections and reads requests but never answers
+/// (a deadlocked process); `hits` counts the request heads it received.
+pub async fn hung_backend(name: &str) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (h, c) = (hits.clone(), conns.clone());
+    let task = tokio::spawn(async move {
+        let mut open = JoinSet::new();
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            let h = h.clone();
+            open.spawn(async move {
+                let (mut seen, mut heads) = (Vec::new(), 0);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let now = seen.windows(4).filter(|w| *w == b"\r\n\r\n").count();
+                    h.fetch_add(now - heads, Ordering::SeqCst);
+                    heads = now;
+                }
+            });
+            while open.try_join_next().is_some() {}
         }
     });
     Backend {
