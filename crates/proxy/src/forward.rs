@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::attempts::{MAX_ATTEMPTS, Tried, budget, is_idempotent};
 use crate::balancer::{ActiveGuard, Pick, Pool};
 use crate::body::{Body, boxed};
-use crate::client::{UpstreamClient, is_body_limit, is_timeout};
+use crate::client::{UpstreamClient, is_body_limit, is_client_body, is_timeout};
 use crate::error::{Failure, RetryType};
 use crate::headers::{is_upgrade, strip_hop_by_hop};
 use crate::limits::limit_body;
@@ -183,6 +183,10 @@ pub(crate) async fn forward(
             Ok(Err(e)) => {
                 if is_body_limit(&e) {
                     return Err(Failure::BodyTooLarge);
+                }
+                if is_client_body(&e) {
+                    tracing::debug!(error = %e, "request body unreadable");
+                    return Err(Failure::BadRequest("the request body could not be read"));
                 }
                 if e.is_connect() {
                     route.pool.eject(&slot);

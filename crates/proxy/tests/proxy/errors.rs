@@ -158,3 +158,40 @@ async fn malformed_requests_are_400_and_never_reach_a_service() {
     }
     assert_eq!(api.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// Regression: a request body the client broke (a bad chunk size line) was
+/// answered 502, blaming the service, and counted as an upstream failure.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_not_502() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let proxy = start(settings(vec![service_route("/", "api")]), stack.clone()).await;
+    for body in [
+        "zz\r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n",
+    ] {
+        let request =
+            format!("POST /items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{body:?}: {answer}");
+    }
+    let metrics = get(&proxy.url("/metrics")).await.text();
+    assert!(
+        metrics.contains("berth_proxy_requests_total{route=\"/\",code=\"400\",class=\"4xx\"} 2"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("class=\"5xx\""), "{metrics}");
+    eventually("2 access log lines", || {
+        stack
+            .log_lines()
+            .iter()
+            .filter(|l| l["path"] == "/items")
+            .count()
+            >= 2
+    })
+    .await;
+    for line in stack.log_lines().iter().filter(|l| l["path"] == "/items") {
+        assert_eq!(line["status"], 400, "{line}");
+    }
+}
