@@ -102,12 +102,13 @@ impl<I> Tracked<I> {
         }
     }
 
-    /// A client connection, whose request heads are watched.
-    pub(crate) fn client(io: I, activity: std::sync::Arc<Activity>) -> Self {
+    /// A client connection, whose request heads (at most `max_head` bytes)
+    /// are watched.
+    pub(crate) fn client(io: I, activity: std::sync::Arc<Activity>, max_head: usize) -> Self {
         Tracked {
             io,
             activity,
-            head: Some(HeadWatch::new()),
+            head: Some(HeadWatch::new(max_head)),
         }
     }
 }

@@ -22,16 +22,22 @@ use crate::shared::Shared;
 /// hyper's read buffer cannot be smaller than this.
 const MIN_BUF: usize = 8 * 1024;
 
+/// hyper's HTTP/1 read buffer: room for the largest head allowed and more;
+/// no head can be longer.
+fn read_buffer(shared: &Shared) -> usize {
+    usize::try_from(shared.max_header)
+        .unwrap_or(usize::MAX)
+        .max(MIN_BUF)
+        .saturating_add(MIN_BUF)
+}
+
 /// The connection builder shared by every listener.
 pub(crate) fn builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    let head = usize::try_from(shared.max_header)
-        .unwrap_or(usize::MAX)
-        .max(MIN_BUF);
     builder
         .http1()
         .header_read_timeout(None)
-        .max_buf_size(head.saturating_add(MIN_BUF))
+        .max_buf_size(read_buffer(shared))
         .keep_alive(true);
     // No HTTP/2 keep-alive pings: their answers would count as traffic and
     // keep idle connections open past the idle timeout.
@@ -53,7 +59,11 @@ pub(crate) async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::client());
-    let io = TokioIo::new(Tracked::client(stream, activity.clone()));
+    let io = TokioIo::new(Tracked::client(
+        stream,
+        activity.clone(),
+        read_buffer(&shared),
+    ));
     let service = Edge::new(shared.clone(), client, peer, activity.clone());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);

@@ -195,3 +195,34 @@ async fn a_malformed_chunked_body_is_400_not_502() {
         assert_eq!(line["status"], 400, "{line}");
     }
 }
+
+/// Regression: two identical `Content-Length` fields were accepted (hyper
+/// drops the second); nginx refuses them, and a proxy should.
+#[tokio::test]
+async fn a_repeated_content_length_is_400() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let proxy = start(settings(vec![service_route("/", "api")]), stack).await;
+    for request in [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "POST / HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\nX-A: 1\r\nCONTENT-LENGTH: 5\r\n\r\nhello",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello",
+    ] {
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{request:?}: {answer}");
+    }
+    assert_eq!(api.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // One Content-Length is fine, also on a kept-alive connection.
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    for _ in 0..2 {
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stream,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .await
+        .unwrap();
+        let answer = read_answer(&mut stream).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
