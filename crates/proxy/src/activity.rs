@@ -3,7 +3,8 @@
 //! [`Tracked`] marks its [`Activity`] whenever bytes move; [`idle`] resolves
 //! once nothing moved (and nothing was in flight) for the whole idle time,
 //! checked in quarters so the close comes between 1x and 1.25x the limit
-//! without a timer per read.
+//! without a timer per read. On client connections it also shows the bytes
+//! read to the request-head clock (see `head`).
 
 use std::io;
 use std::pin::Pin;
@@ -13,15 +14,44 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::head::{HeadClock, HeadWatch};
+
 /// What a connection has been doing.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     touched: AtomicBool,
     /// Requests on this connection not yet fully answered.
-    pub(crate) in_flight: AtomicUsize,
+    in_flight: AtomicUsize,
+    /// Client connections only: when a request head is due.
+    head: Option<HeadClock>,
 }
 
 impl Activity {
+    /// For a client connection: with a request-head clock.
+    pub(crate) fn client() -> Self {
+        Activity {
+            head: Some(HeadClock::new()),
+            ..Activity::default()
+        }
+    }
+
+    /// The request-head clock of a client connection.
+    pub(crate) fn head(&self) -> Option<&HeadClock> {
+        self.head.as_ref()
+    }
+
+    /// A request's head was parsed; it is answered until [`Activity::request_done`].
+    pub(crate) fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        if let Some(head) = &self.head {
+            head.request_started();
+        }
+    }
+
+    pub(crate) fn request_done(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
     fn touch(&self) {
         // A plain store is cheaper than a read-modify-write on every packet.
         if !self.touched.load(Ordering::Relaxed) {
@@ -58,12 +88,28 @@ pin_project_lite::pin_project! {
         #[pin]
         io: I,
         activity: std::sync::Arc<Activity>,
+        // Client connections: shows what is read to the head clock.
+        head: Option<HeadWatch>,
     }
 }
 
 impl<I> Tracked<I> {
     pub(crate) fn new(io: I, activity: std::sync::Arc<Activity>) -> Self {
-        Tracked { io, activity }
+        Tracked {
+            io,
+            activity,
+            head: None,
+        }
+    }
+
+    /// A client connection, whose request heads (at most `max_head` bytes)
+    /// are watched.
+    pub(crate) fn client(io: I, activity: std::sync::Arc<Activity>, max_head: usize) -> Self {
+        Tracked {
+            io,
+            activity,
+            head: Some(HeadWatch::new(max_head)),
+        }
     }
 }
 
@@ -77,7 +123,12 @@ impl<I: AsyncRead> AsyncRead for Tracked<I> {
         let before = buf.filled().len();
         let result = this.io.poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.activity.touch();
+            let activity = &**this.activity;
+            activity.touch();
+            if let (Some(watch), Some(clock)) = (this.head.as_mut(), activity.head.as_ref()) {
+                let answering = activity.in_flight.load(Ordering::Relaxed) > 0;
+                watch.read(&buf.filled()[before..], answering, clock);
+            }
         }
         result
     }

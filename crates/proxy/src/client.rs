@@ -11,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use crate::error::{ClientBodyError, caused_by};
 use crate::retry_body::RetryBody;
 
 /// The client type shared by every route.
@@ -53,12 +54,10 @@ pub(crate) fn is_timeout(error: &hyper_util::client::legacy::Error) -> bool {
 
 /// Whether the request body broke its size limit while streaming.
 pub(crate) fn is_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
+    caused_by::<http_body_util::LengthLimitError>(error)
+}
+
+/// Whether reading the client's request body failed (see [`ClientBodyError`]).
+pub(crate) fn is_client_body(error: &(dyn std::error::Error + 'static)) -> bool {
+    caused_by::<ClientBodyError>(error)
 }

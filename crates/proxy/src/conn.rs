@@ -1,7 +1,10 @@
 //! One client connection: HTTP/1.1 or HTTP/2 (prior knowledge) through
-//! hyper-util's auto builder, with upgrades, the header read timeout (which
-//! needs hyper's timer to work at all), the idle keep-alive timeout and
-//! graceful shutdown.
+//! hyper-util's auto builder, with upgrades, the request head deadline, the
+//! idle keep-alive timeout and graceful shutdown.
+//!
+//! hyper's `header_read_timeout` is off: it would also run between the
+//! requests of a kept-alive connection and close it at `header_read`
+//! instead of `idle`. `head::deadline` does that job for request heads only.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,23 +15,29 @@ use tokio::net::TcpStream;
 
 use crate::activity::{Activity, Tracked, idle};
 use crate::client::UpstreamClient;
+use crate::head;
 use crate::service::Edge;
 use crate::shared::Shared;
 
 /// hyper's read buffer cannot be smaller than this.
 const MIN_BUF: usize = 8 * 1024;
 
+/// hyper's HTTP/1 read buffer: room for the largest head allowed and more;
+/// no head can be longer.
+fn read_buffer(shared: &Shared) -> usize {
+    usize::try_from(shared.max_header)
+        .unwrap_or(usize::MAX)
+        .max(MIN_BUF)
+        .saturating_add(MIN_BUF)
+}
+
 /// The connection builder shared by every listener.
 pub(crate) fn builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    let head = usize::try_from(shared.max_header)
-        .unwrap_or(usize::MAX)
-        .max(MIN_BUF);
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.timeouts.header_read)
-        .max_buf_size(head.saturating_add(MIN_BUF))
+        .header_read_timeout(None)
+        .max_buf_size(read_buffer(shared))
         .keep_alive(true);
     // No HTTP/2 keep-alive pings: their answers would count as traffic and
     // keep idle connections open past the idle timeout.
@@ -49,8 +58,12 @@ pub(crate) async fn serve(
     client: UpstreamClient,
 ) {
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::default());
-    let io = TokioIo::new(Tracked::new(stream, activity.clone()));
+    let activity = Arc::new(Activity::client());
+    let io = TokioIo::new(Tracked::client(
+        stream,
+        activity.clone(),
+        read_buffer(&shared),
+    ));
     let service = Edge::new(shared.clone(), client, peer, activity.clone());
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
@@ -62,6 +75,11 @@ pub(crate) async fn serve(
         result = conn.as_mut() => Some(result),
         () = shutdown.cancelled() => None,
         () = idle(&activity, shared.timeouts.idle) => None,
+        () = head_deadline(&activity, shared.timeouts.header_read) => {
+            // Nothing to answer yet: a slow (or silent) client is dropped.
+            tracing::debug!(%peer, "request head not received in time");
+            return;
+        }
     };
     if let Some(result) = finished {
         if let Err(e) = result {
@@ -77,5 +95,13 @@ pub(crate) async fn serve(
             }
         }
         () = shared.hard_stop.cancelled() => {}
+    }
+}
+
+/// Resolves when a request head is overdue (never, without a head clock).
+async fn head_deadline(activity: &Activity, limit: std::time::Duration) {
+    match activity.head() {
+        Some(clock) => head::deadline(clock, limit).await,
+        None => std::future::pending().await,
     }
 }

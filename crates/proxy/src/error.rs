@@ -41,6 +41,27 @@ pub enum ProxyError {
     },
 }
 
+/// Reading the client's request body failed (a malformed chunk, a client
+/// gone mid-body): the client's fault, whatever the upstream client makes
+/// of it. Found in an error's source chain by `caused_by`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body could not be read")]
+pub(crate) struct ClientBodyError(#[source] pub(crate) hyper::Error);
+
+/// Whether `E` is in `error`'s source chain.
+pub(crate) fn caused_by<E: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.is::<E>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// Who caused a request failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ErrorSource {
@@ -123,7 +144,10 @@ impl Failure {
     pub(crate) fn retry(&self) -> RetryType {
         match self {
             Failure::ConnectFailed { .. } | Failure::ConnectTimeout { .. } => RetryType::Always,
-            Failure::UpstreamBroken { .. } => RetryType::IfIdempotent,
+            // Sent, perhaps processed: only requests that may be repeated.
+            Failure::UpstreamBroken { .. } | Failure::UpstreamTimeout { .. } => {
+                RetryType::IfIdempotent
+            }
             _ => RetryType::Never,
         }
     }
@@ -182,10 +206,20 @@ mod tests {
         assert_eq!(broken.retry(), RetryType::IfIdempotent);
         let slow = Failure::UpstreamTimeout { service: s.clone() };
         assert_eq!(slow.status(), StatusCode::GATEWAY_TIMEOUT);
-        assert_eq!(slow.retry(), RetryType::Never);
+        assert_eq!(slow.retry(), RetryType::IfIdempotent);
         let none = Failure::NoReadyReplica { service: s };
         assert_eq!(none.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(none.message().contains("api"));
         assert_eq!(Failure::BodyTooLarge.source(), ErrorSource::Client);
+    }
+
+    #[test]
+    fn causes_are_found_down_the_source_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] io::Error);
+        let e = Outer(io::Error::other("inner"));
+        assert!(caused_by::<io::Error>(&e));
+        assert!(!caused_by::<ClientBodyError>(&e));
     }
 }

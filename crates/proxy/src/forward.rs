@@ -6,7 +6,9 @@
 //! balancer picks. A failed attempt is classified (see `error`): connect
 //! failures eject the replica and go to the next one; a connection that
 //! broke after sending is retried only for idempotent methods whose body can
-//! be sent again. A `101 Switching Protocols` answer starts a tunnel.
+//! be sent again. So is a replica that sent no response head in time: it is
+//! ejected too, and the request is tried once more within
+//! `attempts::budget`. A `101 Switching Protocols` answer starts a tunnel.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +16,12 @@ use std::time::Duration;
 use http::uri::Scheme;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
+use tokio::time::Instant;
 
-use crate::attempts::{MAX_ATTEMPTS, Tried, is_idempotent};
+use crate::attempts::{MAX_ATTEMPTS, Tried, budget, is_idempotent};
 use crate::balancer::{ActiveGuard, Pick, Pool};
 use crate::body::{Body, boxed};
-use crate::client::{UpstreamClient, is_body_limit, is_timeout};
+use crate::client::{UpstreamClient, is_body_limit, is_client_body, is_timeout};
 use crate::error::{Failure, RetryType};
 use crate::headers::{is_upgrade, strip_hop_by_hop};
 use crate::limits::limit_body;
@@ -82,9 +85,18 @@ pub(crate) async fn forward(
     };
 
     let service = &route.pool.service;
+    let timed_out = || Failure::UpstreamTimeout {
+        service: service.clone(),
+    };
+    let deadline = Instant::now() + budget(route.timeout);
     let mut tried = Tried::default();
     let mut last: Option<Failure> = None;
+    let mut timed_out_before = false;
     loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(last.unwrap_or_else(timed_out));
+        }
         let (slot, more) = match route.pool.pick(tried.as_slice()) {
             Pick::Replica(slot, more) => (slot, more && tried.len + 1 < MAX_ATTEMPTS),
             Pick::NoneReady => {
@@ -130,13 +142,21 @@ pub(crate) async fn forward(
         };
 
         let mut guard = route.pool.begin(&slot);
-        let failure = match tokio::time::timeout(route.timeout, to.client.request(upstream_req))
-            .await
-        {
+        let wait = route.timeout.min(left);
+        let failure = match tokio::time::timeout(wait, to.client.request(upstream_req)).await {
             Err(_) => {
-                return Err(Failure::UpstreamTimeout {
-                    service: service.clone(),
-                });
+                // Hung or overloaded: skipped for a while, like a refusal.
+                route.pool.eject(&slot);
+                shared
+                    .metrics
+                    .upstream_timeout(service, &slot.upstream.replica);
+                tracing::debug!(replica = %slot.upstream.replica, "no response head in time");
+                if timed_out_before {
+                    // One retry after a timeout, not one per replica.
+                    return Err(timed_out());
+                }
+                timed_out_before = true;
+                timed_out()
             }
             Ok(Ok(mut response)) => {
                 let tunnel = match client_upgrade {
@@ -163,6 +183,10 @@ pub(crate) async fn forward(
             Ok(Err(e)) => {
                 if is_body_limit(&e) {
                     return Err(Failure::BodyTooLarge);
+                }
+                if is_client_body(&e) {
+                    tracing::debug!(error = %e, "request body unreadable");
+                    return Err(Failure::BadRequest("the request body could not be read"));
                 }
                 if e.is_connect() {
                     route.pool.eject(&slot);

@@ -27,7 +27,9 @@
 //! - `server`: listeners and the [`Proxy`] handle; `worker`: worker
 //!   threads, accepting, the drain.
 //! - `conn`: one client connection (HTTP/1.1 + h2c, timeouts, idle close).
-//! - `activity`: traffic tracking for idle timeouts.
+//! - `activity`: traffic tracking for idle timeouts; `head`: the request
+//!   head deadline (slowloris guard) apart from the idle timeout, and the
+//!   repeated `Content-Length` check.
 //! - `service`: the per-request pipeline (`Edge`, `Conn::answer`);
 //!   `shared`, `setup`: the state it runs against, built from the settings.
 //! - `observe`, `metrics`, `access_log`: what is recorded per request.
@@ -56,6 +58,7 @@ mod env_js;
 mod error;
 mod error_page;
 mod forward;
+mod head;
 mod headers;
 mod limits;
 mod metrics;

@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::body::Body;
-use crate::error::Failure;
+use crate::error::{ClientBodyError, Failure};
 
 /// Checks the request head's size (as on the wire, approximately).
 ///
@@ -30,7 +30,7 @@ pub(crate) fn check_head(parts: &Parts, max: u64) -> Result<(), Failure> {
 }
 
 /// The body, refused now if its declared length is too large, else limited
-/// to `max` bytes while it streams.
+/// to `max` bytes while it streams; a read error is a [`ClientBodyError`].
 pub(crate) fn limit_body(parts: &Parts, body: Incoming, max: u64) -> Result<Body, Failure> {
     let declared = parts
         .headers
@@ -41,7 +41,7 @@ pub(crate) fn limit_body(parts: &Parts, body: Incoming, max: u64) -> Result<Body
         return Err(Failure::BodyTooLarge);
     }
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    Ok(Limited::new(body, limit).boxed_unsync())
+    Ok(Limited::new(body.map_err(ClientBodyError), limit).boxed_unsync())
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! Series: `berth_proxy_requests_total{route,code,class}`,
 //! `berth_proxy_request_duration_seconds{route}` (histogram),
-//! `berth_proxy_requests_in_flight`, `berth_proxy_upstream_ready{route,service}`
-//! and `berth_proxy_upstream_connect_failures_total{service,replica}`.
+//! `berth_proxy_requests_in_flight`, `berth_proxy_upstream_ready{route,service}`,
+//! `berth_proxy_upstream_connect_failures_total{service,replica}` and
+//! `berth_proxy_upstream_timeouts_total{service,replica}`.
 //! Handles are created once per route (and per status code) and cached, so
 //! the request path does no label hashing.
 
@@ -56,6 +57,7 @@ pub(crate) struct Metrics {
     pub(crate) in_flight: Gauge,
     ready: Family<ReadyLabels, Gauge>,
     connect_failures: Family<ReplicaLabels, Counter>,
+    timeouts: Family<ReplicaLabels, Counter>,
 }
 
 /// Cached handles for one route label.
@@ -76,6 +78,7 @@ impl Metrics {
         let in_flight = Gauge::default();
         let ready = Family::<ReadyLabels, Gauge>::default();
         let connect_failures = Family::<ReplicaLabels, Counter>::default();
+        let timeouts = Family::<ReplicaLabels, Counter>::default();
         registry.register(
             "berth_proxy_requests",
             "Requests answered, by route and status",
@@ -101,6 +104,11 @@ impl Metrics {
             "Connections to a replica that failed",
             connect_failures.clone(),
         );
+        registry.register(
+            "berth_proxy_upstream_timeouts",
+            "Requests a replica did not answer within the response timeout",
+            timeouts.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -108,6 +116,7 @@ impl Metrics {
             in_flight,
             ready,
             connect_failures,
+            timeouts,
         }
     }
 
@@ -134,6 +143,15 @@ impl Metrics {
             replica: replica.to_string(),
         };
         self.connect_failures.get_or_create(&labels).inc();
+    }
+
+    /// Counts a request a replica did not answer in time.
+    pub(crate) fn upstream_timeout(&self, service: &str, replica: &str) {
+        let labels = ReplicaLabels {
+            service: service.to_string(),
+            replica: replica.to_string(),
+        };
+        self.timeouts.get_or_create(&labels).inc();
     }
 
     /// Sets how many replicas are ready behind a route (read at scrape time).

@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
@@ -58,7 +57,7 @@ impl Record {
         client: IpAddr,
     ) -> Self {
         shared.metrics.in_flight.inc();
-        conn.in_flight.fetch_add(1, Ordering::Relaxed);
+        conn.request_started();
         let path = shared.access_log.then(|| {
             req.uri()
                 .path_and_query()
@@ -110,7 +109,7 @@ impl Drop for Record {
         let elapsed = self.start.elapsed();
         let shared = &self.shared;
         shared.metrics.in_flight.dec();
-        self.conn.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.conn.request_done();
         let route = self.route.as_ref();
         route
             .map_or(&shared.unrouted.metrics, |r| &r.metrics)

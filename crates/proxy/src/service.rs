@@ -1,9 +1,10 @@
 //! The request pipeline every client connection runs.
 //!
 //! [`Edge`] (per connection) gives each request an id and a `Record`
-//! (metrics, access log); `Conn::answer` checks the head, answers the
-//! built-in paths, picks the route and hands the request to `forward` or
-//! `static_files`; `compress` then encodes the response if it is worth it.
+//! (metrics, access log); `Conn::answer` checks the head (size, an
+//! unambiguous `Content-Length`, `Host`), answers the built-in paths, picks
+//! the route and hands the request to `forward` or `static_files`;
+//! `compress` then encodes the response if it is worth it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +23,7 @@ use crate::client::UpstreamClient;
 use crate::compress;
 use crate::error::{ErrorSource, Failure};
 use crate::forward::{Upstream, forward};
+use crate::head::{HeadClock, check_content_length};
 use crate::headers::{forwarded_for, new_request_id};
 use crate::limits::check_head;
 use crate::observe::{Observed, Record, RouteTag};
@@ -84,7 +86,13 @@ impl Conn {
             busy: None,
         };
         let (parts, body) = req.into_parts();
-        if let Err(f) = check_head(&parts, shared.max_header) {
+        let repeated_length = self
+            .activity
+            .head()
+            .is_some_and(HeadClock::take_repeated_length);
+        if let Err(f) = check_head(&parts, shared.max_header)
+            .and_then(|()| check_content_length(&parts, repeated_length))
+        {
             return (plain(&shared.unrouted), Err(f));
         }
         let host = match host_of(&parts) {

@@ -158,3 +158,71 @@ async fn malformed_requests_are_400_and_never_reach_a_service() {
     }
     assert_eq!(api.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+/// Regression: a request body the client broke (a bad chunk size line) was
+/// answered 502, blaming the service, and counted as an upstream failure.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_not_502() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let proxy = start(settings(vec![service_route("/", "api")]), stack.clone()).await;
+    for body in [
+        "zz\r\nhello\r\n0\r\n\r\n",
+        "5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n",
+    ] {
+        let request =
+            format!("POST /items HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{body}");
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{body:?}: {answer}");
+    }
+    let metrics = get(&proxy.url("/metrics")).await.text();
+    assert!(
+        metrics.contains("berth_proxy_requests_total{route=\"/\",code=\"400\",class=\"4xx\"} 2"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("class=\"5xx\""), "{metrics}");
+    eventually("2 access log lines", || {
+        stack
+            .log_lines()
+            .iter()
+            .filter(|l| l["path"] == "/items")
+            .count()
+            >= 2
+    })
+    .await;
+    for line in stack.log_lines().iter().filter(|l| l["path"] == "/items") {
+        assert_eq!(line["status"], 400, "{line}");
+    }
+}
+
+/// Regression: two identical `Content-Length` fields were accepted (hyper
+/// drops the second); nginx refuses them, and a proxy should.
+#[tokio::test]
+async fn a_repeated_content_length_is_400() {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let proxy = start(settings(vec![service_route("/", "api")]), stack).await;
+    for request in [
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+        "POST / HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\nX-A: 1\r\nCONTENT-LENGTH: 5\r\n\r\nhello",
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello",
+    ] {
+        let answer = raw(proxy.addr, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{request:?}: {answer}");
+    }
+    assert_eq!(api.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // One Content-Length is fine, also on a kept-alive connection.
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    for _ in 0..2 {
+        tokio::io::AsyncWriteExt::write_all(
+            &mut stream,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        )
+        .await
+        .unwrap();
+        let answer = read_answer(&mut stream).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}

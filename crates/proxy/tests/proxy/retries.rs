@@ -120,3 +120,124 @@ async fn a_post_is_retried_when_the_connect_failed() {
         assert_eq!(post.json()["body_length"], 4);
     }
 }
+
+/// `api-1` hangs, `api-2` answers; the route's response timeout is 300 ms.
+async fn one_hung_replica() -> (Running, Arc<FakeStack>, Backend, Backend) {
+    let (hung, good) = (hung_backend("api-1").await, backend("api-2").await);
+    let stack = FakeStack::new();
+    stack.set("api", &[&hung, &good]);
+    let mut route = service_route("/", "api");
+    route.timeout = Some(secs(0.3));
+    let proxy = start(settings(vec![route]), stack.clone()).await;
+    (proxy, stack, hung, good)
+}
+
+/// Regression: GETs sent to a replica that accepts and never answers got
+/// 504 after the response timeout until the health check removed it.
+#[tokio::test]
+async fn gets_to_a_hung_replica_are_retried_on_another_and_it_is_ejected() {
+    let (proxy, stack, hung, good) = one_hung_replica().await;
+    for i in 0..20 {
+        let a = get(&proxy.url(&format!("/x{i}"))).await;
+        assert_eq!(a.status, 200, "request {i}: {}", a.text());
+        assert_eq!(a.json()["replica"], "api-2");
+    }
+    eventually("the hung replica got a request", || {
+        hung.hits.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert_eq!(
+        hung.hits.load(Ordering::SeqCst),
+        1,
+        "ejected after its first timeout"
+    );
+    assert_eq!(good.hits.load(Ordering::SeqCst), 20);
+    let metrics = get(&proxy.url("/metrics")).await.text();
+    assert!(
+        metrics
+            .contains("berth_proxy_upstream_timeouts_total{service=\"api\",replica=\"api-1\"} 1"),
+        "{metrics}"
+    );
+    // Each request is logged once, with the replica that answered.
+    eventually("20 access log lines", || {
+        stack
+            .log_lines()
+            .iter()
+            .filter(|l| l["path"].as_str().unwrap().starts_with("/x"))
+            .count()
+            >= 20
+    })
+    .await;
+    let lines: Vec<_> = stack
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["path"].as_str().unwrap().starts_with("/x"))
+        .collect();
+    assert_eq!(lines.len(), 20);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["status"] == 200 && l["upstream"] == "api-2"),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_to_a_hung_replica_is_504_and_not_sent_twice() {
+    let (proxy, _stack, hung, good) = one_hung_replica().await;
+    // Without a body, so that only the method keeps it from being repeated.
+    let post = send(
+        Request::post(proxy.url("/items"))
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(post.status, 504);
+    assert_eq!(post.json()["service"], "api");
+    eventually("the hung replica got the POST", || {
+        hung.hits.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    assert_eq!(
+        good.hits.load(Ordering::SeqCst),
+        0,
+        "the POST was sent twice"
+    );
+    // The hung replica is ejected: the next requests, POSTs too, go to the
+    // other one without waiting for another timeout.
+    for i in 0..4 {
+        let post = send(
+            Request::post(proxy.url("/items"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(post.status, 200, "request {i}: {}", post.text());
+    }
+    assert_eq!(hung.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(good.hits.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn a_timed_out_get_is_retried_once_not_on_every_replica() {
+    let hung = [
+        hung_backend("api-1").await,
+        hung_backend("api-2").await,
+        hung_backend("api-3").await,
+    ];
+    let stack = FakeStack::new();
+    stack.set("api", &[&hung[0], &hung[1], &hung[2]]);
+    let mut route = service_route("/", "api");
+    route.timeout = Some(secs(0.3));
+    let proxy = start(settings(vec![route]), stack).await;
+    let a = get(&proxy.url("/x")).await;
+    assert_eq!(a.status, 504);
+    assert_eq!(a.json()["service"], "api");
+    let sent = || {
+        hung.iter()
+            .map(|b| b.hits.load(Ordering::SeqCst))
+            .sum::<usize>()
+    };
+    eventually("two replicas got the GET", || sent() >= 2).await;
+    assert_eq!(sent(), 2);
+}

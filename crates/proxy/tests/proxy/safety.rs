@@ -101,7 +101,9 @@ async fn idle_http2_connections_are_closed_too() {
     let stack = FakeStack::new();
     stack.set("api", &[&api]);
     let mut s = settings(vec![service_route("/", "api")]);
+    // A head deadline shorter than idle: it must not apply to HTTP/2.
     s.timeouts = ProxyTimeouts {
+        header_read: secs(0.3),
         idle: secs(0.8),
         ..ProxyTimeouts::default()
     };
@@ -129,4 +131,83 @@ async fn idle_http2_connections_are_closed_too() {
         waited >= Duration::from_millis(700) && waited < Duration::from_millis(2500),
         "{waited:?}"
     );
+}
+
+/// `header_read` 300 ms, `idle` as given: a short head deadline and an idle
+/// timeout far from it.
+async fn keep_alive_proxy(idle: f64) -> (Running, Backend) {
+    let api = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&api]);
+    let mut s = settings(vec![service_route("/", "api")]);
+    s.timeouts = ProxyTimeouts {
+        header_read: secs(0.3),
+        idle: secs(idle),
+        ..ProxyTimeouts::default()
+    };
+    (start(s, stack).await, api)
+}
+
+const ECHO: &[u8] = b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Regression: hyper's header read timeout also ran while a kept-alive
+/// connection waited for its next request, so idle connections were closed
+/// at `header_read` (10 s by default) instead of `idle` (60 s).
+#[tokio::test]
+async fn a_keep_alive_connection_is_closed_at_idle_not_at_header_read() {
+    let (proxy, _api) = keep_alive_proxy(2.0).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(ECHO).await.unwrap();
+    let first = read_answer(&mut stream).await.unwrap();
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // Quiet for three times header_read: still open, and usable.
+    assert!(
+        !closed_within(&mut stream, Duration::from_millis(900)).await,
+        "closed while idle for less than the idle timeout"
+    );
+    stream.write_all(ECHO).await.unwrap();
+    let second = read_answer(&mut stream).await.unwrap();
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    // Past idle it is closed.
+    let idle_since = Instant::now();
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+    let waited = idle_since.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_head_on_a_kept_alive_connection_is_cut_at_header_read() {
+    let (proxy, api) = keep_alive_proxy(10.0).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    stream.write_all(ECHO).await.unwrap();
+    assert!(read_answer(&mut stream).await.is_some());
+    // The next head trickles in: traffic keeps the idle timeout away, the
+    // head deadline (from its first byte) does not move.
+    let started = Instant::now();
+    let mut cut = false;
+    for byte in b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if stream.write_all(&[*byte]).await.is_err()
+            || closed_within(&mut stream, Duration::from_millis(50)).await
+        {
+            cut = true;
+            break;
+        }
+    }
+    assert!(cut || closed_within(&mut stream, Duration::from_secs(3)).await);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert_eq!(api.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_head_is_cut_at_header_read() {
+    let (proxy, _api) = keep_alive_proxy(10.0).await;
+    let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let started = Instant::now();
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).await);
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
 }

@@ -263,6 +263,53 @@ pub async fn raw(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Reads one HTTP/1.1 answer with a `Content-Length` body from a raw
+/// stream (5 s at most); `None` if the connection closed first.
+pub async fn read_answer(stream: &mut TcpStream) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    let read = async {
+        loop {
+            if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if out.len() >= end + 4 + length {
+                    return Some(String::from_utf8_lossy(&out).into_owned());
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => return None,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("no answer within 5 s")
+}
+
+/// Whether the peer closes `stream` within `limit` (sending nothing more).
+pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+        Err(_) => false,
+        Ok(Ok(0) | Err(_)) => true,
+        Ok(Ok(n)) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
+    }
+}
+
+/// Polls `done` until it holds, failing the test after 5 s.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 // ---------------------------------------------------------------- backends
 
 /// A real HTTP/1.1 server; aborting it drops every connection (like SIGKILL).
@@ -313,6 +360,47 @@ pub fn backend_on(name: &str, listener: TcpListener) -> Backend {
                     .await;
             });
             while conns.try_join_next().is_some() {}
+        }
+    });
+    Backend {
+        name: name.into(),
+        addr,
+        hits,
+        conns,
+        task,
+    }
+}
+
+/// A replica that accepts connections and reads requests but never answers
+/// (a deadlocked process); `hits` counts the request heads it received.
+pub async fn hung_backend(name: &str) -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let conns = Arc::new(AtomicUsize::new(0));
+    let (h, c) = (hits.clone(), conns.clone());
+    let task = tokio::spawn(async move {
+        let mut open = JoinSet::new();
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            c.fetch_add(1, Ordering::SeqCst);
+            let h = h.clone();
+            open.spawn(async move {
+                let (mut seen, mut heads) = (Vec::new(), 0);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    let now = seen.windows(4).filter(|w| *w == b"\r\n\r\n").count();
+                    h.fetch_add(now - heads, Ordering::SeqCst);
+                    heads = now;
+                }
+            });
+            while open.try_join_next().is_some() {}
         }
     });
     Backend {
