@@ -523,8 +523,10 @@ S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 #[test]
 fn five_hung_replica_incidents_under_get_load_fail_no_request() {
     let port = free_port();
-    let t = Test::new().file("server.py", HANGING_SERVER).compose(&format!(
-        r#"
+    let t = Test::new()
+        .file("server.py", HANGING_SERVER)
+        .compose(&format!(
+            r#"
 x-berth:
   proxy:
     listen: ["127.0.0.1:{port}"]
@@ -539,19 +541,31 @@ services:
     x-berth:
       ready: {{tcp: true}}
 "#
-    ));
+        ));
     let _stack = t.up_detached();
     let addr = format!("127.0.0.1:{port}");
-    assert!(eventually(10 * SEC, || crate::support::http_get(&addr, "/").is_ok_and(|r| r.0 == 200)));
+    assert!(eventually(10 * SEC, || crate::support::http_get(
+        &addr, "/"
+    )
+    .is_ok_and(|r| r.0 == 200)));
     let load = Load::start(&addr, 4);
     for incident in 0..5 {
         let replica = incident % 2 + 1;
-        let (mark, stuck) = (t.dir().join(format!("hang.{replica}")), t.dir().join(format!("stuck.{replica}")));
+        let (mark, stuck) = (
+            t.dir().join(format!("hang.{replica}")),
+            t.dir().join(format!("stuck.{replica}")),
+        );
         std::fs::write(&mark, "").unwrap();
         // A request met the hung replica; then more go on succeeding.
-        assert!(eventually(10 * SEC, || stuck.exists()), "incident {incident}: no request reached web-{replica}");
+        assert!(
+            eventually(10 * SEC, || stuck.exists()),
+            "incident {incident}: no request reached web-{replica}"
+        );
         let ok = load.ok();
-        assert!(eventually(10 * SEC, || load.ok() > ok + 20), "incident {incident}: requests stopped succeeding");
+        assert!(
+            eventually(10 * SEC, || load.ok() > ok + 20),
+            "incident {incident}: requests stopped succeeding"
+        );
         std::fs::remove_file(&mark).unwrap();
         std::fs::remove_file(&stuck).unwrap();
     }
