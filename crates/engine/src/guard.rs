@@ -202,24 +202,26 @@ pub fn sweep(record: &Path) -> Vec<Leftover> {
     groups.retain(|g, t| crate::runtime::native::read_stat(*g).is_none_or(|s| s.start_time == *t));
     let mut killed = Vec::new();
     for (pid, stat) in crate::runtime::native::processes() {
-        if groups.contains_key(&stat.pgrp) || groups.contains_key(&stat.session) {
-            if let Ok(p) = i32::try_from(pid)
-                && nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGKILL,
-                )
-                .is_ok()
-            {
-                let command = std::fs::read(format!("/proc/{pid}/cmdline"))
-                    .map(|b| {
-                        String::from_utf8_lossy(&b)
-                            .replace('\0', " ")
-                            .trim()
-                            .to_string()
-                    })
-                    .unwrap_or_default();
-                killed.push(Leftover { pid, command });
-            }
+        if !(groups.contains_key(&stat.pgrp) || groups.contains_key(&stat.session)) {
+            continue;
+        }
+        // Read before the kill: a dead process has no command line.
+        let command = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        if let Ok(p) = i32::try_from(pid)
+            && nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .is_ok()
+        {
+            killed.push(Leftover { pid, command });
         }
     }
     killed
