@@ -276,21 +276,39 @@ pub fn ndjson(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
+/// Replica state changes, and log lines lost (a full disk) as
+/// `{"ts","kind":"log_lines_lost","lost","message"}`.
 fn events(state: &State) -> Response<Body> {
     let mut events = state.stack.events();
+    let mut lost = state.logs.lost_lines();
+    lost.mark_unchanged();
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         loop {
-            match events.recv().await {
-                Ok(e) => {
-                    let mut line = serde_json::to_vec(&e).unwrap_or_default();
-                    line.push(b'\n');
-                    if tx.send(Bytes::from(line)).await.is_err() {
+            let json = tokio::select! {
+                e = events.recv() => match e {
+                    Ok(e) => serde_json::to_vec(&e).unwrap_or_default(),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                changed = lost.changed() => {
+                    if changed.is_err() {
                         return;
                     }
+                    let n = *lost.borrow_and_update();
+                    serde_json::to_vec(&serde_json::json!({
+                        "ts": rfc3339(SystemTime::now()),
+                        "kind": "log_lines_lost",
+                        "lost": n,
+                        "message": format!("{n} log lines could not be written to their files (a full disk?)"),
+                    }))
+                    .unwrap_or_default()
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let mut line = json;
+            line.push(b'\n');
+            if tx.send(Bytes::from(line)).await.is_err() {
+                return;
             }
         }
     });

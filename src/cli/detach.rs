@@ -19,7 +19,7 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
     let state_dir = &project.settings.state_dir;
     // Held from here on and handed to the child: a concurrent `up` loses
     // here, before it touches the log.
-    let lock = super::lock::acquire(state_dir, &project.name)?;
+    let mut lock = super::lock::acquire(state_dir, &project.name)?;
     let log_path = state_dir.join("berth.log");
     let log = berth_engine::private::create(&log_path)
         .with_context(|| format!("cannot write {}", log_path.display()))?;
@@ -39,7 +39,10 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
     new_session(&mut cmd);
     lock.hand_to(&mut cmd)?;
     let mut child = cmd.spawn().context("cannot start the detached berth")?;
-    drop(lock);
+    lock.name_holder(child.id());
+    // Not dropped: dropping unlocks (LOCK_UN) the open file the child now
+    // shares. The descriptor closes when this process exits.
+    std::mem::forget(lock);
     let client = Client::new(state_dir, &project.name);
     let started = Instant::now();
     loop {

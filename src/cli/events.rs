@@ -36,6 +36,9 @@ fn human(line: &[u8]) -> String {
             .unwrap_or("")
             .to_string()
     };
+    if v.get("kind").and_then(serde_json::Value::as_str) == Some("log_lines_lost") {
+        return format!("{} berth: {}", s("ts"), s("message"));
+    }
     let replica = v
         .get("replica")
         .and_then(serde_json::Value::as_u64)

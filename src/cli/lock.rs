@@ -51,14 +51,21 @@ pub fn take_over() -> Option<Lock> {
     );
     // Already locked by the parent: this only makes it ours to hold.
     let mut file = Flock::lock(file, FlockArg::LockExclusiveNonblock).ok()?;
-    write_pid(&mut file);
+    write_pid(&mut file, std::process::id());
     Some(Lock { file })
 }
 
-fn write_pid(file: &mut File) {
+impl Lock {
+    /// Names `pid` as the holder (the detached child, once started).
+    pub fn name_holder(&mut self, pid: u32) {
+        write_pid(&mut self.file, pid);
+    }
+}
+
+fn write_pid(file: &mut File, pid: u32) {
     // Written before the old content is cut, so that a reader never sees
     // an empty file.
-    let pid = format!("{}\n", std::process::id());
+    let pid = format!("{pid}\n");
     let _ = file.rewind();
     let _ = file.write_all(pid.as_bytes());
     let _ = file.set_len(pid.len() as u64);
@@ -88,16 +95,29 @@ fn open(state_dir: &Path) -> Result<File, Failure> {
 pub fn acquire(state_dir: &Path, project: &str) -> Result<Lock, Failure> {
     match Flock::lock(open(state_dir)?, FlockArg::LockExclusiveNonblock) {
         Ok(mut file) => {
-            write_pid(&mut file);
+            write_pid(&mut file, std::process::id());
             sweep(state_dir);
             Ok(Lock { file })
         }
         Err((mut file, _)) => {
+            // The winner writes its pid right after locking: a file that is
+            // still empty is read again, briefly.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
             let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
+            while pid.trim().is_empty() && std::time::Instant::now() < deadline {
+                pid.clear();
+                let _ = file.rewind();
+                let _ = file.read_to_string(&mut pid);
+                if pid.trim().is_empty() {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+            let pid = match pid.trim() {
+                "" => "unknown".to_string(),
+                p => p.to_string(),
+            };
             Err(Failure::Usage(format!(
-                "project {project} is already running (pid {}); stop it with `berth down`",
-                pid.trim()
+                "project {project} is already running (pid {pid}); stop it with `berth down`"
             )))
         }
     }

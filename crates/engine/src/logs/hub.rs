@@ -220,6 +220,11 @@ impl LogHub {
     }
 
     /// Write failures so far.
+    /// Follows the count of log lines lost so far (it only grows).
+    pub fn lost_lines(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.stats.lost_watch.subscribe()
+    }
+
     pub fn stats(&self) -> LogStats {
         let stats = &self.inner.stats;
         LogStats {

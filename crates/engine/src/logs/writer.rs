@@ -27,12 +27,24 @@ const IN_FLIGHT: usize = 32;
 const PER_TRIP: usize = 64;
 
 /// Write failures across all files of a hub.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriteStats {
     /// Batches that could not be (fully) written.
     pub failed_writes: AtomicU64,
     /// Lines that never reached a file.
     pub lost_lines: AtomicU64,
+    /// `lost_lines` as it grows, for `berth events`.
+    pub lost_watch: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for WriteStats {
+    fn default() -> Self {
+        WriteStats {
+            failed_writes: AtomicU64::new(0),
+            lost_lines: AtomicU64::new(0),
+            lost_watch: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 enum WriterMsg {
@@ -156,9 +168,11 @@ impl FileWriter {
             Err(failure) => {
                 let stats = &self.owner.stats;
                 stats.failed_writes.fetch_add(1, Ordering::Relaxed);
-                stats
+                let total = stats
                     .lost_lines
-                    .fetch_add(failure.lost as u64, Ordering::Relaxed);
+                    .fetch_add(failure.lost as u64, Ordering::Relaxed)
+                    + failure.lost as u64;
+                stats.lost_watch.send_replace(total);
                 self.lost += failure.lost as u64;
                 if !self.failing {
                     self.failing = true;
