@@ -90,11 +90,17 @@ services:
       interval: 200ms
       start_interval: 50ms
       retries: 2
+  app:
+    command: ["sleep", "60"]
+    depends_on: {{web: {{condition: service_healthy}}}}
 "#
     ));
     let up = t.run_args(["up", "-d", "--wait"]);
     let _stack = Detached { test: &t };
-    up.success().stdout_has("web              1/1 running");
+    // The dependent waited for the healed replica instead of failing.
+    up.success()
+        .stdout_has("web              1/1 running")
+        .stdout_has("app              1/1 running");
     let r = &replicas(&t)[0];
     assert_eq!(r["restarts"], 1, "{r}");
     assert_eq!(r["health"], "healthy", "{r}");

@@ -50,6 +50,8 @@ impl ReplicaState {
             (Running, Exited | Restarting) => true,
             (Exited, Starting | Restarting) => true,
             (Restarting, Starting) => true,
+            // Unhealthy, stopped, and then out of restarts.
+            (Restarting, Exited) => true,
             // Stopped because it turned unhealthy (or exited while
             // stopping), then restarted by its policy.
             (Stopping, Exited | Restarting) => true,
