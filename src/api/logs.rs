@@ -10,7 +10,7 @@ use berth_engine::logs::{Delivery, LogFilter, LogRecord, Stream, parse_since, re
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::server::{State, ndjson};
+use super::state::{State, ndjson};
 
 /// A record as sent on the wire and printed by `logs --json`.
 pub fn record_json(r: &LogRecord) -> Vec<u8> {

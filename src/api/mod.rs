@@ -11,6 +11,7 @@
 pub mod client;
 pub mod logs;
 pub mod server;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

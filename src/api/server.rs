@@ -6,10 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use berth_engine::Stack;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
@@ -18,22 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, Down, ExecTarget, Ps, ReplicaRow, Report, Scale, ServiceRow, Services};
 
-type Body = BoxBody<Bytes, Infallible>;
-
-/// A `down` request handed to the `up` process, answered when done.
-pub type DownRequest = (Down, oneshot::Sender<Report>);
-
-/// What the handlers read.
-pub struct State {
-    pub stack: Arc<Stack>,
-    pub project: String,
-    pub started_at: SystemTime,
-    /// Where the edge proxy listens.
-    pub proxy: Vec<String>,
-    pub down: mpsc::Sender<DownRequest>,
-    /// The log pipeline, for what could not be written.
-    pub logs: berth_engine::logs::LogHub,
-}
+pub use super::state::{Body, DownRequest, State, ndjson};
 
 /// Binds the socket (mode 0600; any old socket is stale: the caller holds
 /// the project lock) and serves until `cancel`.
@@ -261,19 +245,6 @@ pub fn ps(state: &State) -> Ps {
         services,
         log_lines_lost: state.logs.stats().lost_lines,
     }
-}
-
-/// A body fed line by line from a channel (NDJSON streams).
-pub fn ndjson(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
-    });
-    Response::builder()
-        .header("content-type", "application/x-ndjson")
-        .body(BodyExt::boxed(StreamBody::new(stream)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).boxed()))
 }
 
 /// Replica state changes, and log lines lost (a full disk) as

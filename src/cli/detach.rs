@@ -12,6 +12,9 @@ use berth_compose::Project;
 use super::Failure;
 use crate::api::{Ps, client::Client};
 
+/// Set in the environment of the detached child (`berth up` run again).
+pub const DETACHED: &str = "BERTH_DETACHED";
+
 /// How long a detached start may take (builds included) before giving up.
 const START_TIMEOUT: Duration = Duration::from_secs(900);
 
@@ -31,7 +34,7 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
     let exe = std::env::current_exe().context("cannot find the berth executable")?;
     let mut cmd = Command::new(exe);
     cmd.args(&args)
-        .env(super::up::detached_marker(), "1")
+        .env(DETACHED, "1")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))

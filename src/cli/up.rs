@@ -20,8 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Failure, Global, load};
 use crate::api::{self, Report, server::DownRequest};
 
-/// Set in the environment of the detached child.
-const DETACHED: &str = "BERTH_DETACHED";
+use super::detach::DETACHED;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -346,9 +345,4 @@ fn keep_with_dependencies(project: &mut Project, names: &[String]) {
         keep.push(n);
     }
     project.services.retain(|k, _| keep.contains(k));
-}
-
-/// The environment variable marking the detached child.
-pub fn detached_marker() -> &'static str {
-    DETACHED
 }

@@ -17,12 +17,14 @@
 //! - `model`, `xberth`: the normalized model and berth's own settings.
 //! - `render`: the model as `berth config` prints it.
 
+mod context;
 pub mod diag;
 pub mod dotenv;
 pub mod interpolate;
 mod loader;
 pub mod model;
 mod normalize;
+mod options;
 pub mod ports;
 pub mod render;
 mod schema;

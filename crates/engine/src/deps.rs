@@ -7,6 +7,9 @@ use tokio::sync::watch;
 use crate::cell::Snapshot;
 use crate::state::{Health, ReplicaState};
 
+/// How the message of a replica blocked by a failed dependency starts.
+pub const NOT_STARTED: &str = "not started: ";
+
 /// Where a dependency stands for a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -26,9 +29,7 @@ pub fn verdict(condition: Condition, replicas: &[crate::state::ReplicaStatus]) -
         match r.state {
             ReplicaState::Failed => {
                 let why = match r.message.as_deref() {
-                    Some(m) if m.starts_with(crate::supervisor::NOT_STARTED) => {
-                        "it was not started".to_string()
-                    }
+                    Some(m) if m.starts_with(NOT_STARTED) => "it was not started".to_string(),
                     Some(m) => m.to_string(),
                     None => "failed".to_string(),
                 };

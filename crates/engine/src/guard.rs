@@ -156,7 +156,7 @@ fn change(line: &str, update: impl FnOnce(&mut Link)) {
 
 /// Tells the guard about a new process group.
 pub fn register(pgid: u32) {
-    let started = crate::runtime::native::read_stat(pgid).map_or(0, |s| s.start_time);
+    let started = crate::proc::read_stat(pgid).map_or(0, |s| s.start_time);
     change(&format!("+{pgid} {started}\n"), |l| {
         l.groups.insert(pgid, started);
     });
@@ -199,9 +199,9 @@ pub fn sweep(record: &Path) -> Vec<Leftover> {
     }
     let _ = std::fs::remove_file(record);
     // A number reused by an unrelated process since is not ours.
-    groups.retain(|g, t| crate::runtime::native::read_stat(*g).is_none_or(|s| s.start_time == *t));
+    groups.retain(|g, t| crate::proc::read_stat(*g).is_none_or(|s| s.start_time == *t));
     let mut killed = Vec::new();
-    for (pid, stat) in crate::runtime::native::processes() {
+    for (pid, stat) in crate::proc::processes() {
         if !(groups.contains_key(&stat.pgrp) || groups.contains_key(&stat.session)) {
             continue;
         }
@@ -270,10 +270,10 @@ fn kill_all(groups: &BTreeSet<u32>) {
         return;
     }
     for &g in groups {
-        let _ = crate::runtime::native::killpg(g, libc::SIGKILL);
+        let _ = crate::proc::killpg(g, libc::SIGKILL);
     }
     // Members that moved to another group of the same session.
-    for (pid, stat) in crate::runtime::native::processes() {
+    for (pid, stat) in crate::proc::processes() {
         if groups.contains(&stat.session)
             && let Ok(pid) = i32::try_from(pid)
         {

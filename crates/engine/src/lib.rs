@@ -18,23 +18,27 @@
 //! - `contain`, `guard`: nothing outlives berth, even `kill -9`: a PID
 //!   namespace whose init dies with berth, else a guard process.
 //! - `state`, `cell`: the replica state machine and the published snapshots.
+//! - `drain`: waiting until nothing routes to a replica.
 //! - `deps`: dependency conditions as awaited values.
 //! - `health`: ready probes and health checks.
 //! - `supervisor`: one replica's life, restarts and backoff.
 //! - `forward`: TCP forwarding from declared ports to ready replicas.
 //! - `stack`: the whole stack: start, stop, settle.
+//! - `proc`: the machine's processes from `/proc`, signals.
 //! - `private`: 0700 directories, 0600 files, no symlinks followed.
 //! - `logs/`: the log pipeline (files, live subscribers, terminal).
 
 pub mod cell;
 pub mod contain;
 pub mod deps;
+pub mod drain;
 pub mod forward;
 pub mod guard;
 mod health;
 pub mod logs;
 pub mod plan;
 pub mod private;
+pub mod proc;
 pub mod runtime;
 pub mod stack;
 pub mod state;

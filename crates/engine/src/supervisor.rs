@@ -26,15 +26,9 @@ use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF};
 use crate::runtime::{Exit, Process, ProcessSpec, Runtime};
 use crate::state::{Health, ReplicaState};
 
-/// How the message of a replica blocked by a failed dependency starts.
-pub const NOT_STARTED: &str = "not started: ";
+use crate::deps::NOT_STARTED;
 
-/// Counts of connections and requests still going to an address, so an
-/// old incarnation is stopped only once drained (forwarders and the proxy
-/// report here).
-pub type DrainProbe = Arc<dyn Fn(SocketAddr) -> usize + Send + Sync>;
-
-pub(crate) use crate::stack::Drain;
+use crate::drain::Drain;
 
 /// Commands to a running replica task.
 #[derive(Debug)]
@@ -373,10 +367,17 @@ impl Replica {
                     }
                     let view = cur.view.borrow_and_update().clone();
                     let before = self.cell.replica(self.index);
+                    // Unhealthy and to be restarted: `restarting` in the same
+                    // update, so that nobody (dependents, `up --wait`) takes
+                    // a replica that heals itself for a failed one.
+                    let heal = view.health == Health::Unhealthy && restart_on_unhealthy;
                     self.set(|r| {
                         r.health = view.health;
-                        r.ready = view.ready && !r.leaving;
+                        r.ready = view.ready && !r.leaving && !heal;
                         r.message = view.message.clone();
+                        if heal {
+                            r.state = ReplicaState::Restarting;
+                        }
                     });
                     let was_ready = before.as_ref().is_some_and(|r| r.ready);
                     // Ready by a probe, not merely by running.
@@ -386,10 +387,10 @@ impl Replica {
                     if view.ready && !was_ready && view.health != Health::None {
                         self.say("healthy");
                     }
-                    if view.health == Health::Unhealthy && restart_on_unhealthy {
+                    if heal {
                         self.say(format!("unhealthy ({}); restarting it", view.message.as_deref().unwrap_or("health check failing")));
                         self.drain(cur.addrs()).await;
-                        let exit = self.terminate(cur.process.as_mut(), false).await;
+                        let exit = self.terminate(cur.process.as_mut(), true).await;
                         break Outcome::Unhealthy(exit);
                     }
                     if view.health == Health::Unhealthy && !was_unhealthy {
@@ -508,15 +509,11 @@ impl Replica {
         Ok(Some(()))
     }
 
-    /// Takes an incarnation out of service and lets whoever routes to it
+    /// Lets whoever routes to an incarnation that left the balancer
     /// (forwarders, the proxy) finish what is in flight, within the grace
     /// period, so that restarting an unhealthy replica fails no request
     /// it had already accepted.
     async fn drain(&self, addrs: Vec<SocketAddr>) {
-        self.set(|r| {
-            r.state = ReplicaState::Stopping;
-            r.ready = false;
-        });
         let Some(drain) = &self.drain else { return };
         tokio::select! {
             () = drain.wait_idle(&addrs, self.cell.plan.stop_grace) => {}
@@ -526,7 +523,8 @@ impl Replica {
     }
 
     /// Graceful stop: the stop signal to the group, SIGKILL after the grace
-    /// period (at once when forced). `quiet` for processes nobody sees.
+    /// period (at once when forced). `quiet` leaves the published state
+    /// alone (processes nobody sees, or a replica already `restarting`).
     async fn terminate(&self, process: &mut dyn Process, quiet: bool) -> Exit {
         let plan = &self.cell.plan;
         if !quiet {

@@ -11,7 +11,6 @@
 //! `attempts::budget`. A `101 Switching Protocols` answer starts a tunnel.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::uri::Scheme;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
@@ -19,7 +18,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::attempts::{MAX_ATTEMPTS, Tried, budget, is_idempotent};
-use crate::balancer::{ActiveGuard, Pick, Pool};
+use crate::balancer::{ActiveGuard, Pick};
 use crate::body::{Body, boxed};
 use crate::client::{UpstreamClient, is_body_limit, is_client_body, is_timeout};
 use crate::error::{Failure, RetryType};
@@ -27,18 +26,9 @@ use crate::headers::{is_upgrade, strip_hop_by_hop};
 use crate::limits::limit_body;
 use crate::retry_body::{Home, RetryBody};
 use crate::rewrite::{rewrite_headers, upstream_path};
+pub(crate) use crate::shared::ServiceRoute;
 use crate::shared::Shared;
 use crate::tunnel;
-
-/// A route that targets a service.
-#[derive(Debug)]
-pub(crate) struct ServiceRoute {
-    pub(crate) pool: Pool,
-    pub(crate) strip_prefix: bool,
-    /// Upstream response timeout (504 after).
-    pub(crate) timeout: Duration,
-    pub(crate) max_body: u64,
-}
 
 /// How a request goes upstream: the worker's client, and who asked.
 #[derive(Debug)]

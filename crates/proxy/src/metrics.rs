@@ -234,3 +234,10 @@ mod tests {
         assert!(text.ends_with("berth_restarts_total{service=\"api\"} 1\n# EOF\n"));
     }
 }
+
+/// A route's label and its metric handles.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteTag {
+    pub(crate) label: Arc<str>,
+    pub(crate) metrics: Arc<RouteMetrics>,
+}

@@ -15,16 +15,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use crate::access_log::Entry;
 use crate::activity::Activity;
 use crate::balancer::ActiveGuard;
-use crate::metrics::RouteMetrics;
-use crate::service::Outcome;
 use crate::shared::Shared;
 
-/// A route's label and its metric handles.
-#[derive(Debug, Clone)]
-pub(crate) struct RouteTag {
-    pub(crate) label: Arc<str>,
-    pub(crate) metrics: Arc<RouteMetrics>,
-}
+pub(crate) use crate::metrics::RouteTag;
 
 /// Status logged when the client left before the response.
 const CLIENT_CLOSED: u16 = 499;
@@ -172,4 +165,14 @@ where
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// What answering a request produced, for the response and its `Record`.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) tag: RouteTag,
+    /// The replica that answered, when one did.
+    pub(crate) replica: Option<Arc<str>>,
+    /// Keeps the replica counted as busy until the body is done.
+    pub(crate) busy: Option<ActiveGuard>,
 }

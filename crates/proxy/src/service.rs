@@ -17,7 +17,6 @@ use http::{HeaderValue, Request, Response, Version};
 use hyper::body::Incoming;
 
 use crate::activity::Activity;
-use crate::balancer::ActiveGuard;
 use crate::body::Body;
 use crate::client::UpstreamClient;
 use crate::compress;
@@ -26,19 +25,10 @@ use crate::forward::{Upstream, forward};
 use crate::head::{HeadClock, check_content_length};
 use crate::headers::{forwarded_for, new_request_id};
 use crate::limits::check_head;
+use crate::observe::Outcome;
 use crate::observe::{Observed, Record, RouteTag};
 use crate::shared::{Shared, Target};
 use crate::{endpoints, error_page};
-
-/// What answering a request produced, for the response and its `Record`.
-#[derive(Debug)]
-pub(crate) struct Outcome {
-    pub(crate) tag: RouteTag,
-    /// The replica that answered, when one did.
-    pub(crate) replica: Option<Arc<str>>,
-    /// Keeps the replica counted as busy until the body is done.
-    pub(crate) busy: Option<ActiveGuard>,
-}
 
 /// One client connection's context: the worker's upstream client and who
 /// is on the other end.

@@ -8,9 +8,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::balancer::Pool;
-use crate::forward::ServiceRoute;
-use crate::metrics::Metrics;
-use crate::observe::RouteTag;
+use crate::metrics::{Metrics, RouteTag};
 use crate::router::Router;
 use crate::static_files::StaticSite;
 use crate::view::StackView;
@@ -83,4 +81,14 @@ impl Shared {
             Target::Static(_) => None,
         })
     }
+}
+
+/// A route that targets a service.
+#[derive(Debug)]
+pub(crate) struct ServiceRoute {
+    pub(crate) pool: Pool,
+    pub(crate) strip_prefix: bool,
+    /// Upstream response timeout (504 after).
+    pub(crate) timeout: Duration,
+    pub(crate) max_body: u64,
 }

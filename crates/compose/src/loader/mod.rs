@@ -26,9 +26,10 @@ use indexmap::IndexMap;
 
 use crate::diag::{Diagnostic, DiagnosticKind, Diagnostics, FileId, Sink, SourceMap, Span};
 use crate::model::Project;
-use crate::yaml::{Node, ParseLimits, Value, parse_documents};
+use crate::yaml::{Node, Value, parse_documents};
 
-pub(crate) use paths::clean;
+pub(crate) use crate::context::{Ctx, Env, absolute, io_reason};
+pub use crate::options::LoadOptions;
 
 /// The file names `docker compose` looks for, in order of preference.
 pub const DEFAULT_FILES: [&str; 4] = [
@@ -44,64 +45,6 @@ const OVERRIDE_FILES: [&str; 4] = [
     "docker-compose.override.yaml",
     "docker-compose.override.yml",
 ];
-
-/// How to load a project; the CLI's `-f`, `-p`, `--project-directory`,
-/// `--env-file`, `--profile` land here.
-#[derive(Debug, Clone)]
-pub struct LoadOptions {
-    /// `-f` files in order; empty means discovery from `working_dir` up.
-    /// `-` reads standard input.
-    pub files: Vec<PathBuf>,
-    /// Where discovery starts and relative `-f` paths are resolved.
-    pub working_dir: PathBuf,
-    pub project_directory: Option<PathBuf>,
-    pub project_name: Option<String>,
-    /// `--env-file`s; empty means `<project directory>/.env` when present.
-    pub env_files: Vec<PathBuf>,
-    pub profiles: Vec<String>,
-    /// Services named on the command line: their profiles are enabled.
-    pub services: Vec<String>,
-    /// The shell environment (wins over `.env`).
-    pub environment: IndexMap<String, String>,
-    /// Make relative paths absolute (`config --no-path-resolution` turns it off).
-    pub resolve_paths: bool,
-    /// Substitute `${VAR}` (`config --no-interpolate` turns it off).
-    pub interpolate: bool,
-    /// Check each file against the Compose schema.
-    pub validate_schema: bool,
-    /// Project-wide checks: dependencies, cycles, ports, routes, native
-    /// runtime support (`config --no-consistency` turns them off).
-    pub consistency: bool,
-    /// Default network, resource names, implicit dependencies
-    /// (`config --no-normalize` turns them off).
-    pub normalize: bool,
-    pub limits: ParseLimits,
-    /// Standard input, when a file is `-` (tests set it; the CLI reads stdin).
-    pub stdin: Option<String>,
-}
-
-impl LoadOptions {
-    /// Options for a directory with the given shell environment.
-    pub fn new(working_dir: impl Into<PathBuf>, environment: IndexMap<String, String>) -> Self {
-        LoadOptions {
-            files: Vec::new(),
-            working_dir: working_dir.into(),
-            project_directory: None,
-            project_name: None,
-            env_files: Vec::new(),
-            profiles: Vec::new(),
-            services: Vec::new(),
-            environment,
-            resolve_paths: true,
-            interpolate: true,
-            validate_schema: true,
-            consistency: true,
-            normalize: true,
-            limits: ParseLimits::default(),
-            stdin: None,
-        }
-    }
-}
 
 /// A successfully loaded project with the warnings found on the way.
 #[derive(Debug, Clone)]
@@ -158,30 +101,6 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, Diagnostics> {
             })
         }
     }
-}
-
-/// The variables of one (sub-)project: shell environment over env files.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Env {
-    pub vars: IndexMap<String, String>,
-}
-
-impl Env {
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.vars.get(name).cloned()
-    }
-}
-
-pub(crate) struct Ctx<'o> {
-    pub options: &'o LoadOptions,
-    pub sources: SourceMap,
-    pub sink: Sink,
-    /// Unset variables already warned about.
-    pub warned: HashSet<String>,
-    /// Canonical documents of files loaded for `extends: {file}`, by path.
-    pub file_cache: HashMap<PathBuf, Option<Vec<Node>>>,
-    /// Files being included, outermost first (cycle detection).
-    pub include_stack: Vec<PathBuf>,
 }
 
 impl Ctx<'_> {
@@ -597,22 +516,6 @@ pub fn normalize_project_name(s: &str) -> String {
     lowered
         .trim_start_matches(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit()))
         .to_string()
-}
-
-pub(crate) fn absolute(base: &Path, p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        clean(p)
-    } else {
-        clean(&base.join(p))
-    }
-}
-
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
 }
 
 fn node_at_mut<'a>(node: &'a mut Node, path: &[String]) -> Option<&'a mut Node> {

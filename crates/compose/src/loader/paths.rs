@@ -1,7 +1,7 @@
 //! Relative paths in a canonical tree made absolute against a base directory
 //! (the project directory, or an included project's), `~` expanded.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use crate::yaml::{Node, Value};
 
@@ -131,26 +131,7 @@ fn is_remote(s: &str) -> bool {
     s.contains("://") || s.starts_with("git@") || s.starts_with("github.com/")
 }
 
-/// Lexical clean-up like Go's `filepath.Clean`: no `.` components, `..`
-/// folded, no trailing slash.
-pub(crate) fn clean(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
-}
+pub(crate) use crate::context::clean;
 
 #[cfg(test)]
 mod tests {

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
+use crate::context::{Ctx, Env};
 use crate::diag::{Diagnostic, DiagnosticKind, Span};
-use crate::loader::{Ctx, Env};
 use crate::model::{Condition, Dependency, Project, Service, TYPED_SERVICE_KEYS};
 use crate::schema::display_path;
 use crate::yaml::{DeError, Node, from_node};
@@ -273,7 +273,7 @@ fn resolve_environment(
 ) {
     let mut from_files: IndexMap<String, String> = IndexMap::new();
     for (i, file) in service.env_file.iter().enumerate() {
-        let path = crate::loader::absolute(dir, Path::new(&file.path));
+        let path = crate::context::absolute(dir, Path::new(&file.path));
         let span = node.span_at(&["env_file", &i.to_string(), "path"]);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -287,7 +287,7 @@ fn resolve_environment(
                             "services.{}.env_file: cannot read {}: {}",
                             service.name,
                             path.display(),
-                            crate::loader::io_reason(&e)
+                            crate::context::io_reason(&e)
                         ),
                     )
                     .with_help("create the file, or mark it `required: false`"),
@@ -352,7 +352,7 @@ fn read_label_files(
                 format!(
                     "services.{}.label_file: cannot read {path}: {}",
                     service.name,
-                    crate::loader::io_reason(&e)
+                    crate::context::io_reason(&e)
                 ),
             ),
         }

@@ -7,8 +7,8 @@
 
 use indexmap::IndexMap;
 
+use crate::context::Ctx;
 use crate::diag::{Diagnostic, DiagnosticKind, Span};
-use crate::loader::Ctx;
 use crate::model::{Project, VolumeKind};
 use crate::yaml::Node;
 

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::context::Ctx;
 use crate::diag::{Diagnostic, DiagnosticKind};
-use crate::loader::Ctx;
 use crate::units::{ByteSize, Duration};
 use crate::xberth::{
     BuildCommand, ProjectSettings, ProxySettings, ProxyTimeouts, Ready, ReadyProbe, Route,
@@ -28,7 +28,7 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSett
         }
     };
     let state_dir =
-        crate::loader::absolute(dir, Path::new(raw.state_dir.as_deref().unwrap_or(".berth")));
+        crate::context::absolute(dir, Path::new(raw.state_dir.as_deref().unwrap_or(".berth")));
     let proxy = raw.proxy.map(|p| proxy(ctx, p, node, dir));
     ProjectSettings { state_dir, proxy }
 }
@@ -128,7 +128,7 @@ fn route(
             }
         }
         (None, Some(root)) => RouteTarget::Static {
-            root: crate::loader::absolute(dir, Path::new(&root)),
+            root: crate::context::absolute(dir, Path::new(&root)),
             spa: r.spa,
             index: r.index.unwrap_or_else(|| "index.html".to_string()),
             env_js: r.env_js,

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
+use crate::context::Ctx;
 use crate::diag::{Diagnostic, DiagnosticKind, Span};
-use crate::loader::Ctx;
 use crate::model::{Condition, Project, RestartPolicy, RouteTarget, VolumeKind};
 use crate::yaml::Node;
 
