@@ -627,3 +627,56 @@ services:
     }
     load.finish_without_failures(50);
 }
+
+/// `berth ARGS` under `ulimit LIMIT` (e.g. `-n 200`, `-Sn 200`).
+fn under_ulimit(t: &Test, limit: &str, args: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit {limit} && exec {} {args}",
+            crate::support::berth_bin().display()
+        ))
+        .current_dir(t.dir())
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn many_replicas(n: u32) -> Test {
+    Test::new().compose(&format!(
+        "services:\n  app:\n    command: [\"sh\", \"-c\", \"echo files $$(ulimit -n); exec sleep 60\"]\n    deploy: {{replicas: {n}}}\n"
+    ))
+}
+
+#[test]
+fn a_stack_needing_more_open_files_than_allowed_is_refused_up_front() {
+    let t = many_replicas(100);
+    let out = under_ulimit(&t, "-n 200", "up").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("100 replicas need about"), "{stderr}");
+    assert!(stderr.contains("the limit is 200"), "{stderr}");
+    assert!(
+        !t.dir().join(".berth/logs/app-1.log").exists(),
+        "something started"
+    );
+}
+
+#[test]
+fn berth_raises_its_own_open_files_limit_and_services_keep_theirs() {
+    let t = many_replicas(100);
+    let out = under_ulimit(&t, "-Sn 200 && ulimit -Hn 4096", "up -d --wait")
+        .output()
+        .unwrap();
+    let _stack = Detached { test: &t };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = |i: u32| {
+        std::fs::read_to_string(t.dir().join(format!(".berth/logs/app-{i}.log")))
+            .unwrap_or_default()
+    };
+    assert!(eventually(10 * SEC, || log(100).contains("files ")));
+    assert!(log(1).contains("files 200"), "{}", log(1));
+}

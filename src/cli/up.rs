@@ -86,6 +86,14 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
                 .join("\nberth: "),
         )
     })?;
+    let mut scaled = plans.clone();
+    for p in &mut scaled {
+        if let Some((_, n)) = args.scale.iter().find(|(name, _)| *name == p.name) {
+            p.replicas = *n;
+        }
+    }
+    berth_engine::limits::ensure_open_files(&scaled, !args.detach)
+        .map_err(|e| Failure::Runtime(e.into()))?;
     let state_dir = project.settings.state_dir.clone();
     berth_engine::private::dir(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
@@ -246,7 +254,7 @@ async fn foreground(
             shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
             Err(Failure::Runtime(anyhow::anyhow!(
                 "the stack did not start: {}",
-                failures.join("; ")
+                summarize(&failures)
             )))
         }
         Outcome::Settled(Settled::Finished { success }) => {
@@ -329,6 +337,24 @@ async fn stop(stack: &Arc<Stack>, interrupt: &mut Signal, terminate: &mut Signal
             _ = terminate.recv() => stack.force(),
         }
     }
+}
+
+/// The first few failures, and how many more there were.
+fn summarize(failures: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = failures
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failures.len() > SHOWN {
+        text.push_str(&format!(
+            "; and {} more (see `berth logs`)",
+            failures.len() - SHOWN
+        ));
+    }
+    text
 }
 
 /// Keeps the named services and everything they depend on.

@@ -25,6 +25,7 @@
 //! - `forward`: TCP forwarding from declared ports to ready replicas.
 //! - `stack`: the whole stack: start, stop, settle.
 //! - `proc`: the machine's processes from `/proc`, signals.
+//! - `limits`: enough open files for the stack.
 //! - `private`: 0700 directories, 0600 files, no symlinks followed.
 //! - `logs/`: the log pipeline (files, live subscribers, terminal).
 
@@ -35,6 +36,7 @@ pub mod drain;
 pub mod forward;
 pub mod guard;
 mod health;
+pub mod limits;
 pub mod logs;
 pub mod plan;
 pub mod private;

@@ -167,13 +167,22 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
 #[allow(unsafe_code)]
 fn new_session(cmd: &mut tokio::process::Command) {
     let parent = std::process::id();
+    // berth may have raised its own limit of open files for a large stack;
+    // services get the one berth was started with.
+    let files = crate::limits::original_open_files().map(|(soft, hard)| libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    });
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls (setsid, prctl, getppid, kill);
-    // it allocates nothing and takes no locks.
+    // makes async-signal-safe system calls (setsid, setrlimit, prctl,
+    // getppid, kill); it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
+            }
+            if let Some(limit) = files.as_ref() {
+                libc::setrlimit(libc::RLIMIT_NOFILE, limit);
             }
             #[cfg(target_os = "linux")]
             {
