@@ -294,3 +294,38 @@ fn verbs_without_a_running_stack_say_so() {
     t.run_args(["restart"]).code(1).stderr_has("is not running");
     t.run_args(["down"]).success().stdout_has("is not running");
 }
+
+#[test]
+fn exec_on_a_service_without_ports_sees_the_same_port_as_its_process() {
+    // Regression: exec set PORT_0 and no PORT for such a service.
+    let t = Test::new().compose(
+        "services:\n  worker:\n    command: [\"sh\", \"-c\", \"echo port=$$PORT; exec sleep 60\"]\n",
+    );
+    let _stack = t.up_detached();
+    let log =
+        || std::fs::read_to_string(t.dir().join(".berth/logs/worker-1.log")).unwrap_or_default();
+    assert!(eventually(5 * SEC, || log().contains("port=")));
+    let logged = log();
+    let own = logged
+        .split("port=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let out = t
+        .run_args([
+            "exec",
+            "worker",
+            "--",
+            "sh",
+            "-c",
+            "echo $PORT; env | grep -c '^PORT_0=' || true",
+        ])
+        .success()
+        .stdout();
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(own.as_str()), "{out}");
+    assert_eq!(lines.next(), Some("0"), "{out}");
+}

@@ -391,15 +391,7 @@ fn exec_target(state: &State, q: &[(String, String)]) -> Response<Body> {
             format!("{service} has no such replica"),
         );
     };
-    let mut env = cell.plan.env.clone();
-    env.insert("BERTH_REPLICA".into(), replica.index.to_string());
-    let first = cell.plan.targets.first().copied();
-    if let Some(port) = first.and_then(|t| replica.ports.get(&t)) {
-        env.insert("PORT".into(), port.to_string());
-    }
-    for (t, p) in &replica.ports {
-        env.insert(format!("PORT_{t}"), p.to_string());
-    }
+    let env = cell.plan.replica_env(replica.index, &replica.ports);
     json(
         StatusCode::OK,
         &ExecTarget {

@@ -52,6 +52,27 @@ pub struct Dependency {
     pub restart: bool,
 }
 
+impl ServicePlan {
+    /// A replica's environment: the service's, then `BERTH_REPLICA`, `PORT`
+    /// (its own port for the first declared port, or the port berth gave
+    /// it when the service declares none) and `PORT_<n>` per declared port.
+    /// `ports` maps declared ports to the replica's (0: no declared port).
+    pub fn replica_env(&self, index: u32, ports: &BTreeMap<u16, u16>) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        env.insert("BERTH_REPLICA".into(), index.to_string());
+        let first = self.targets.first().copied().unwrap_or(0);
+        if let Some(port) = ports.get(&first) {
+            env.insert("PORT".into(), port.to_string());
+        }
+        for (target, port) in ports {
+            if *target != 0 {
+                env.insert(format!("PORT_{target}"), port.to_string());
+            }
+        }
+        env
+    }
+}
+
 /// One address berth listens on for a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {

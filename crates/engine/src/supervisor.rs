@@ -251,18 +251,9 @@ impl Replica {
     fn spawn(&self, avoid: &[u16]) -> Result<Incarnation, String> {
         let plan = self.cell.plan.clone();
         let ports = self.allocate_ports(avoid)?;
-        let mut env = plan.env.clone();
-        env.insert("BERTH_REPLICA".into(), self.index.to_string());
+        let env = plan.replica_env(self.index, &ports);
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
-        if let Some(port) = main_port {
-            env.insert("PORT".into(), port.to_string());
-        }
-        for (target, port) in &ports {
-            if *target != 0 {
-                env.insert(format!("PORT_{target}"), port.to_string());
-            }
-        }
         let spec = ProcessSpec {
             argv: plan.argv.clone(),
             env: env.clone(),
