@@ -212,9 +212,7 @@ impl StackView for EngineView {
             let mut by_state: std::collections::BTreeMap<String, usize> =
                 std::collections::BTreeMap::new();
             for r in snap.iter() {
-                *by_state
-                    .entry(format!("{:?}", r.state).to_lowercase())
-                    .or_default() += 1;
+                *by_state.entry(r.state.as_str().to_string()).or_default() += 1;
             }
             for (state, n) in by_state {
                 let _ = writeln!(

@@ -52,8 +52,8 @@ pub struct ServiceRow {
 pub struct ReplicaRow {
     pub name: String,
     pub index: u32,
-    pub state: String,
-    pub health: String,
+    pub state: berth_engine::ReplicaState,
+    pub health: berth_engine::Health,
     pub ready: bool,
     pub pid: Option<u32>,
     /// Declared port -> this replica's own port.
@@ -65,6 +65,9 @@ pub struct ReplicaRow {
     pub cpu_seconds: Option<f64>,
     pub rss_bytes: Option<u64>,
     pub message: Option<String>,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub failure: Option<berth_engine::Failure>,
 }
 
 /// Body of `POST /v1/{restart,stop,start}`.

@@ -210,8 +210,8 @@ pub fn ps(state: &State) -> Ps {
                     ReplicaRow {
                         name: r.name(),
                         index: r.index,
-                        state: format!("{:?}", r.state).to_lowercase(),
-                        health: format!("{:?}", r.health).to_lowercase(),
+                        state: r.state,
+                        health: r.health,
                         ready: r.ready,
                         pid: r.pid,
                         ports: r.ports.clone(),
@@ -226,6 +226,7 @@ pub fn ps(state: &State) -> Ps {
                         cpu_seconds: stats.map(|s| s.cpu_seconds),
                         rss_bytes: stats.map(|s| s.rss_bytes),
                         message: r.message.clone(),
+                        failure: r.failure.clone(),
                     }
                 })
                 .collect();

@@ -112,22 +112,21 @@ const CRASH_LOOP: u32 = 3;
 /// every replica ready. A failure, a non-zero exit, a crash loop, or an
 /// unhealthy replica its policy will not restart is never "up".
 fn verdict(ps: &Ps, wait: bool) -> Verdict {
+    use berth_engine::{Health, ReplicaState as S};
     let mut waiting = false;
     for s in &ps.services {
         for r in &s.replicas {
             let why = || r.message.as_deref().unwrap_or("see its logs").to_string();
-            match r.state.as_str() {
-                "failed" => return Verdict::Failed(format!("{} failed: {}", r.name, why())),
-                "exited" if r.exit.as_deref() != Some("exited with code 0") => {
-                    return Verdict::Failed(format!(
-                        "{} {}",
-                        r.name,
-                        r.exit.as_deref().unwrap_or("exited")
-                    ));
+            let exit = || r.exit.as_deref().unwrap_or("exited").to_string();
+            let completed = r.exit.as_deref() == Some("exited with code 0");
+            match r.state {
+                S::Failed => return Verdict::Failed(format!("{} failed: {}", r.name, why())),
+                S::Exited if !completed => {
+                    return Verdict::Failed(format!("{} {}", r.name, exit()));
                 }
-                "exited" => {}
-                "stopped" => return Verdict::Stopped(format!("{} was stopped", r.name)),
-                "restarting" if r.restarts >= CRASH_LOOP => {
+                S::Exited => {}
+                S::Stopped => return Verdict::Stopped(format!("{} was stopped", r.name)),
+                S::Restarting if r.restarts >= CRASH_LOOP => {
                     return Verdict::Failed(format!(
                         "{} keeps failing ({} restarts, last {})",
                         r.name,
@@ -135,10 +134,10 @@ fn verdict(ps: &Ps, wait: bool) -> Verdict {
                         r.exit.as_deref().unwrap_or("unhealthy")
                     ));
                 }
-                "running" if r.health == "unhealthy" && !s.self_heals => {
+                S::Running if r.health == Health::Unhealthy && !s.self_heals => {
                     return Verdict::Failed(format!("{} is unhealthy: {}", r.name, why()));
                 }
-                "running" if r.ready || !wait => {}
+                S::Running if r.ready || !wait => {}
                 _ => waiting = true,
             }
         }
@@ -153,7 +152,11 @@ fn verdict(ps: &Ps, wait: bool) -> Verdict {
 fn summary(ps: &Ps, log: &std::path::Path) {
     let mut out = format!("project {} is up (pid {})\n", ps.project, ps.pid);
     for s in &ps.services {
-        let running = s.replicas.iter().filter(|r| r.state == "running").count();
+        let running = s
+            .replicas
+            .iter()
+            .filter(|r| r.state == berth_engine::ReplicaState::Running)
+            .count();
         out.push_str(&format!(
             "  {:<16} {running}/{} running\n",
             s.name,
@@ -198,8 +201,8 @@ mod tests {
             .map(|(i, (state, health, ready, restarts, exit))| ReplicaRow {
                 name: format!("web-{}", i + 1),
                 index: i as u32 + 1,
-                state: state.to_string(),
-                health: health.to_string(),
+                state: serde_json::from_value(serde_json::json!(state)).unwrap(),
+                health: serde_json::from_value(serde_json::json!(health)).unwrap(),
                 ready: *ready,
                 pid: None,
                 ports: Default::default(),
@@ -210,6 +213,7 @@ mod tests {
                 cpu_seconds: None,
                 rss_bytes: None,
                 message: None,
+                failure: None,
             })
             .collect();
         Ps {

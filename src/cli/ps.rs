@@ -1,6 +1,7 @@
 //! `berth ps`: each service and replica: state, health, pid, ports,
 //! restarts, uptime, CPU and memory.
 
+use berth_engine::{Health, ReplicaState};
 use clap::{Args, ValueEnum};
 
 use super::{Failure, Global, connect, print_stdout};
@@ -46,8 +47,12 @@ pub fn run(global: &Global, args: PsArgs) -> Result<(), Failure> {
         .retain(|s| args.services.is_empty() || args.services.contains(&s.name));
     if !args.all {
         for s in &mut ps.services {
-            s.replicas
-                .retain(|r| !matches!(r.state.as_str(), "exited" | "stopped" | "failed"));
+            s.replicas.retain(|r| {
+                !matches!(
+                    r.state,
+                    ReplicaState::Exited | ReplicaState::Stopped | ReplicaState::Failed
+                )
+            });
         }
     }
     let text = match args.format {
@@ -123,17 +128,16 @@ fn row(s: &crate::api::ServiceRow, r: &ReplicaRow) -> [String; 9] {
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let state = match (&r.exit, r.state.as_str()) {
-        (Some(exit), "exited") => format!("exited ({exit})"),
-        _ => r.state.clone(),
+    let state = match (&r.exit, r.state) {
+        (Some(exit), ReplicaState::Exited) => format!("exited ({exit})"),
+        (_, state) => state.as_str().to_string(),
     };
     [
         r.name.clone(),
         state,
-        if r.health == "none" {
-            "-".into()
-        } else {
-            r.health.clone()
+        match r.health {
+            Health::None => "-".into(),
+            h => h.as_str().to_string(),
         },
         r.pid.map_or("-".into(), |p| p.to_string()),
         if ports.is_empty() { "-".into() } else { ports },

@@ -5,10 +5,7 @@ use berth_compose::Condition;
 use tokio::sync::watch;
 
 use crate::cell::Snapshot;
-use crate::state::{Health, ReplicaState};
-
-/// How the message of a replica blocked by a failed dependency starts.
-pub const NOT_STARTED: &str = "not started: ";
+use crate::state::{Failure, Health, ReplicaState};
 
 /// Where a dependency stands for a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,9 +25,9 @@ pub fn verdict(condition: Condition, replicas: &[crate::state::ReplicaStatus]) -
     for r in replicas {
         match r.state {
             ReplicaState::Failed => {
-                let why = match r.message.as_deref() {
-                    Some(m) if m.starts_with(NOT_STARTED) => "it was not started".to_string(),
-                    Some(m) => m.to_string(),
+                let why = match &r.failure {
+                    Some(Failure::Dependency { .. }) => "it was not started".to_string(),
+                    Some(f) => f.to_string(),
                     None => "failed".to_string(),
                 };
                 return Verdict::Failed(why);
@@ -164,10 +161,21 @@ mod tests {
             Verdict::Waiting
         );
         let mut failed = replica(ReplicaState::Failed);
-        failed.message = Some("command not found: x".into());
+        failed.failure = Some(Failure::Start {
+            reason: "command not found: x".into(),
+        });
+        assert_eq!(
+            verdict(Condition::ServiceStarted, &[failed.clone()]),
+            Verdict::Failed("command not found: x".into())
+        );
+        // Blocked by its own dependency: said as such, from the typed reason.
+        failed.failure = Some(Failure::Dependency {
+            service: "db".into(),
+            reason: "exited with code 1".into(),
+        });
         assert_eq!(
             verdict(Condition::ServiceStarted, &[failed]),
-            Verdict::Failed("command not found: x".into())
+            Verdict::Failed("it was not started".into())
         );
         let mut sick = running.clone();
         sick.ready = false;

@@ -50,7 +50,7 @@ pub use cell::{Event, ServiceCell, Snapshot};
 pub use plan::{PlanError, ServicePlan, plan};
 pub use runtime::{Exit, Runtime, native::NativeRuntime};
 pub use stack::{Settled, Stack, StartError, UpOptions};
-pub use state::{Health, ReplicaState, ReplicaStatus};
+pub use state::{Failure, Health, ReplicaState, ReplicaStatus};
 
 #[cfg(test)]
 mod stack_tests;

@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::runtime::Exit;
 
 /// The life of one replica.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplicaState {
     /// Known, not started yet.
@@ -60,6 +60,21 @@ impl ReplicaState {
         }
     }
 
+    /// The name `ps`, the API and `events` use: `running`, `restarting`…
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaState::Created => "created",
+            ReplicaState::Waiting => "waiting",
+            ReplicaState::Starting => "starting",
+            ReplicaState::Running => "running",
+            ReplicaState::Exited => "exited",
+            ReplicaState::Restarting => "restarting",
+            ReplicaState::Stopping => "stopping",
+            ReplicaState::Stopped => "stopped",
+            ReplicaState::Failed => "failed",
+        }
+    }
+
     /// Whether a process may be running in this state.
     pub fn is_live(self) -> bool {
         matches!(
@@ -70,7 +85,7 @@ impl ReplicaState {
 }
 
 /// The outcome of health checking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     /// No `healthcheck` and no `x-berth.ready`.
@@ -79,6 +94,42 @@ pub enum Health {
     Starting,
     Healthy,
     Unhealthy,
+}
+
+impl Health {
+    /// The name `ps`, the API and `events` use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::None => "none",
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// Why a replica failed: it cannot run, and is not tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Failure {
+    /// A required dependency failed, so it was never started.
+    Dependency { service: String, reason: String },
+    /// Its process could not be started (program, directory, environment,
+    /// port).
+    Start { reason: String },
+    /// berth lost track of its process.
+    Wait { reason: String },
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Dependency { service, reason } => {
+                write!(f, "not started: dependency {service} failed ({reason})")
+            }
+            Failure::Start { reason } | Failure::Wait { reason } => f.write_str(reason),
+        }
+    }
 }
 
 /// Everything published about one replica.
@@ -106,6 +157,8 @@ pub struct ReplicaStatus {
     pub leaving: bool,
     /// Why it failed, or what the last failing probe said.
     pub message: Option<String>,
+    /// Why it failed, when it did.
+    pub failure: Option<Failure>,
 }
 
 impl ReplicaStatus {
@@ -124,6 +177,7 @@ impl ReplicaStatus {
             has_started: false,
             leaving: false,
             message: None,
+            failure: None,
         }
     }
 

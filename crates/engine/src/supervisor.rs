@@ -24,9 +24,7 @@ use crate::health::{HealthView, Monitor};
 use crate::logs::{LogHub, Source};
 use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF};
 use crate::runtime::{Exit, Process, ProcessSpec, Runtime};
-use crate::state::{Health, ReplicaState};
-
-use crate::deps::NOT_STARTED;
+use crate::state::{Failure, Health, ReplicaState};
 
 use crate::drain::Drain;
 
@@ -107,13 +105,14 @@ impl Replica {
         self.logs.system(self.cell.name(), self.index, text.into());
     }
 
-    fn fail(&self, message: String) {
-        self.say(message.clone());
+    fn fail(&self, failure: Failure) {
+        self.say(failure.to_string());
         self.set(|r| {
             r.state = ReplicaState::Failed;
             r.ready = false;
             r.pid = None;
-            r.message = Some(message);
+            r.message = Some(failure.to_string());
+            r.failure = Some(failure);
         });
     }
 
@@ -142,8 +141,8 @@ impl Replica {
             let started = Instant::now();
             let outcome = match self.run_once().await {
                 Ok(outcome) => outcome,
-                Err(message) => {
-                    self.fail(message);
+                Err(failure) => {
+                    self.fail(failure);
                     return;
                 }
             };
@@ -230,10 +229,10 @@ impl Replica {
             match verdict {
                 Verdict::Satisfied | Verdict::Waiting => {}
                 Verdict::Failed(why) if dep.required => {
-                    self.fail(format!(
-                        "{NOT_STARTED}dependency {} failed ({why})",
-                        dep.service
-                    ));
+                    self.fail(Failure::Dependency {
+                        service: dep.service.clone(),
+                        reason: why,
+                    });
                     return false;
                 }
                 Verdict::Failed(why) => {
@@ -248,9 +247,11 @@ impl Replica {
     }
 
     /// Starts a process with fresh ports (avoiding `avoid`) and its monitor.
-    fn spawn(&self, avoid: &[u16]) -> Result<Incarnation, String> {
+    fn spawn(&self, avoid: &[u16]) -> Result<Incarnation, Failure> {
         let plan = self.cell.plan.clone();
-        let ports = self.allocate_ports(avoid)?;
+        let ports = self
+            .allocate_ports(avoid)
+            .map_err(|reason| Failure::Start { reason })?;
         let env = plan.replica_env(self.index, &ports);
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
@@ -270,10 +271,9 @@ impl Replica {
             }
             _ => None,
         };
-        let mut process = self
-            .runtime
-            .spawn(&spec)
-            .map_err(|e| format!("cannot start {}: {e}", self.label()))?;
+        let mut process = self.runtime.spawn(&spec).map_err(|e| Failure::Start {
+            reason: format!("cannot start {}: {e}", self.label()),
+        })?;
         let pid = process.pid();
         let log_task = process.take_output().map(|(out, err)| {
             self.logs.attach(
@@ -336,7 +336,7 @@ impl Replica {
     }
 
     /// One incarnation (and the ones rolling restarts put in its place).
-    async fn run_once(&mut self) -> Result<Outcome, String> {
+    async fn run_once(&mut self) -> Result<Outcome, Failure> {
         let plan = self.cell.plan.clone();
         self.set(|r| {
             r.state = ReplicaState::Starting;
@@ -349,7 +349,9 @@ impl Replica {
         let outcome = loop {
             tokio::select! {
                 exit = cur.process.wait() => {
-                    let exit = exit.map_err(|e| format!("waiting for {}: {e}", self.label()))?;
+                    let exit = exit.map_err(|e| Failure::Wait {
+                        reason: format!("waiting for {}: {e}", self.label()),
+                    })?;
                     break Outcome::Exited(exit);
                 }
                 changed = cur.view.changed() => {
@@ -428,7 +430,7 @@ impl Replica {
             return Err("bind: direct replicas restart in place".into());
         }
         let avoid: Vec<u16> = cur.ports.values().copied().collect();
-        let mut next = self.spawn(&avoid)?;
+        let mut next = self.spawn(&avoid).map_err(|f| f.to_string())?;
         self.say(format!(
             "rolling: new process {} started beside {}",
             next.pid, cur.pid
