@@ -389,3 +389,18 @@ fn yaml_anchors_and_merge_keys_work_across_services() {
     assert_eq!(json["services"]["b"]["environment"]["TZ"], "UTC");
     assert!(json.get("x-defaults").is_some());
 }
+
+#[test]
+fn values_up_would_reject_are_rejected_by_config_with_their_line() {
+    // Regression: config accepted these and `up` refused them without a place.
+    let run = Test::new()
+        .compose(
+            "services:\n  w:\n    command: [sleep, \"1\"]\n    stop_signal: SIGFOO\n    logging: {options: {max-size: lots, max-file: \"0\"}}\n",
+        )
+        .args(["config", "-q"])
+        .run()
+        .code(2);
+    run.stderr_has("services.w.stop_signal: \"SIGFOO\" is not a signal\n --> compose.yaml:4:18")
+        .stderr_has("services.w.logging.options.max-size: \"lots\" is not a size\n --> compose.yaml:5:35")
+        .stderr_has("services.w.logging.options.max-file: \"0\" is not a positive count\n --> compose.yaml:5:51");
+}

@@ -58,10 +58,76 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
                 );
             }
         }
+        if let Some(sig) = &service.stop_signal
+            && !is_signal(sig)
+        {
+            ctx.sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::InvalidValue,
+                    tree.span_at(&["services", name, "stop_signal"]),
+                    format!("services.{name}.stop_signal: {sig:?} is not a signal"),
+                )
+                .with_help("write a signal name such as SIGTERM, SIGINT or SIGQUIT, or its number"),
+            );
+        }
+        log_rotation(ctx, name, service, tree);
         devices(ctx, name, service.deploy.as_ref(), tree);
     }
     ports(ctx, project, tree);
     routes(ctx, project, tree);
+}
+
+/// The signals a `stop_signal` may name (with or without `SIG`, any case),
+/// as Docker accepts them on Linux.
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+];
+
+fn is_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=31).contains(&n);
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    SIGNALS.contains(&name)
+}
+
+/// `logging.options` `max-size` and `max-file`, which berth's own log files
+/// follow whatever the driver.
+fn log_rotation(ctx: &mut Ctx<'_>, name: &str, service: &crate::model::Service, tree: &Node) {
+    let Some(logging) = &service.logging else {
+        return;
+    };
+    let mut bad = |key: &str, message: String, help: &str| {
+        ctx.sink.push(
+            Diagnostic::error(
+                DiagnosticKind::InvalidValue,
+                tree.span_at(&["services", name, "logging", "options", key]),
+                format!("services.{name}.logging.options.{key}: {message}"),
+            )
+            .with_help(help.to_string()),
+        );
+    };
+    if let Some(size) = logging.options.get("max-size")
+        && !crate::units::ByteSize::parse(size).is_ok_and(|b| b.0 > 0)
+    {
+        bad(
+            "max-size",
+            format!("{size:?} is not a size"),
+            "write a size such as 10m or 512k",
+        );
+    }
+    if let Some(files) = logging.options.get("max-file")
+        && !files.parse::<u32>().is_ok_and(|n| n > 0)
+    {
+        bad(
+            "max-file",
+            format!("{files:?} is not a positive count"),
+            "write how many files to keep, such as \"3\"",
+        );
+    }
 }
 
 fn valid_expose(e: &str) -> bool {
@@ -458,5 +524,15 @@ mod tests {
         assert!(!valid_expose("3005-3000"));
         assert!(!valid_expose("http"));
         assert!(!valid_expose("80/xyz"));
+    }
+
+    #[test]
+    fn signal_names() {
+        for ok in ["SIGTERM", "term", "SIGQUIT", "9", "SIGWINCH", "usr1"] {
+            assert!(is_signal(ok), "{ok}");
+        }
+        for bad in ["SIGFOO", "", "0", "99", "SIG", "TERM2"] {
+            assert!(!is_signal(bad), "{bad}");
+        }
     }
 }
