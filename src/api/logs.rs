@@ -80,7 +80,7 @@ pub fn serve(
                 "{}\n",
                 serde_json::json!({ "error": e })
             )));
-            return ndjson(rx);
+            return ndjson(rx, state.shutdown.clone());
         }
     };
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
@@ -136,5 +136,5 @@ pub fn serve(
             }
         }
     });
-    ndjson(rx)
+    ndjson(rx, state.shutdown.clone())
 }

@@ -14,21 +14,40 @@ use hyper_util::rt::TokioIo;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{ApiError, Down, ExecTarget, Ps, ReplicaRow, Report, Scale, ServiceRow, Services};
 
 pub use super::state::{Body, DownRequest, State, ndjson};
 
+/// The running control API.
+#[derive(Debug)]
+pub struct ApiServer {
+    path: std::path::PathBuf,
+    cancel: CancellationToken,
+    connections: TaskTracker,
+}
+
+impl ApiServer {
+    /// Stops accepting, lets every request in flight be answered (streams
+    /// end) within `grace`, and removes the socket.
+    pub async fn shutdown(self, grace: std::time::Duration) {
+        self.cancel.cancel();
+        self.connections.close();
+        let _ = tokio::time::timeout(grace, self.connections.wait()).await;
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Binds the socket (mode 0600; any old socket is stale: the caller holds
-/// the project lock) and serves until `cancel`.
+/// the project lock) and serves until [`ApiServer::shutdown`]; `state`'s
+/// `shutdown` token is the server's.
 ///
 /// # Errors
 /// The socket cannot be created.
-pub async fn serve(
-    path: &Path,
-    state: Arc<State>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
+pub async fn serve(path: &Path, state: Arc<State>) -> std::io::Result<ApiServer> {
+    let cancel = state.shutdown.clone();
+    let connections = TaskTracker::new();
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     // Bind under a temporary name and rename once private, so the socket is
@@ -38,28 +57,40 @@ pub async fn serve(
     let listener = UnixListener::bind(&tmp)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, path)?;
-    let path = path.to_path_buf();
-    tokio::spawn(async move {
+    let server = ApiServer {
+        path: path.to_path_buf(),
+        cancel: cancel.clone(),
+        connections: connections.clone(),
+    };
+    let tracker = connections.clone();
+    tracker.spawn(async move {
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 () = cancel.cancelled() => break,
             };
             let Ok((stream, _)) = accepted else { continue };
-            let state = state.clone();
-            tokio::spawn(async move {
+            let (state, cancel) = (state.clone(), cancel.clone());
+            connections.spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(handle(req, state).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = cancel.cancelled() => {
+                        // Answers what is in flight (a `down` reply), then closes.
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.await;
+                    }
+                }
             });
         }
-        let _ = std::fs::remove_file(&path);
     });
-    Ok(())
+    Ok(server)
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -284,7 +315,7 @@ fn events(state: &State) -> Response<Body> {
             }
         }
     });
-    ndjson(rx)
+    ndjson(rx, state.shutdown.clone())
 }
 
 /// The named services (all when none), or which one does not exist.

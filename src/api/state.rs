@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::Response;
 use hyper::body::Frame;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::{Down, Report};
 
@@ -29,14 +30,19 @@ pub struct State {
     pub down: mpsc::Sender<DownRequest>,
     /// The log pipeline, for what could not be written.
     pub logs: berth_engine::logs::LogHub,
+    /// Cancelled when the server shuts down: streams end.
+    pub shutdown: CancellationToken,
 }
 
-/// A body fed line by line from a channel (NDJSON streams).
-pub fn ndjson(rx: mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+/// A streaming response of NDJSON lines from `rx`; it ends when `rx`
+/// closes or the server shuts down.
+pub fn ndjson(rx: mpsc::Receiver<Bytes>, shutdown: CancellationToken) -> Response<Body> {
+    let stream = futures_util::stream::unfold((rx, shutdown), |(mut rx, shutdown)| async move {
+        let next = tokio::select! {
+            b = rx.recv() => b,
+            () = shutdown.cancelled() => None,
+        };
+        next.map(|b| (Ok::<_, Infallible>(Frame::data(b)), (rx, shutdown)))
     });
     Response::builder()
         .header("content-type", "application/x-ndjson")

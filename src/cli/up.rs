@@ -22,6 +22,10 @@ use crate::api::{self, Report, server::DownRequest};
 
 use super::detach::DETACHED;
 
+/// How long the control API may take to answer what is in flight when
+/// the stack has stopped.
+const API_GRACE: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Run in the background; return once the stack is up
@@ -225,7 +229,6 @@ async fn foreground(
     }
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
     let proxy_addrs_for_api = proxy_addrs.clone();
-    let api_cancel = CancellationToken::new();
     let state = Arc::new(api::server::State {
         stack: stack.clone(),
         project: project.name.clone(),
@@ -233,9 +236,10 @@ async fn foreground(
         proxy: proxy_addrs_for_api,
         down: down_tx,
         logs: logs.clone(),
+        shutdown: CancellationToken::new(),
     });
     let socket = api::socket_path(&state_dir);
-    api::server::serve(&socket, state, api_cancel.clone())
+    let api = api::server::serve(&socket, state)
         .await
         .with_context(|| format!("cannot serve the control API on {}", socket.display()))?;
 
@@ -287,13 +291,11 @@ async fn foreground(
                 lines.extend(super::volumes::remove(&project));
             }
             let _ = reply.send(Report { lines });
-            // Let the reply reach `berth down` before the socket goes.
-            tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(())
         }
     };
-    api_cancel.cancel();
-    let _ = std::fs::remove_file(&socket);
+    // Answers what is in flight (the `down` reply) before the socket goes.
+    api.shutdown(API_GRACE).await;
     logs.flush().await;
     print_stop.cancel();
     if let Some(p) = printing {
