@@ -323,7 +323,8 @@ async fn shutdown(
 ) {
     proxy_cancel.cancel();
     if let Some(p) = proxy {
-        let _ = tokio::time::timeout(Duration::from_secs(15), p.join()).await;
+        // In-flight requests finish within the stack's grace period.
+        let _ = tokio::time::timeout(stack.grace(), p.join()).await;
     }
     stop(stack, interrupt, terminate).await;
 }

@@ -445,6 +445,9 @@ pub fn parse_signal(s: &str) -> Option<i32> {
         .map(|s| s as i32)
 }
 
+/// The stop grace period Compose gives a service that sets none.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Ports one service may declare natively: berth opens a listener for each.
 pub const MAX_PORTS: usize = 1024;
 

@@ -425,6 +425,16 @@ impl Stack {
         self.cells.values()
     }
 
+    /// The longest `stop_grace_period` of the stack's services: how long
+    /// whatever fronts it (the proxy) may take to finish what is in flight.
+    pub fn grace(&self) -> Duration {
+        self.cells
+            .values()
+            .map(|c| c.plan.stop_grace)
+            .max()
+            .unwrap_or(crate::plan::DEFAULT_STOP_GRACE)
+    }
+
     pub fn service(&self, name: &str) -> Option<&Arc<ServiceCell>> {
         self.cells.get(name)
     }

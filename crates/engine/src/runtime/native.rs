@@ -285,9 +285,21 @@ fn usage(stat: &ProcStat) -> Stats {
 /// CPU and memory of every session, from one pass over `/proc` (for `ps`
 /// over many replicas). Each replica's first process leads a session of
 /// its own, so this counts all it started, whatever groups they made.
+/// berth's own shim and init (see [`crate::contain`]) are left out: what
+/// `ps` shows is the service's.
 pub fn all_group_stats() -> std::collections::HashMap<u32, Stats> {
     let mut out: std::collections::HashMap<u32, Stats> = std::collections::HashMap::new();
-    for (_, stat) in processes() {
+    let shim = crate::contain::shim().and_then(|p| p.canonicalize().ok());
+    let is_shim = |pid: u32, stat: &ProcStat| {
+        // The shim leads the session; the init is its child.
+        shim.is_some()
+            && (pid == stat.session || stat.ppid == stat.session)
+            && std::fs::read_link(format!("/proc/{pid}/exe")).ok() == shim
+    };
+    for (pid, stat) in processes() {
+        if is_shim(pid, &stat) {
+            continue;
+        }
         let u = usage(&stat);
         let s = out.entry(stat.session).or_default();
         s.cpu_seconds += u.cpu_seconds;
