@@ -134,190 +134,46 @@ fn plan_service(
     s: &Service,
     inherited: &BTreeMap<String, String>,
 ) -> Result<ServicePlan, Vec<PlanError>> {
-    let mut errors = Vec::new();
-    let err = |errors: &mut Vec<PlanError>, message: String| {
-        errors.push(PlanError {
-            service: s.name.clone(),
-            message,
-        });
-    };
+    let mut problems: Vec<String> = Vec::new();
     let argv = s.argv();
     if argv.is_empty() {
-        let why = match &s.image {
+        problems.push(match &s.image {
             Some(image) => format!(
                 "no command to run natively (image {image} is not run by the native runtime); add `command:` with the program to start"
             ),
             None => "no command to run; add `command:` (or `entrypoint:`)".to_string(),
-        };
-        err(&mut errors, why);
+        });
     }
     let mounts = mounts(project, s);
     let working_dir = match &s.working_dir {
         None => project.directory.clone(),
         Some(w) => translate(w, &mounts).unwrap_or_else(|| project.directory.join(w)),
     };
-
-    let mut env: BTreeMap<String, String> = inherited.clone();
-    for (k, v) in &s.environment {
-        if let Some(v) = v {
-            env.insert(k.clone(), v.clone());
-        }
-    }
-    let mut volume_dirs = Vec::new();
-    for m in &mounts {
-        env.insert(volume_var(&m.target), m.host.to_string_lossy().into_owned());
-        if m.named {
-            volume_dirs.push(m.host.clone());
-        }
-    }
-    env.insert("BERTH_SERVICE".into(), s.name.clone());
-    env.insert("BERTH_PROJECT".into(), project.name.clone());
-
-    let mut targets: Vec<u16> = Vec::new();
-    // Membership of `targets` and of the targets in `listen`, so that long
-    // ranges stay linear.
-    let mut target_set: BTreeSet<u16> = BTreeSet::new();
-    let mut listened: BTreeSet<u16> = BTreeSet::new();
-    let mut listen = Vec::new();
-    let declared = s.ports.len()
-        + s.expose
-            .iter()
-            .map(|e| expose_range(e).map_or(1, |(a, b)| usize::from(b - a) + 1))
-            .sum::<usize>();
-    if declared > MAX_PORTS && s.settings.bind != Bind::Direct {
-        err(
-            &mut errors,
-            format!(
-                "{declared} ports declared; natively berth listens on each declared port itself and takes at most {MAX_PORTS} per service — declare the ports the service uses"
-            ),
-        );
-        return Err(errors);
-    }
-    for p in &s.ports {
-        if p.protocol != "tcp" {
-            err(
-                &mut errors,
-                format!(
-                    "port {}/{} is not TCP; the native runtime forwards TCP only",
-                    p.target, p.protocol
-                ),
-            );
-            continue;
-        }
-        if target_set.insert(p.target) {
-            targets.push(p.target);
-        }
-        let ip: IpAddr = match p.host_ip.as_deref() {
-            None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Some(ip) => match ip.trim_matches(['[', ']']).parse() {
-                Ok(ip) => ip,
-                Err(_) => {
-                    err(&mut errors, format!("host_ip {ip:?} is not an IP address"));
-                    continue;
-                }
-            },
-        };
-        let port = match p.published.as_deref() {
-            None => 0,
-            Some(published) => match published
-                .split('-')
-                .next()
-                .and_then(|p| p.parse::<u16>().ok())
-            {
-                Some(port) => port,
-                None => {
-                    err(
-                        &mut errors,
-                        format!("published port {published:?} is not a port"),
-                    );
-                    continue;
-                }
-            },
-        };
-        listened.insert(p.target);
-        listen.push(Listen {
-            addr: SocketAddr::new(ip, port),
-            target: p.target,
-            published: true,
-        });
-    }
-    for e in &s.expose {
-        let Some((a, b)) = expose_range(e) else {
-            err(
-                &mut errors,
-                format!("expose {e:?} is not a port or a range of ports"),
-            );
-            continue;
-        };
-        for t in a..=b {
-            if target_set.insert(t) {
-                targets.push(t);
-            }
-            if listened.insert(t) {
-                listen.push(Listen {
-                    addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), t),
-                    target: t,
-                    published: false,
-                });
-            }
-        }
-    }
-
+    let (env, volume_dirs) = environment(project, s, inherited, &mounts);
+    let ports = match ports(s, &mut problems) {
+        Some(p) => p,
+        None => return Err(errors_of(s, problems)),
+    };
+    let (targets, mut listen) = ports;
     let replicas = s.replicas();
     let bind = s.settings.bind;
     if bind == Bind::Direct {
         if replicas > 1 {
-            err(
-                &mut errors,
-                format!(
-                    "x-berth.bind: direct runs one process that binds its own port, but {replicas} replicas are asked for"
-                ),
-            );
+            problems.push(format!(
+                "x-berth.bind: direct runs one process that binds its own port, but {replicas} replicas are asked for"
+            ));
         }
         // The process binds its declared ports itself; berth does not listen.
         listen.clear();
     }
-
-    let stop_signal = match s.stop_signal.as_deref() {
-        None => libc::SIGTERM,
-        Some(sig) => match parse_signal(sig) {
-            Some(n) => n,
-            None => {
-                err(&mut errors, format!("stop_signal {sig:?} is not a signal"));
-                libc::SIGTERM
-            }
-        },
-    };
-
-    let (mut log_max_size, mut log_max_files) = (10 * 1024 * 1024, 3);
-    if let Some(logging) = &s.logging {
-        if let Some(size) = logging.options.get("max-size") {
-            match berth_compose::ByteSize::parse(size) {
-                Ok(b) if b.0 > 0 => log_max_size = b.0,
-                _ => err(
-                    &mut errors,
-                    format!("logging.options.max-size {size:?} is not a size"),
-                ),
-            }
-        }
-        if let Some(files) = logging.options.get("max-file") {
-            match files.parse::<u32>() {
-                Ok(n) if n > 0 => log_max_files = n,
-                _ => err(
-                    &mut errors,
-                    format!("logging.options.max-file {files:?} is not a positive count"),
-                ),
-            }
-        }
-    }
-
+    let stop_signal = stop_signal(s, &mut problems);
+    let (log_max_size, log_max_files) = log_rotation(s, &mut problems);
     let backoff = s
         .deploy
         .as_ref()
         .and_then(|d| d.restart_policy.as_ref())
         .and_then(|r| r.delay)
         .map_or(BASE_BACKOFF, |d| d.0.max(Duration::from_millis(10)));
-
     let depends_on = s
         .depends_on
         .iter()
@@ -329,9 +185,8 @@ fn plan_service(
             restart: d.restart,
         })
         .collect();
-
-    if !errors.is_empty() {
-        return Err(errors);
+    if !problems.is_empty() {
+        return Err(errors_of(s, problems));
     }
     Ok(ServicePlan {
         name: s.name.clone(),
@@ -354,6 +209,158 @@ fn plan_service(
         log_max_files,
         volume_dirs,
     })
+}
+
+fn errors_of(s: &Service, problems: Vec<String>) -> Vec<PlanError> {
+    problems
+        .into_iter()
+        .map(|message| PlanError {
+            service: s.name.clone(),
+            message,
+        })
+        .collect()
+}
+
+/// The service's environment (berth's, then the file's, then berth's own
+/// variables and one per mount), and the named volumes' directories.
+fn environment(
+    project: &Project,
+    s: &Service,
+    inherited: &BTreeMap<String, String>,
+    mounts: &[Mount],
+) -> (BTreeMap<String, String>, Vec<PathBuf>) {
+    let mut env: BTreeMap<String, String> = inherited.clone();
+    for (k, v) in &s.environment {
+        if let Some(v) = v {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    let mut volume_dirs = Vec::new();
+    for m in mounts {
+        env.insert(volume_var(&m.target), m.host.to_string_lossy().into_owned());
+        if m.named {
+            volume_dirs.push(m.host.clone());
+        }
+    }
+    env.insert("BERTH_SERVICE".into(), s.name.clone());
+    env.insert("BERTH_PROJECT".into(), project.name.clone());
+    (env, volume_dirs)
+}
+
+/// Declared ports in order, and where berth listens for each; `None` when
+/// the service declares more than berth can listen on.
+fn ports(s: &Service, problems: &mut Vec<String>) -> Option<(Vec<u16>, Vec<Listen>)> {
+    let declared = s.ports.len()
+        + s.expose
+            .iter()
+            .map(|e| expose_range(e).map_or(1, |(a, b)| usize::from(b - a) + 1))
+            .sum::<usize>();
+    if declared > MAX_PORTS && s.settings.bind != Bind::Direct {
+        problems.push(format!(
+            "{declared} ports declared; natively berth listens on each declared port itself and takes at most {MAX_PORTS} per service — declare the ports the service uses"
+        ));
+        return None;
+    }
+    let mut targets: Vec<u16> = Vec::new();
+    // Membership of `targets` and of the targets in `listen`, so that long
+    // ranges stay linear.
+    let mut target_set: BTreeSet<u16> = BTreeSet::new();
+    let mut listened: BTreeSet<u16> = BTreeSet::new();
+    let mut listen = Vec::new();
+    for p in &s.ports {
+        if p.protocol != "tcp" {
+            problems.push(format!(
+                "port {}/{} is not TCP; the native runtime forwards TCP only",
+                p.target, p.protocol
+            ));
+            continue;
+        }
+        if target_set.insert(p.target) {
+            targets.push(p.target);
+        }
+        let ip: IpAddr = match p.host_ip.as_deref() {
+            None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(ip) => match ip.trim_matches(['[', ']']).parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    problems.push(format!("host_ip {ip:?} is not an IP address"));
+                    continue;
+                }
+            },
+        };
+        let port = match p.published.as_deref() {
+            None => 0,
+            Some(published) => match published
+                .split('-')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                Some(port) => port,
+                None => {
+                    problems.push(format!("published port {published:?} is not a port"));
+                    continue;
+                }
+            },
+        };
+        listened.insert(p.target);
+        listen.push(Listen {
+            addr: SocketAddr::new(ip, port),
+            target: p.target,
+            published: true,
+        });
+    }
+    for e in &s.expose {
+        let Some((a, b)) = expose_range(e) else {
+            problems.push(format!("expose {e:?} is not a port or a range of ports"));
+            continue;
+        };
+        for t in a..=b {
+            if target_set.insert(t) {
+                targets.push(t);
+            }
+            if listened.insert(t) {
+                listen.push(Listen {
+                    addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), t),
+                    target: t,
+                    published: false,
+                });
+            }
+        }
+    }
+    Some((targets, listen))
+}
+
+fn stop_signal(s: &Service, problems: &mut Vec<String>) -> i32 {
+    match s.stop_signal.as_deref() {
+        None => libc::SIGTERM,
+        Some(sig) => parse_signal(sig).unwrap_or_else(|| {
+            problems.push(format!("stop_signal {sig:?} is not a signal"));
+            libc::SIGTERM
+        }),
+    }
+}
+
+/// `logging.options` `max-size` and `max-file` (10m and 3 by default).
+fn log_rotation(s: &Service, problems: &mut Vec<String>) -> (u64, u32) {
+    let (mut max_size, mut max_files) = (10 * 1024 * 1024, 3);
+    let Some(logging) = &s.logging else {
+        return (max_size, max_files);
+    };
+    if let Some(size) = logging.options.get("max-size") {
+        match berth_compose::ByteSize::parse(size) {
+            Ok(b) if b.0 > 0 => max_size = b.0,
+            _ => problems.push(format!("logging.options.max-size {size:?} is not a size")),
+        }
+    }
+    if let Some(files) = logging.options.get("max-file") {
+        match files.parse::<u32>() {
+            Ok(n) if n > 0 => max_files = n,
+            _ => problems.push(format!(
+                "logging.options.max-file {files:?} is not a positive count"
+            )),
+        }
+    }
+    (max_size, max_files)
 }
 
 /// A mount as the native runtime sees it: the container path a program
