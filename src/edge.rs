@@ -3,13 +3,18 @@
 //! requests counted for draining.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use berth_engine::logs::LogHub;
 use berth_engine::{ReplicaState, Stack, forward::Active};
 use berth_proxy::{StackView, Upstream, Upstreams};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 /// The running stack, for the proxy.
@@ -57,6 +62,89 @@ impl EngineView {
 }
 
 /// A watch of the service's ready replicas for one port.
+/// Labels of a replica's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReplicaLabels {
+    service: String,
+    replica: String,
+}
+
+/// Labels of a service's replicas counted by state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    service: String,
+    state: String,
+}
+
+impl EngineView {
+    /// The engine's series, as they are now: a registry built per scrape.
+    fn metrics(&self) -> Registry {
+        let ready = Family::<ReplicaLabels, Gauge>::default();
+        let healthy = Family::<ReplicaLabels, Gauge>::default();
+        let restarts = Family::<ReplicaLabels, Counter>::default();
+        let replicas = Family::<StateLabels, Gauge>::default();
+        for cell in self.stack.services() {
+            let service = cell.name().to_string();
+            for r in cell.snapshot().iter() {
+                let labels = ReplicaLabels {
+                    service: service.clone(),
+                    replica: r.index.to_string(),
+                };
+                ready
+                    .get_or_create(&labels)
+                    .set(i64::from(r.ready && r.state == ReplicaState::Running));
+                if r.health != berth_engine::Health::None {
+                    healthy
+                        .get_or_create(&labels)
+                        .set(i64::from(r.health == berth_engine::Health::Healthy));
+                }
+                restarts
+                    .get_or_create(&labels)
+                    .inc_by(u64::from(r.restarts));
+                replicas
+                    .get_or_create(&StateLabels {
+                        service: service.clone(),
+                        state: r.state.as_str().to_string(),
+                    })
+                    .inc();
+            }
+        }
+        let logs = self.logs.stats();
+        let lost = Counter::<u64>::default();
+        lost.inc_by(logs.lost_lines);
+        let failed_writes = Counter::<u64>::default();
+        failed_writes.inc_by(logs.failed_writes);
+        let mut registry = Registry::with_prefix("berth");
+        registry.register("replica_ready", "1 when the replica takes traffic", ready);
+        registry.register(
+            "replica_healthy",
+            "1 healthy, 0 unhealthy or starting (replicas with a health check)",
+            healthy,
+        );
+        registry.register(
+            "replica_restarts",
+            "Restarts of the replica since the stack started",
+            restarts,
+        );
+        registry.register(
+            "service_replicas",
+            "Replicas of the service, by state",
+            replicas,
+        );
+        registry.register(
+            "log_lines_lost",
+            "Log lines that could not be written to a file (a full disk...)",
+            lost,
+        );
+        registry.register(
+            "log_write_failures",
+            "Log file writes that failed",
+            failed_writes,
+        );
+        registry
+    }
+}
+
 fn follow(cell: &Arc<berth_engine::ServiceCell>, target: u16) -> watch::Receiver<Upstreams> {
     let compute = move |snap: &berth_engine::Snapshot| -> Upstreams {
         snap.iter()
@@ -140,87 +228,9 @@ impl StackView for EngineView {
     }
 
     fn encode_metrics(&self, out: &mut String) {
-        let cells: Vec<_> = self
-            .stack
-            .services()
-            .map(|c| (c.name().to_string(), c.snapshot()))
-            .collect();
-        let _ = writeln!(
-            out,
-            "# HELP berth_replica_ready 1 when the replica takes traffic."
-        );
-        let _ = writeln!(out, "# TYPE berth_replica_ready gauge");
-        for (service, snap) in &cells {
-            for r in snap.iter() {
-                let _ = writeln!(
-                    out,
-                    "berth_replica_ready{{service=\"{service}\",replica=\"{}\"}} {}",
-                    r.index,
-                    u8::from(r.ready && r.state == ReplicaState::Running)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP berth_replica_healthy 1 healthy, 0 unhealthy or starting (replicas with a health check)."
-        );
-        let _ = writeln!(out, "# TYPE berth_replica_healthy gauge");
-        for (service, snap) in &cells {
-            for r in snap
-                .iter()
-                .filter(|r| r.health != berth_engine::Health::None)
-            {
-                let _ = writeln!(
-                    out,
-                    "berth_replica_healthy{{service=\"{service}\",replica=\"{}\"}} {}",
-                    r.index,
-                    u8::from(r.health == berth_engine::Health::Healthy)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP berth_replica_restarts Restarts of the replica since the stack started."
-        );
-        let _ = writeln!(out, "# TYPE berth_replica_restarts counter");
-        for (service, snap) in &cells {
-            for r in snap.iter() {
-                let _ = writeln!(
-                    out,
-                    "berth_replica_restarts_total{{service=\"{service}\",replica=\"{}\"}} {}",
-                    r.index, r.restarts
-                );
-            }
-        }
-        let logs = self.logs.stats();
-        let _ = writeln!(
-            out,
-            "# HELP berth_log_lines_lost Log lines that could not be written to a file (a full disk...).\n# TYPE berth_log_lines_lost counter\nberth_log_lines_lost_total {}",
-            logs.lost_lines
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_log_write_failures Log file writes that failed.\n# TYPE berth_log_write_failures counter\nberth_log_write_failures_total {}",
-            logs.failed_writes
-        );
-        let _ = writeln!(
-            out,
-            "# HELP berth_service_replicas Replicas of the service, by state."
-        );
-        let _ = writeln!(out, "# TYPE berth_service_replicas gauge");
-        for (service, snap) in &cells {
-            let mut by_state: std::collections::BTreeMap<String, usize> =
-                std::collections::BTreeMap::new();
-            for r in snap.iter() {
-                *by_state.entry(r.state.as_str().to_string()).or_default() += 1;
-            }
-            for (state, n) in by_state {
-                let _ = writeln!(
-                    out,
-                    "berth_service_replicas{{service=\"{service}\",state=\"{state}\"}} {n}"
-                );
-            }
-        }
+        let registry = self.metrics();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(out, &registry);
     }
 
     fn access_log(&self, line: String) {
