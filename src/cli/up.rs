@@ -140,33 +140,9 @@ async fn foreground(
     let state_dir = project.settings.state_dir.clone();
     let logs = LogHub::new(state_dir.join("logs"))
         .with_context(|| format!("cannot write logs under {}", state_dir.display()))?;
-    let print_stop = CancellationToken::new();
-    let printing = match printer {
-        Some(options) => {
-            let mut formatter = Formatter::new(options);
-            // Colours in file order, stable from run to run.
-            formatter.register("berth", 0);
-            for (name, s) in &project.services {
-                for i in 1..=s.replicas() {
-                    formatter.register(name, i);
-                }
-            }
-            Some(
-                Printer::spawn(
-                    logs.subscribe(),
-                    formatter,
-                    std::io::stdout(),
-                    print_stop.clone(),
-                )
-                .context("cannot start the log printer")?,
-            )
-        }
-        None => None,
-    };
+    let terminal = Terminal::start(&project, &logs, printer)?;
     logs.system("berth", 0, containment.describe());
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-
+    let mut signals = Signals::new()?;
     let start = Stack::start(
         &project.name,
         plans,
@@ -176,8 +152,7 @@ async fn foreground(
     );
     let stack = tokio::select! {
         s = start => s.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?,
-        _ = interrupt.recv() => return Err(Failure::Interrupted),
-        _ = terminate.recv() => return Err(Failure::Interrupted),
+        () = signals.next() => return Err(Failure::Interrupted),
     };
     for (service, target, addr) in &stack.listening {
         logs.system(
@@ -186,54 +161,24 @@ async fn foreground(
             format!("{service}: port {target} listening on {addr}"),
         );
     }
-    // The edge proxy, when configured, in front of the stack.
-    let proxy_cancel = CancellationToken::new();
-    let mut proxy = None;
-    let mut proxy_addrs: Vec<String> = Vec::new();
-    if let Some(settings) = project.settings.proxy.clone() {
-        let view = Arc::new(crate::edge::EngineView::new(stack.clone(), logs.clone()));
-        match berth_proxy::serve(settings, view, proxy_cancel.clone()).await {
-            Ok(p) => {
-                proxy_addrs = p.local_addrs().iter().map(ToString::to_string).collect();
-                for a in &proxy_addrs {
-                    logs.system("berth", 0, format!("proxy listening on http://{a}"));
-                }
-                proxy = Some(p);
-            }
-            Err(e) => {
-                logs.system("berth", 0, format!("the proxy cannot start: {e}"));
-                stop(&stack, &mut interrupt, &mut terminate).await;
-                logs.flush().await;
-                print_stop.cancel();
-                if let Some(p) = printing {
-                    p.finished().await;
-                }
-                return Err(Failure::Runtime(anyhow::anyhow!(
-                    "the proxy cannot start: {e}"
-                )));
-            }
+    let edge = match Edge::start(&project, &stack, &logs).await {
+        Ok(edge) => edge,
+        Err(e) => {
+            logs.system("berth", 0, format!("the proxy cannot start: {e}"));
+            stop(&stack, &mut signals).await;
+            terminal.finish(&logs).await;
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "the proxy cannot start: {e}"
+            )));
         }
-    }
-    {
-        let (stack, logs, proxy_addrs) = (stack.clone(), logs.clone(), proxy_addrs.clone());
-        tokio::spawn(async move {
-            let summary = stack.all_up().await;
-            if !summary.is_empty() {
-                let mut line = format!("stack is up: {}", summary.join(", "));
-                if let Some(a) = proxy_addrs.first() {
-                    line.push_str(&format!("; open http://{a}"));
-                }
-                logs.system("berth", 0, line);
-            }
-        });
-    }
+    };
+    announce_when_up(&stack, &logs, &edge.addrs);
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
-    let proxy_addrs_for_api = proxy_addrs.clone();
     let state = Arc::new(api::server::State {
         stack: stack.clone(),
         project: project.name.clone(),
         started_at: SystemTime::now(),
-        proxy: proxy_addrs_for_api,
+        proxy: edge.addrs.clone(),
         down: down_tx,
         logs: logs.clone(),
         shutdown: CancellationToken::new(),
@@ -245,24 +190,41 @@ async fn foreground(
 
     let outcome = tokio::select! {
         settled = stack.settled() => Outcome::Settled(settled),
-        _ = interrupt.recv() => Outcome::Interrupted,
-        _ = terminate.recv() => Outcome::Interrupted,
+        () = signals.next() => Outcome::Interrupted,
         Some(down) = down_rx.recv() => Outcome::Down(down),
     };
-    let result = match outcome {
+    let result = conclude(outcome, &project, &stack, &logs, edge, &mut signals).await;
+    // Answers what is in flight (the `down` reply) before the socket goes.
+    api.shutdown(API_GRACE).await;
+    terminal.finish(&logs).await;
+    drop(stack);
+    let _ = std::io::stdout().flush();
+    result
+}
+
+/// How the run ends, once it has: stops what runs and says why.
+async fn conclude(
+    outcome: Outcome,
+    project: &Project,
+    stack: &Arc<Stack>,
+    logs: &LogHub,
+    edge: Edge,
+    signals: &mut Signals,
+) -> Result<(), Failure> {
+    match outcome {
         Outcome::Settled(Settled::Failed(failures)) => {
             for f in &failures {
                 logs.system("berth", 0, format!("failed: {f}"));
             }
             logs.system("berth", 0, "stopping the stack");
-            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
+            shutdown(edge, stack, signals).await;
             Err(Failure::Runtime(anyhow::anyhow!(
                 "the stack did not start: {}",
                 summarize(&failures)
             )))
         }
         Outcome::Settled(Settled::Finished { success }) => {
-            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
+            shutdown(edge, stack, signals).await;
             if success {
                 Ok(())
             } else {
@@ -273,7 +235,7 @@ async fn foreground(
         }
         Outcome::Interrupted => {
             logs.system("berth", 0, "stopping (press Ctrl-C again to force)");
-            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
+            shutdown(edge, stack, signals).await;
             Err(Failure::Interrupted)
         }
         Outcome::Down((down, reply)) => {
@@ -285,25 +247,137 @@ async fn foreground(
                     stack.force();
                 });
             }
-            shutdown(proxy, &proxy_cancel, &stack, &mut interrupt, &mut terminate).await;
+            shutdown(edge, stack, signals).await;
             let mut lines = vec![format!("project {}: stopped", project.name)];
             if down.volumes {
-                lines.extend(super::volumes::remove(&project));
+                lines.extend(super::volumes::remove(project));
             }
             let _ = reply.send(Report { lines });
             Ok(())
         }
-    };
-    // Answers what is in flight (the `down` reply) before the socket goes.
-    api.shutdown(API_GRACE).await;
-    logs.flush().await;
-    print_stop.cancel();
-    if let Some(p) = printing {
-        p.finished().await;
     }
-    drop(stack);
-    let _ = std::io::stdout().flush();
-    result
+}
+
+/// The log printer on the terminal, in the foreground.
+struct Terminal {
+    stop: CancellationToken,
+    printer: Option<Printer>,
+}
+
+impl Terminal {
+    fn start(
+        project: &Project,
+        logs: &LogHub,
+        options: Option<PrintOptions>,
+    ) -> Result<Terminal, Failure> {
+        let stop = CancellationToken::new();
+        let Some(options) = options else {
+            return Ok(Terminal {
+                stop,
+                printer: None,
+            });
+        };
+        let mut formatter = Formatter::new(options);
+        // Colours in file order, stable from run to run.
+        formatter.register("berth", 0);
+        for (name, s) in &project.services {
+            for i in 1..=s.replicas() {
+                formatter.register(name, i);
+            }
+        }
+        let printer = Printer::spawn(logs.subscribe(), formatter, std::io::stdout(), stop.clone())
+            .context("cannot start the log printer")?;
+        Ok(Terminal {
+            stop,
+            printer: Some(printer),
+        })
+    }
+
+    /// Prints what is left of the logs, then stops.
+    async fn finish(self, logs: &LogHub) {
+        logs.flush().await;
+        self.stop.cancel();
+        if let Some(p) = self.printer {
+            p.finished().await;
+        }
+    }
+}
+
+/// SIGINT and SIGTERM: the first stops the stack gracefully, the next
+/// skips the grace periods.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals, Failure> {
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        })
+    }
+
+    /// The next SIGINT or SIGTERM.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// The edge proxy in front of the stack, when one is configured.
+struct Edge {
+    proxy: Option<berth_proxy::Proxy>,
+    cancel: CancellationToken,
+    /// Where it listens.
+    addrs: Vec<String>,
+}
+
+impl Edge {
+    async fn start(project: &Project, stack: &Arc<Stack>, logs: &LogHub) -> Result<Edge, String> {
+        let cancel = CancellationToken::new();
+        let Some(settings) = project.settings.proxy.clone() else {
+            return Ok(Edge {
+                proxy: None,
+                cancel,
+                addrs: Vec::new(),
+            });
+        };
+        let view = Arc::new(crate::edge::EngineView::new(stack.clone(), logs.clone()));
+        let proxy = berth_proxy::serve(settings, view, cancel.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        let addrs: Vec<String> = proxy
+            .local_addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        for a in &addrs {
+            logs.system("berth", 0, format!("proxy listening on http://{a}"));
+        }
+        Ok(Edge {
+            proxy: Some(proxy),
+            cancel,
+            addrs,
+        })
+    }
+}
+
+/// Says "stack is up" once every replica is.
+fn announce_when_up(stack: &Arc<Stack>, logs: &LogHub, proxy_addrs: &[String]) {
+    let (stack, logs, first) = (stack.clone(), logs.clone(), proxy_addrs.first().cloned());
+    tokio::spawn(async move {
+        let summary = stack.all_up().await;
+        if !summary.is_empty() {
+            let mut line = format!("stack is up: {}", summary.join(", "));
+            if let Some(a) = first {
+                line.push_str(&format!("; open http://{a}"));
+            }
+            logs.system("berth", 0, line);
+        }
+    });
 }
 
 enum Outcome {
@@ -312,32 +386,24 @@ enum Outcome {
     Down(DownRequest),
 }
 
-/// Stops the proxy (in-flight requests finish), then the stack; a further
-/// signal skips the grace periods.
-async fn shutdown(
-    proxy: Option<berth_proxy::Proxy>,
-    proxy_cancel: &CancellationToken,
-    stack: &Arc<Stack>,
-    interrupt: &mut Signal,
-    terminate: &mut Signal,
-) {
-    proxy_cancel.cancel();
-    if let Some(p) = proxy {
-        // In-flight requests finish within the stack's grace period.
+/// Stops the proxy (in-flight requests finish within the stack's grace
+/// period), then the stack; a further signal skips the grace periods.
+async fn shutdown(edge: Edge, stack: &Arc<Stack>, signals: &mut Signals) {
+    edge.cancel.cancel();
+    if let Some(p) = edge.proxy {
         let _ = tokio::time::timeout(stack.grace(), p.join()).await;
     }
-    stop(stack, interrupt, terminate).await;
+    stop(stack, signals).await;
 }
 
 /// Stops the stack; a further signal skips the grace periods.
-async fn stop(stack: &Arc<Stack>, interrupt: &mut Signal, terminate: &mut Signal) {
+async fn stop(stack: &Arc<Stack>, signals: &mut Signals) {
     let stopping = stack.stop();
     tokio::pin!(stopping);
     loop {
         tokio::select! {
             () = &mut stopping => return,
-            _ = interrupt.recv() => stack.force(),
-            _ = terminate.recv() => stack.force(),
+            () = signals.next() => stack.force(),
         }
     }
 }
