@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use crate::attempts::{MAX_ATTEMPTS, Tried, budget, is_idempotent};
-use crate::balancer::{ActiveGuard, Pick};
+use crate::balancer::{ActiveGuard, Pick, Slot};
 use crate::body::{Body, boxed};
 use crate::client::{UpstreamClient, is_body_limit, is_client_body, is_timeout};
 use crate::error::{Failure, RetryType};
@@ -113,23 +113,8 @@ pub(crate) async fn forward(
                 }
             },
         };
-        let mut upstream_req = Request::new(body);
-        *upstream_req.method_mut() = parts.method.clone();
-        *upstream_req.uri_mut() = Uri::from_parts({
-            let mut p = http::uri::Parts::default();
-            p.scheme = Some(Scheme::HTTP);
-            p.authority = Some(slot.authority.clone());
-            p.path_and_query = Some(path_and_query.clone());
-            p
-        })
-        .map_err(|_| Failure::BadRequest("invalid request target"))?;
-        *upstream_req.version_mut() = Version::HTTP_11;
-        // The last possible attempt can have the headers; others get a copy.
-        *upstream_req.headers_mut() = if more {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
-        };
+        let upstream_req =
+            upstream_request(&mut parts, &slot.authority, &path_and_query, body, more)?;
 
         let mut guard = route.pool.begin(&slot);
         let wait = route.timeout.min(left);
@@ -148,58 +133,18 @@ pub(crate) async fn forward(
                 timed_out_before = true;
                 timed_out()
             }
-            Ok(Ok(mut response)) => {
-                let tunnel = match client_upgrade {
-                    Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-                        Some((client_side, hyper::upgrade::on(&mut response)))
-                    }
-                    _ => None,
-                };
-                let (mut head, body) = response.into_parts();
-                strip_hop_by_hop(&mut head.headers, tunnel.is_some());
-                if let Some((client_side, upstream_side)) = tunnel {
-                    // The tunnel keeps the replica busy for as long as it is
-                    // open: least_conn counts it, and a draining replica
-                    // waits for it (up to its grace period).
-                    let busy = guard.take();
-                    tunnel::spawn(shared, client_side, upstream_side, websocket, busy);
-                }
-                return Ok(Answered {
-                    response: Response::from_parts(head, boxed(body)),
-                    replica: slot.upstream.replica.clone(),
-                    busy: guard,
-                });
+            Ok(Ok(response)) => {
+                let busy = guard.take();
+                return Ok(answer(
+                    shared,
+                    response,
+                    client_upgrade,
+                    websocket,
+                    busy,
+                    &slot,
+                ));
             }
-            Ok(Err(e)) => {
-                if is_body_limit(&e) {
-                    return Err(Failure::BodyTooLarge);
-                }
-                if is_client_body(&e) {
-                    tracing::debug!(error = %e, "request body unreadable");
-                    return Err(Failure::BadRequest("the request body could not be read"));
-                }
-                if e.is_connect() {
-                    route.pool.eject(&slot);
-                    shared
-                        .metrics
-                        .connect_failure(service, &slot.upstream.replica);
-                    tracing::debug!(replica = %slot.upstream.replica, error = %e, "connect failed");
-                    if is_timeout(&e) {
-                        Failure::ConnectTimeout {
-                            service: service.clone(),
-                        }
-                    } else {
-                        Failure::ConnectFailed {
-                            service: service.clone(),
-                        }
-                    }
-                } else {
-                    tracing::debug!(replica = %slot.upstream.replica, error = %e, "upstream failed");
-                    Failure::UpstreamBroken {
-                        service: service.clone(),
-                    }
-                }
-            }
+            Ok(Err(e)) => failed(shared, route, &slot, &e)?,
         };
         let again = match failure.retry() {
             RetryType::Always => true,
@@ -211,4 +156,101 @@ pub(crate) async fn forward(
         }
         last = Some(failure);
     }
+}
+
+/// The request as it goes to one replica. The last possible attempt takes
+/// the headers; earlier ones get a copy.
+fn upstream_request(
+    parts: &mut http::request::Parts,
+    authority: &http::uri::Authority,
+    path_and_query: &http::uri::PathAndQuery,
+    body: RetryBody,
+    more: bool,
+) -> Result<Request<RetryBody>, Failure> {
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = Uri::from_parts({
+        let mut p = http::uri::Parts::default();
+        p.scheme = Some(Scheme::HTTP);
+        p.authority = Some(authority.clone());
+        p.path_and_query = Some(path_and_query.clone());
+        p
+    })
+    .map_err(|_| Failure::BadRequest("invalid request target"))?;
+    *req.version_mut() = Version::HTTP_11;
+    *req.headers_mut() = if more {
+        parts.headers.clone()
+    } else {
+        std::mem::take(&mut parts.headers)
+    };
+    Ok(req)
+}
+
+/// A replica's response head, for the client; an upgrade becomes a tunnel.
+fn answer(
+    shared: &Shared,
+    mut response: Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    websocket: bool,
+    mut busy: Option<ActiveGuard>,
+    slot: &Slot,
+) -> Answered {
+    let tunnel = match client_upgrade {
+        Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Some((client_side, hyper::upgrade::on(&mut response)))
+        }
+        _ => None,
+    };
+    let (mut head, body) = response.into_parts();
+    strip_hop_by_hop(&mut head.headers, tunnel.is_some());
+    if let Some((client_side, upstream_side)) = tunnel {
+        // The tunnel keeps the replica busy for as long as it is open:
+        // least_conn counts it, and a draining replica waits for it (up to
+        // its grace period).
+        tunnel::spawn(shared, client_side, upstream_side, websocket, busy.take());
+    }
+    Answered {
+        response: Response::from_parts(head, boxed(body)),
+        replica: slot.upstream.replica.clone(),
+        busy,
+    }
+}
+
+/// What a failed attempt means: `Err` for the client's own fault (answered
+/// at once), else the failure to retry or report. A replica that refused
+/// the connection is ejected for a while.
+fn failed(
+    shared: &Shared,
+    route: &ServiceRoute,
+    slot: &Slot,
+    e: &hyper_util::client::legacy::Error,
+) -> Result<Failure, Failure> {
+    let service = &route.pool.service;
+    if is_body_limit(e) {
+        return Err(Failure::BodyTooLarge);
+    }
+    if is_client_body(e) {
+        tracing::debug!(error = %e, "request body unreadable");
+        return Err(Failure::BadRequest("the request body could not be read"));
+    }
+    if !e.is_connect() {
+        tracing::debug!(replica = %slot.upstream.replica, error = %e, "upstream failed");
+        return Ok(Failure::UpstreamBroken {
+            service: service.clone(),
+        });
+    }
+    route.pool.eject(slot);
+    shared
+        .metrics
+        .connect_failure(service, &slot.upstream.replica);
+    tracing::debug!(replica = %slot.upstream.replica, error = %e, "connect failed");
+    Ok(if is_timeout(e) {
+        Failure::ConnectTimeout {
+            service: service.clone(),
+        }
+    } else {
+        Failure::ConnectFailed {
+            service: service.clone(),
+        }
+    })
 }
