@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use super::{
     BoxFuture, Exit, Pipe, Probe, ProbeResult, Process, ProcessSpec, Runtime, SpawnError, Stats,
@@ -372,30 +372,29 @@ fn describe_failure(exit: Exit, output: &[u8]) -> String {
 
 async fn http_probe(addr: std::net::SocketAddr, path: &str, timeout: Duration) -> ProbeResult {
     let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: berth-probe\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut reader = tokio::io::BufReader::new(stream);
-        let mut status = String::new();
-        reader.read_line(&mut status).await?;
-        Ok::<String, io::Error>(status)
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, addr.to_string())
+            .header(hyper::header::USER_AGENT, "berth-probe")
+            .header(hyper::header::CONNECTION, "close")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("not an HTTP answer: {e}"))?;
+        Ok::<u16, String>(response.status().as_u16())
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Ok(Ok(line)) => {
-            let code = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse::<u16>().ok());
-            match code {
-                Some(c) if (200..400).contains(&c) => ProbeResult::Pass,
-                Some(c) => ProbeResult::Fail(format!("GET {path} answered {c}")),
-                None => {
-                    ProbeResult::Fail(format!("GET {path}: not an HTTP answer: {:?}", line.trim()))
-                }
-            }
-        }
+        Ok(Ok(code)) if (200..400).contains(&code) => ProbeResult::Pass,
+        Ok(Ok(code)) => ProbeResult::Fail(format!("GET {path} answered {code}")),
         Ok(Err(e)) => ProbeResult::Fail(format!("GET http://{addr}{path}: {e}")),
         Err(_) => ProbeResult::Fail(format!(
             "GET http://{addr}{path}: timed out after {}",
@@ -408,6 +407,7 @@ async fn http_probe(addr: std::net::SocketAddr, path: &str, timeout: Duration) -
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use tokio::io::AsyncWriteExt;
 
     fn spec(argv: &[&str], dir: &Path) -> ProcessSpec {
         ProcessSpec {
@@ -530,5 +530,27 @@ mod tests {
             rt.probe(&Probe::Tcp { addr: closed }, t).await,
             ProbeResult::Fail(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn an_http_probe_on_something_else_says_so() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"+OK redis here\r\n").await;
+            }
+        });
+        let probe = Probe::Http {
+            addr,
+            path: "/health".into(),
+        };
+        let r = NativeRuntime.probe(&probe, Duration::from_secs(2)).await;
+        assert!(
+            matches!(&r, ProbeResult::Fail(m) if m.contains("not an HTTP answer")),
+            "{r:?}"
+        );
     }
 }
