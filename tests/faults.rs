@@ -251,17 +251,18 @@ fn tree_stack(daemons: bool) -> Test {
 }
 
 /// Kills berth and every helper berth process (guard, shims, inits) at
-/// once; returns what was running before.
+/// once; returns what was running before. berth is frozen first, so that
+/// it can neither notice a helper die nor close the guard's pipe before
+/// the helpers are gone: the worst case, all of them dead together.
 fn kill_berth_and_helpers(berth: u32) -> Vec<(u32, String)> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let _ = kill(Pid::from_raw(berth as i32), Signal::SIGSTOP);
     let before = stack_processes(berth);
-    let mut targets = vec![berth];
-    targets.extend(before.iter().filter(|p| p.1.contains(" __")).map(|p| p.0));
-    for pid in targets {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+    for p in before.iter().filter(|p| p.1.contains(" __")) {
+        let _ = kill(Pid::from_raw(p.0 as i32), Signal::SIGKILL);
     }
+    let _ = kill(Pid::from_raw(berth as i32), Signal::SIGKILL);
     before
 }
 
