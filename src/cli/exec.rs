@@ -23,10 +23,12 @@ pub struct ExecArgs {
 
 pub fn run(global: &Global, args: ExecArgs) -> Result<(), Failure> {
     let (client, _) = connect(global)?;
-    let mut path = format!("/v1/exec?service={}", args.service);
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("service", &args.service);
     if let Some(r) = args.replica {
-        path.push_str(&format!("&replica={r}"));
+        query.append_pair("replica", &r.to_string());
     }
+    let path = format!("/v1/exec?{}", query.finish());
     let target: ExecTarget = super::block_on(client.get(&path))?;
     let status = Command::new(&args.command[0])
         .args(&args.command[1..])

@@ -49,18 +49,20 @@ pub fn run(global: &Global, args: LogsArgs) -> Result<(), Failure> {
             formatter.register(name, i);
         }
     }
-    let mut path = format!("/v1/logs?follow={}", u8::from(args.follow));
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("follow", if args.follow { "1" } else { "0" });
     for s in &args.services {
-        path.push_str(&format!("&service={s}"));
+        query.append_pair("service", s);
     }
     if let Some(n) = args.tail {
-        path.push_str(&format!("&tail={n}"));
+        query.append_pair("tail", &n.to_string());
     }
     if let Some(since) = &args.since {
         parse_since(since, std::time::SystemTime::now())
             .map_err(|e| Failure::Usage(e.to_string()))?;
-        path.push_str(&format!("&since={}", since.replace('+', "%2B")));
+        query.append_pair("since", since);
     }
+    let path = format!("/v1/logs?{}", query.finish());
     let mut out = std::io::stdout().lock();
     let mut buf = Vec::new();
     let live = super::block_on_raw(client.lines(&path, |line| {
