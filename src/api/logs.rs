@@ -6,41 +6,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use berth_engine::logs::{Delivery, LogFilter, LogRecord, Stream, parse_since, read_records};
+use berth_engine::logs::{Delivery, JsonRecord, LogFilter, LogRecord, parse_since, read_records};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::state::{State, ndjson};
 
-/// A record as sent on the wire and printed by `logs --json`.
 pub fn record_json(r: &LogRecord) -> Vec<u8> {
-    let mut line = serde_json::to_vec(&serde_json::json!({
-        "ts": humantime::format_rfc3339_nanos(r.ts).to_string(),
-        "service": &*r.service,
-        "replica": r.replica,
-        "stream": r.stream.as_str(),
-        "line": String::from_utf8_lossy(&r.line),
-        "partial": r.partial,
-    }))
-    .unwrap_or_default();
-    line.push(b'\n');
+    let ts = humantime::format_rfc3339_nanos(r.ts).to_string();
+    let mut line = Vec::new();
+    JsonRecord::new(r, &ts).write_line(&mut line);
     line
-}
-
-/// The other way round, for the client.
-pub fn record_from_json(v: &serde_json::Value) -> Option<LogRecord> {
-    let ts = humantime::parse_rfc3339(v.get("ts")?.as_str()?).ok()?;
-    Some(LogRecord {
-        ts,
-        service: Arc::from(v.get("service")?.as_str()?),
-        replica: u32::try_from(v.get("replica")?.as_u64()?).ok()?,
-        stream: Stream::from_name(v.get("stream")?.as_str()?.as_bytes()).unwrap_or(Stream::System),
-        partial: v
-            .get("partial")
-            .and_then(serde_json::Value::as_bool)
-            .unwrap_or(false),
-        line: Bytes::from(v.get("line")?.as_str()?.to_string()),
-    })
 }
 
 /// The filter described by query parameters.

@@ -4,7 +4,9 @@
 
 use std::io::Write;
 
-use berth_engine::logs::{Formatter, LogFilter, PrintOptions, parse_since, read_records};
+use berth_engine::logs::{
+    Formatter, JsonRecord, LogFilter, PrintOptions, parse_since, read_records,
+};
 use clap::Args;
 
 use super::{Failure, Global, connect};
@@ -74,7 +76,10 @@ pub fn run(global: &Global, args: LogsArgs) -> Result<(), Failure> {
             Ok(v) if v.get("error").is_some() => {
                 buf.extend_from_slice(format!("berth: {}\n", v["error"]).as_bytes());
             }
-            Ok(v) => match crate::api::logs::record_from_json(&v) {
+            Ok(_) => match serde_json::from_slice::<JsonRecord<'_>>(line)
+                .ok()
+                .and_then(JsonRecord::into_record)
+            {
                 Some(r) => formatter.format(&r, &mut buf),
                 None => return true,
             },

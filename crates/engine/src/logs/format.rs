@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::cri::TimestampCache;
-use super::record::{LogRecord, Stream};
+use super::record::{JsonRecord, LogRecord, Stream};
 
 /// Docker compose's rainbow: cyan, yellow, green, magenta, blue, then the
 /// same in bold ("intense").
@@ -29,17 +29,6 @@ pub struct PrintOptions {
     pub timestamps: bool,
     /// `--json`: one object per line instead of text.
     pub json: bool,
-}
-
-#[derive(serde::Serialize)]
-struct JsonLine<'a> {
-    ts: &'a str,
-    service: &'a str,
-    replica: u32,
-    stream: Stream,
-    line: &'a str,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    partial: bool,
 }
 
 /// A service's colour and its replicas' names.
@@ -164,18 +153,8 @@ impl Formatter {
     }
 
     fn json(&mut self, record: &LogRecord, out: &mut Vec<u8>) {
-        let line = JsonLine {
-            ts: std::str::from_utf8(self.ts.get(record.ts)).unwrap_or_default(),
-            service: &record.service,
-            replica: record.replica,
-            stream: record.stream,
-            line: &String::from_utf8_lossy(&record.line),
-            partial: record.partial,
-        };
-        // Serializing to a Vec cannot fail: there is no I/O and no map key.
-        if serde_json::to_writer(&mut *out, &line).is_ok() {
-            out.push(b'\n');
-        }
+        let ts = std::str::from_utf8(self.ts.get(record.ts)).unwrap_or_default();
+        JsonRecord::new(record, ts).write_line(out);
     }
 }
 

@@ -74,6 +74,6 @@ pub use hub::{LogHub, LogStats, Source};
 pub use lines::{Line, LineReader, MAX_LINE};
 pub use merge::{ReadRecords, read_records};
 pub use printer::Printer;
-pub use record::{LogRecord, Stream};
+pub use record::{JsonRecord, LogRecord, Stream};
 pub use since::{LogFilter, SinceError, parse_since};
 pub use wait::{LogWait, WaitError};

@@ -69,6 +69,58 @@ pub struct LogRecord {
     pub line: Bytes,
 }
 
+/// A record as one JSON object, the form of `berth logs --json` and of the
+/// control API: `{"ts","service","replica","stream","line"}` plus
+/// `"partial": true` when it is. The line is decoded as UTF-8 (lossily).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct JsonRecord<'a> {
+    /// RFC 3339.
+    #[serde(borrow)]
+    pub ts: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub service: std::borrow::Cow<'a, str>,
+    pub replica: u32,
+    pub stream: Stream,
+    #[serde(borrow)]
+    pub line: std::borrow::Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+impl<'a> JsonRecord<'a> {
+    /// The JSON form of `record`, with its time already formatted.
+    pub fn new(record: &'a LogRecord, ts: &'a str) -> JsonRecord<'a> {
+        JsonRecord {
+            ts: ts.into(),
+            service: (*record.service).into(),
+            replica: record.replica,
+            stream: record.stream,
+            line: String::from_utf8_lossy(&record.line),
+            partial: record.partial,
+        }
+    }
+
+    /// Appends the object and a newline to `out`.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        // Serializing to a Vec cannot fail: there is no I/O and no map key.
+        if serde_json::to_writer(&mut *out, self).is_ok() {
+            out.push(b'\n');
+        }
+    }
+
+    /// The record it stands for; `None` when its time does not parse.
+    pub fn into_record(self) -> Option<LogRecord> {
+        Some(LogRecord {
+            ts: humantime::parse_rfc3339(&self.ts).ok()?,
+            service: Arc::from(&*self.service),
+            replica: self.replica,
+            stream: self.stream,
+            partial: self.partial,
+            line: Bytes::from(self.line.into_owned()),
+        })
+    }
+}
+
 impl LogRecord {
     /// A line of berth's own about a replica (`exited with code 1`).
     pub fn system(ts: SystemTime, service: &Arc<str>, replica: u32, line: Bytes) -> LogRecord {
