@@ -85,7 +85,8 @@ fn restart_of_three_replicas_under_load_loses_no_request() {
     let _stack = t.up_detached();
     let before = pids(&t);
     let load = Load::start(&format!("127.0.0.1:{port}"), 8);
-    std::thread::sleep(Duration::from_millis(300));
+    // Requests flowing before, during and after the restart.
+    assert!(eventually(10 * SEC, || load.ok() >= 20));
     let restart = t.run_args(["restart", "web"]).success();
     assert_eq!(
         restart
@@ -96,7 +97,8 @@ fn restart_of_three_replicas_under_load_loses_no_request() {
         "{}",
         restart.stdout()
     );
-    std::thread::sleep(Duration::from_millis(300));
+    let done = load.ok();
+    assert!(eventually(10 * SEC, || load.ok() >= done + 20));
     load.finish_without_failures(50);
     let after = pids(&t);
     assert_eq!(after.len(), 3);
@@ -112,16 +114,18 @@ fn scale_up_and_down_under_load_loses_no_request() {
     let t = web_stack(port, 1);
     let _stack = t.up_detached();
     let load = Load::start(&format!("127.0.0.1:{port}"), 6);
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(eventually(10 * SEC, || load.ok() >= 10));
     t.run_args(["scale", "web=4"])
         .success()
         .stdout_has("web: 4 replicas");
     assert!(eventually(10 * SEC, || pids(&t).len() == 4));
-    std::thread::sleep(Duration::from_millis(300));
+    let scaled = load.ok();
+    assert!(eventually(10 * SEC, || load.ok() >= scaled + 10));
     // Scaled down while the new replicas may still be starting: those must
     // not join the load balancer on their way out.
     t.run_args(["scale", "web=1"]).success();
-    std::thread::sleep(Duration::from_millis(300));
+    let down = load.ok();
+    assert!(eventually(10 * SEC, || load.ok() >= down + 10));
     load.finish_without_failures(1);
     assert_eq!(pids(&t).len(), 1);
     t.run_args(["down"]).success();
@@ -151,8 +155,6 @@ fn logs_follow_survives_a_restart() {
             sink.lock().unwrap().push(l);
         }
     });
-    std::thread::sleep(Duration::from_millis(300));
-    t.run_args(["restart", "talker"]).success();
     let hellos = || {
         lines
             .lock()
@@ -161,8 +163,16 @@ fn logs_follow_survives_a_restart() {
             .filter(|l| l.contains("hello from"))
             .count()
     };
+    // Following before the restart, and still after it: the new process's
+    // hello arrives on the same stream.
     assert!(
-        eventually(10 * SEC, || hellos() >= 1),
+        eventually(10 * SEC, || hellos() == 1),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    t.run_args(["restart", "talker"]).success();
+    assert!(
+        eventually(10 * SEC, || hellos() >= 2),
         "{:?}",
         lines.lock().unwrap()
     );

@@ -119,9 +119,12 @@ async fn each_request_is_one_access_log_line() {
     let stack = FakeStack::new();
     stack.set("api", &[&a]);
     let proxy = start(settings(vec![service_route("/api", "api")]), stack.clone()).await;
+    let started = std::time::Instant::now();
     let answer = get(&proxy.url("/api/echo?x=1")).await;
     get(&proxy.url("/missing")).await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Lines are written once each response body is done: wait for both.
+    crate::support::eventually("two access log lines", || stack.log_lines().len() >= 2).await;
     let lines = stack.log_lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
     let first = &lines[0];
@@ -132,7 +135,12 @@ async fn each_request_is_one_access_log_line() {
     assert_eq!(first["upstream"], "api-1");
     assert_eq!(first["route"], "/api");
     assert_eq!(first["request_id"], answer.header("x-request-id").unwrap());
-    assert!(first["duration_ms"].as_f64().unwrap() >= 0.0);
+    // The time the request took, as the client saw it at most.
+    let duration = first["duration_ms"].as_f64().unwrap();
+    assert!(
+        duration > 0.0 && duration <= elapsed_ms,
+        "{duration} of {elapsed_ms} ms"
+    );
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(lines[1]["status"], 404);
     assert_eq!(lines[1]["upstream"], serde_json::Value::Null);
