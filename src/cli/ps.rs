@@ -104,6 +104,14 @@ fn table(ps: &Ps) -> String {
         let cells: Vec<&str> = r.iter().map(String::as_str).collect();
         out.push_str(&line(&cells));
     }
+    // Why each failed replica failed (shown with -a).
+    for s in &ps.services {
+        for r in &s.replicas {
+            if let Some(failure) = &r.failure {
+                out.push_str(&format!("{}: {failure}\n", r.name));
+            }
+        }
+    }
     if !ps.proxy.is_empty() {
         out.push_str(&format!(
             "\nproxy: {}\n",
@@ -156,5 +164,40 @@ fn human_bytes(b: u64) -> String {
         format!("{:.1} GiB", mib / 1024.0)
     } else {
         format!("{mib:.1} MiB")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_replica_says_why_under_the_table() {
+        let failed: ReplicaRow = serde_json::from_value(serde_json::json!({
+            "name": "api-1", "index": 1, "state": "failed", "health": "none", "ready": false,
+            "pid": null, "ports": {}, "restarts": 0, "started_at": null, "uptime_seconds": null,
+            "exit": null, "cpu_seconds": null, "rss_bytes": null, "message": null,
+            "failure": {"kind": "dependency", "service": "db", "reason": "exited with code 3"}
+        }))
+        .unwrap();
+        let ps = Ps {
+            project: "p".into(),
+            pid: 1,
+            started_at: String::new(),
+            proxy: vec![],
+            services: vec![crate::api::ServiceRow {
+                name: "api".into(),
+                listening: Default::default(),
+                self_heals: false,
+                replicas: vec![failed],
+            }],
+            log_lines_lost: 0,
+        };
+        let text = table(&ps);
+        assert!(text.contains("api-1   failed"), "{text}");
+        assert!(
+            text.contains("api-1: not started: dependency db failed (exited with code 3)\n"),
+            "{text}"
+        );
     }
 }
