@@ -127,15 +127,7 @@ impl Monitor {
                 working_dir: self.working_dir.clone(),
                 label: format!("{}-{} healthcheck", plan.name, self.index),
             };
-            let started = Instant::now();
-            let start_period = hc.start_period.map_or(Duration::ZERO, |d| d.0);
-            let start_interval = hc.start_interval.map_or(START_INTERVAL, |d| d.0);
-            let mut passed_once = false;
-            let mut failures = 0u32;
-            // Failures count at most once per `interval`, as Docker's would:
-            // probing faster until the first success finds health sooner
-            // but must not declare a slow starter unhealthy sooner.
-            let mut last_counted = started;
+            let mut tally = Tally::new(hc);
             loop {
                 let result = self
                     .runtime
@@ -143,22 +135,16 @@ impl Monitor {
                     .await;
                 match result {
                     ProbeResult::Pass => {
-                        passed_once = true;
-                        failures = 0;
+                        tally.pass();
                         *check_state.lock().await = Health::Healthy;
                         publish(None).await;
                     }
                     ProbeResult::Fail(output) => {
-                        let grace = !passed_once && started.elapsed() < start_period;
-                        let due = passed_once || last_counted.elapsed() >= hc.interval.0;
-                        if !grace && due {
-                            failures += 1;
-                            last_counted = Instant::now();
-                        }
-                        if failures >= hc.retries.max(1) {
+                        if tally.fail() {
                             *check_state.lock().await = Health::Unhealthy;
                             publish(Some(format!(
-                                "health check failed {failures} times: {output}"
+                                "health check failed {} times: {output}",
+                                tally.failures
                             )))
                             .await;
                         } else {
@@ -166,11 +152,11 @@ impl Monitor {
                         }
                     }
                 }
-                if passed_once {
+                if tally.passed_once {
                     tokio::time::sleep(hc.interval.0).await;
                 } else {
                     tokio::select! {
-                        () = tokio::time::sleep(start_interval) => {}
+                        () = tokio::time::sleep(tally.start_interval) => {}
                         () = ready_now.notified() => {}
                     }
                 }
@@ -224,6 +210,55 @@ pub fn probe_argv(test: &[String]) -> Vec<String> {
         }
         // A bare list (no CMD prefix) is an argv, as Docker reads it.
         _ => test.to_vec(),
+    }
+}
+
+/// Docker's counting of health check failures, with berth's faster first
+/// probes: failures count at most once per `interval` until the first
+/// success (probing faster finds health sooner but must not declare a slow
+/// starter unhealthy sooner), none count within `start_period` before it,
+/// and `retries` counted failures in a row make the check unhealthy.
+#[derive(Debug)]
+struct Tally {
+    started: Instant,
+    start_period: Duration,
+    start_interval: Duration,
+    interval: Duration,
+    retries: u32,
+    passed_once: bool,
+    failures: u32,
+    last_counted: Instant,
+}
+
+impl Tally {
+    fn new(hc: &berth_compose::HealthCheck) -> Tally {
+        let now = Instant::now();
+        Tally {
+            started: now,
+            start_period: hc.start_period.map_or(Duration::ZERO, |d| d.0),
+            start_interval: hc.start_interval.map_or(START_INTERVAL, |d| d.0),
+            interval: hc.interval.0,
+            retries: hc.retries.max(1),
+            passed_once: false,
+            failures: 0,
+            last_counted: now,
+        }
+    }
+
+    fn pass(&mut self) {
+        self.passed_once = true;
+        self.failures = 0;
+    }
+
+    /// Counts a failure when it counts; whether the check is unhealthy now.
+    fn fail(&mut self) -> bool {
+        let grace = !self.passed_once && self.started.elapsed() < self.start_period;
+        let due = self.passed_once || self.last_counted.elapsed() >= self.interval;
+        if !grace && due {
+            self.failures += 1;
+            self.last_counted = Instant::now();
+        }
+        self.failures >= self.retries
     }
 }
 
