@@ -270,24 +270,33 @@ fn survivors(before: &[(u32, String)]) -> Vec<(u32, String)> {
     before.iter().filter(|p| alive(p.0)).cloned().collect()
 }
 
+/// `berth up` in the foreground, its output discarded, and whether at
+/// least `n` of its processes' command lines started with `prefix` within
+/// 10 s.
+fn up_until(t: &Test, prefix: &str, n: usize) -> (std::process::Child, bool) {
+    let mut up = t.command();
+    up.arg("up")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let up = up.spawn().unwrap();
+    let berth = up.id();
+    let ready = eventually(10 * SEC, || {
+        stack_processes(berth)
+            .iter()
+            .filter(|p| p.1.starts_with(prefix))
+            .count()
+            >= n
+    });
+    (up, ready)
+}
+
 #[test]
 fn nothing_survives_berth_and_its_helpers_killed_together_ten_times() {
     let t = tree_stack(true);
     for round in 0..10 {
-        let mut up = t.command();
-        up.arg("up")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let mut up = up.spawn().unwrap();
-        let berth = up.id();
         // Two replicas: sh, two sleeps and a daemon each, at least.
-        let ready = eventually(10 * SEC, || {
-            stack_processes(berth)
-                .iter()
-                .filter(|p| p.1.starts_with("sleep 30"))
-                .count()
-                >= 6
-        });
+        let (mut up, ready) = up_until(&t, "sleep 30", 6);
+        let berth = up.id();
         assert!(
             ready,
             "round {round}: the stack did not start: {:?}",
@@ -306,19 +315,9 @@ fn nothing_survives_berth_and_its_helpers_killed_together_ten_times() {
 #[test]
 fn without_namespaces_the_next_command_removes_what_a_crash_left() {
     let t = tree_stack(false).env("BERTH_PID_NAMESPACE", "0");
-    let mut up = t.command();
-    up.arg("up")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut up = up.spawn().unwrap();
+    let (mut up, ready) = up_until(&t, "sleep 300", 4);
     let berth = up.id();
-    assert!(eventually(10 * SEC, || {
-        stack_processes(berth)
-            .iter()
-            .filter(|p| p.1.starts_with("sleep 300"))
-            .count()
-            >= 4
-    }));
+    assert!(ready, "the stack did not start");
     // A guard that dies alone is replaced.
     let guard = |b| {
         stack_processes(b)
@@ -553,35 +552,11 @@ services:
     drop(stack);
 }
 
-/// An HTTP server on `$PORT` that hangs every request while `hang.<replica>` exists.
-const HANGING_SERVER: &str = r#"
-import http.server, os, time
-MARK = "hang." + os.environ["BERTH_REPLICA"]
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        if os.path.exists(MARK):
-            open("stuck." + os.environ["BERTH_REPLICA"], "w").close()
-        while os.path.exists(MARK):
-            time.sleep(0.05)
-        body = ("replica %s" % os.environ["BERTH_REPLICA"]).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-class S(http.server.ThreadingHTTPServer):
-    request_queue_size = 128
-    daemon_threads = True
-S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
-
 #[test]
 fn five_hung_replica_incidents_under_get_load_fail_no_request() {
     let port = free_port();
     let t = Test::new()
-        .file("server.py", HANGING_SERVER)
+        .file("server.py", REPLICA_SERVER)
         .compose(&format!(
             r#"
 x-berth:

@@ -470,7 +470,9 @@ impl Drop for Detached<'_> {
 }
 
 /// A threaded HTTP/1.1 server on `$PORT` answering `replica N pid P`, after
-/// `$DELAY_MS` (default 0) so that restarts catch requests in flight.
+/// `$DELAY_MS` (default 0) so that restarts catch requests in flight. While
+/// a file `hang.N` exists in its directory, replica N hangs every request
+/// (and marks that it did in `stuck.N`): a replica that stopped answering.
 pub const REPLICA_SERVER: &str = r#"
 import http.server, os, time
 DELAY = int(os.environ.get("DELAY_MS", "0")) / 1000
@@ -478,7 +480,12 @@ class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
         time.sleep(DELAY)
-        body = ("replica %s pid %d" % (os.environ["BERTH_REPLICA"], os.getpid())).encode()
+        replica = os.environ["BERTH_REPLICA"]
+        if os.path.exists("hang." + replica):
+            open("stuck." + replica, "w").close()
+        while os.path.exists("hang." + replica):
+            time.sleep(0.05)
+        body = ("replica %s pid %d" % (replica, os.getpid())).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -488,6 +495,7 @@ class H(http.server.BaseHTTPRequestHandler):
 print("serving on", os.environ["PORT"], flush=True)
 class S(http.server.ThreadingHTTPServer):
     request_queue_size = 128  # the default (5) drops connections under load
+    daemon_threads = True
 S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
