@@ -164,6 +164,13 @@ async fn connect(
                 // Counted from the moment it is chosen, so a replica being
                 // drained never looks idle while a connection is on its way.
                 let guard = active.enter(addr);
+                // The list may have changed since it was read: a replica
+                // that left it may be draining, and its drain may already
+                // have seen it idle. Counted first, checked second, so that
+                // one of the two always sees the other.
+                if !backends.borrow().contains(&addr) {
+                    continue;
+                }
                 let remaining = deadline
                     .saturating_duration_since(tokio::time::Instant::now())
                     .max(Duration::from_millis(200));
