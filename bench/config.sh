@@ -51,28 +51,26 @@ SVC
   for i in $(seq 1 "$services"); do echo "  cache$i: {}"; done
 } > "$work/compose.yaml"
 
-"$berth" -f "$work/compose.yaml" config -q 2>/dev/null # warm the page cache
-times=()
-for _ in $(seq 1 "$runs"); do
-  start=$(date +%s%N)
-  "$berth" -f "$work/compose.yaml" config -q 2>/dev/null
-  end=$(date +%s%N)
-  times+=($(( (end - start) / 1000 )))
-done
-median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-min=$(printf '%s\n' "${times[@]}" | sort -n | head -1)
+# time_config FILE: sets $median and $min (microseconds) over $runs runs of
+# `berth config -q`, after one run that warms the page cache.
+time_config() {
+  "$berth" -f "$1" config -q 2>/dev/null
+  local times=() start end
+  for _ in $(seq 1 "$runs"); do
+    start=$(date +%s%N)
+    "$berth" -f "$1" config -q 2>/dev/null
+    end=$(date +%s%N)
+    times+=($(( (end - start) / 1000 )))
+  done
+  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  min=$(printf '%s\n' "${times[@]}" | sort -n | head -1)
+}
+
+time_config "$work/compose.yaml"
 size=$(wc -c < "$work/compose.yaml")
 printf 'config: %d services (%d bytes), %d runs: median %.1f ms, min %.1f ms (goal < 50 ms)\n' \
   "$services" "$size" "$runs" "$(echo "$median / 1000" | bc -l)" "$(echo "$min / 1000" | bc -l)"
 
 printf 'services:\n  web:\n    command: [sleep, "1"]\n    ports: ["1-65535:1-65535"]\n' > "$work/range.yaml"
-"$berth" -f "$work/range.yaml" config -q 2>/dev/null
-times=()
-for _ in $(seq 1 "$runs"); do
-  start=$(date +%s%N)
-  "$berth" -f "$work/range.yaml" config -q 2>/dev/null
-  end=$(date +%s%N)
-  times+=($(( (end - start) / 1000 )))
-done
-median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+time_config "$work/range.yaml"
 printf 'config: one 1-65535 port range, %d runs: median %.1f ms\n' "$runs" "$(echo "$median / 1000" | bc -l)"
