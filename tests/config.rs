@@ -404,3 +404,22 @@ fn values_up_would_reject_are_rejected_by_config_with_their_line() {
         .stderr_has("services.w.logging.options.max-size: \"lots\" is not a size\n --> compose.yaml:5:35")
         .stderr_has("services.w.logging.options.max-file: \"0\" is not a positive count\n --> compose.yaml:5:51");
 }
+
+#[test]
+fn typed_fields_are_checked_at_their_line_by_config_and_up_alike() {
+    // Regression: a bad expose range was dropped silently by `up` and
+    // accepted by `config`.
+    let file = "services:\n  w:\n    command: [sleep, \"1\"]\n    expose: [\"9000-8000\"]\n    restart: sometimes\n  h:\n    command: [sleep, \"1\"]\n    healthcheck: {test: [curl, x]}\n  p:\n    command: [sleep, \"1\"]\n    ports: [{target: 80, published: \"90-80\"}]\n";
+    for verb in [&["config", "-q"][..], &["up"][..]] {
+        let run = Test::new()
+            .compose(file)
+            .args(verb.iter().copied())
+            .run()
+            .code(2);
+        run.stderr_has("services.w.expose[0]: \"9000-8000\" is not a port\n --> compose.yaml:4:14")
+            .stderr_has("services.w.restart: \"sometimes\" is not a restart policy\n --> compose.yaml:5:14")
+            .stderr_has("services.h.healthcheck.test: a test list starts with NONE, CMD or CMD-SHELL, not \"curl\"")
+            .stderr_has("services.p.ports[0].published: published port \"90-80\" is not a port or range")
+            .stderr_has("compose.yaml:11:");
+    }
+}

@@ -81,20 +81,22 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
         .filter(|(k, _)| k != DETACHED && k != super::lock::LOCK_FD)
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
-    let plans = berth_engine::plan(&project, &inherited).map_err(|errors| {
-        Failure::Usage(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\nberth: "),
-        )
-    })?;
+    let plans = berth_engine::plan(&project, &inherited);
     let mut scaled = plans.clone();
     for p in &mut scaled {
         if let Some((_, n)) = args.scale.iter().find(|(name, _)| *name == p.name) {
             p.replicas = *n;
         }
+    }
+    let problems = berth_engine::native_problems(&project, &scaled);
+    if !problems.is_empty() {
+        return Err(Failure::Usage(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\nberth: "),
+        ));
     }
     berth_engine::limits::ensure_open_files(&scaled, !args.detach)
         .map_err(|e| Failure::Runtime(e.into()))?;

@@ -29,6 +29,7 @@ pub mod ports;
 pub mod render;
 mod schema;
 pub mod units;
+mod values;
 pub mod volumes;
 pub mod xberth;
 pub mod yaml;

@@ -15,6 +15,9 @@ use serde_json::Value as Json;
 
 pub use crate::ports::PortConfig;
 pub use crate::units::{ByteSize, Duration};
+pub use crate::values::{
+    Expose, HealthTest, Invalid, LogRotation, PortRange, Protocol, RestartPolicy, Signal, SignalId,
+};
 pub use crate::volumes::{ServiceVolumeConfig, VolumeKind};
 pub use crate::xberth::{
     Bind, BuildCommand, LoadBalancing, ProjectSettings, ProxySettings, ProxyTimeouts, Ready,
@@ -126,7 +129,7 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_file: Vec<EnvFile>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expose: Vec<String>,
+    pub expose: Vec<Expose>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<HealthCheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -139,15 +142,16 @@ pub struct Service {
     pub network_mode: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortConfig>,
-    /// `no`, `always`, `on-failure[:N]` or `unless-stopped`.
-    #[serde(default = "default_restart")]
-    pub restart: String,
+    /// `restart:` as written (see [`Service::restart_policy`] for the
+    /// effective policy).
+    #[serde(default)]
+    pub restart: RestartPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<u32>,
     #[serde(default = "default_grace")]
     pub stop_grace_period: Duration,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stop_signal: Option<String>,
+    pub stop_signal: Option<Signal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -188,10 +192,6 @@ pub(crate) const TYPED_SERVICE_KEYS: &[&str] = &[
     "working_dir",
 ];
 
-fn default_restart() -> String {
-    "no".to_string()
-}
-
 fn default_grace() -> Duration {
     Duration(std::time::Duration::from_secs(10))
 }
@@ -217,7 +217,7 @@ impl Service {
                 _ => RestartPolicy::Always { max_retries: max },
             };
         }
-        RestartPolicy::parse(&self.restart).unwrap_or(RestartPolicy::No)
+        self.restart
     }
 
     /// The argv to run: `entrypoint` followed by `command`.
@@ -225,39 +225,6 @@ impl Service {
         let mut argv = self.entrypoint.clone().unwrap_or_default();
         argv.extend(self.command.clone().unwrap_or_default());
         argv
-    }
-}
-
-/// When to restart a replica that exited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "policy", rename_all = "kebab-case")]
-pub enum RestartPolicy {
-    No,
-    /// Always restart; `max_retries` only from `deploy.restart_policy`.
-    Always {
-        max_retries: Option<u32>,
-    },
-    OnFailure {
-        max_retries: Option<u32>,
-    },
-    UnlessStopped,
-}
-
-impl RestartPolicy {
-    /// Parses a `restart:` value.
-    pub fn parse(s: &str) -> Option<RestartPolicy> {
-        match s {
-            "no" | "" => Some(RestartPolicy::No),
-            "always" => Some(RestartPolicy::Always { max_retries: None }),
-            "unless-stopped" => Some(RestartPolicy::UnlessStopped),
-            "on-failure" => Some(RestartPolicy::OnFailure { max_retries: None }),
-            other => {
-                let n = other.strip_prefix("on-failure:")?;
-                Some(RestartPolicy::OnFailure {
-                    max_retries: Some(n.parse().ok()?),
-                })
-            }
-        }
     }
 }
 
@@ -304,9 +271,8 @@ fn is_true(b: &bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthCheck {
-    /// `["CMD", argv...]`, `["CMD-SHELL", script]` or `["NONE"]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub test: Vec<String>,
+    #[serde(default, skip_serializing_if = "HealthTest::is_inherit")]
+    pub test: HealthTest,
     #[serde(default = "thirty_seconds")]
     pub timeout: Duration,
     #[serde(default = "thirty_seconds")]
@@ -332,18 +298,45 @@ fn three() -> u32 {
 impl HealthCheck {
     /// Whether this health check actually probes anything.
     pub fn is_enabled(&self) -> bool {
-        !self.disable && !self.test.is_empty() && self.test[0] != "NONE"
+        !self.disable && self.test.is_probe()
     }
 }
 
-/// `logging`: berth honours `options.max-size` and `options.max-file`.
+/// `logging`: berth honours `options.max-size` and `options.max-file`
+/// (typed in `rotation`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "LoggingText")]
 pub struct Logging {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub options: IndexMap<String, String>,
+    #[serde(skip)]
+    pub rotation: LogRotation,
+}
+
+/// `logging` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoggingText {
+    #[serde(default)]
+    driver: Option<String>,
+    #[serde(default)]
+    options: IndexMap<String, String>,
+}
+
+impl TryFrom<LoggingText> for Logging {
+    type Error = String;
+
+    fn try_from(l: LoggingText) -> Result<Logging, String> {
+        let rotation = LogRotation::from_options(&l.options)
+            .map_err(|(key, e)| format!("options.{key}: {e}"))?;
+        Ok(Logging {
+            driver: l.driver,
+            options: l.options,
+            rotation,
+        })
+    }
 }
 
 /// `deploy`.
@@ -466,9 +459,9 @@ mod tests {
                 required: true,
                 format: None,
             }],
-            expose: vec!["1".into()],
+            expose: vec!["1".parse().unwrap()],
             healthcheck: Some(HealthCheck {
-                test: vec![],
+                test: HealthTest::Inherit,
                 timeout: thirty_seconds(),
                 interval: thirty_seconds(),
                 retries: 3,
@@ -481,13 +474,14 @@ mod tests {
             logging: Some(Logging {
                 driver: None,
                 options: IndexMap::new(),
+                rotation: LogRotation::default(),
             }),
             network_mode: Some("host".into()),
             ports: vec![crate::ports::parse_port_spec("80").unwrap().remove(0)],
-            restart: "no".into(),
+            restart: RestartPolicy::No,
             scale: Some(1),
             stop_grace_period: default_grace(),
-            stop_signal: Some("SIGTERM".into()),
+            stop_signal: Some("SIGTERM".parse().unwrap()),
             user: Some("u".into()),
             volumes: vec![crate::volumes::parse_volume_spec("/a:/b").unwrap()],
             working_dir: Some("/w".into()),

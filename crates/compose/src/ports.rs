@@ -23,8 +23,10 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
-use serde::Deserializer;
 use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::values::{PortRange, Protocol};
 
 /// One port mapping in long form, as `docker compose config` prints it.
 ///
@@ -39,9 +41,13 @@ pub struct PortConfig {
     /// `ingress` (the default) or `host`.
     #[serde(default = "default_mode")]
     pub mode: String,
-    /// The host address to bind, without brackets for IPv6.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host_ip: Option<String>,
+    /// The host address to bind (written without brackets for IPv6).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_host_ip"
+    )]
+    pub host_ip: Option<IpAddr>,
     /// The container port.
     #[serde(deserialize_with = "deserialize_target")]
     pub target: u16,
@@ -51,10 +57,10 @@ pub struct PortConfig {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "deserialize_published"
     )]
-    pub published: Option<String>,
+    pub published: Option<PortRange>,
     /// `tcp` (the default), `udp` or `sctp`.
-    #[serde(default = "default_protocol")]
-    pub protocol: String,
+    #[serde(default)]
+    pub protocol: Protocol,
     /// The application protocol (`http`, `grpc`, ...), long syntax only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_protocol: Option<String>,
@@ -62,10 +68,6 @@ pub struct PortConfig {
 
 fn default_mode() -> String {
     "ingress".to_owned()
-}
-
-fn default_protocol() -> String {
-    "tcp".to_owned()
 }
 
 /// A short port spec that cannot be parsed. Each variant names the spec.
@@ -184,31 +186,35 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<PortConfig>, PortError> {
         }
         Some(range)
     };
-    let protocol_lower = protocol.to_ascii_lowercase();
-    if !matches!(protocol_lower.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(PortError::InvalidProtocol {
-            protocol: protocol.to_owned(),
-            spec: spec.to_owned(),
-        });
-    }
+    let protocol: Protocol = protocol.parse().map_err(|_| PortError::InvalidProtocol {
+        protocol: protocol.to_owned(),
+        spec: spec.to_owned(),
+    })?;
 
     let mut configs: Vec<PortConfig> = (start..=end)
         .map(|target| {
             let published = host_range.map(|(host_start, host_end)| {
                 if start == end && host_start != host_end {
-                    format!("{host_start}-{host_end}")
+                    PortRange {
+                        start: host_start,
+                        end: host_end,
+                    }
                 } else {
                     // Equal lengths: the offset stays inside the host range.
-                    (u32::from(host_start) + u32::from(target - start)).to_string()
+                    let port = host_start + (target - start);
+                    PortRange {
+                        start: port,
+                        end: port,
+                    }
                 }
             });
             PortConfig {
                 name: None,
                 mode: default_mode(),
-                host_ip: host_ip.clone(),
+                host_ip,
                 target,
                 published,
-                protocol: protocol_lower.clone(),
+                protocol,
                 app_protocol: None,
             }
         })
@@ -218,19 +224,27 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<PortConfig>, PortError> {
     Ok(configs)
 }
 
-/// The host IP without brackets, or `None` when it is not an address.
-fn parse_host_ip(text: &str) -> Option<String> {
+/// The host IP, IPv6 in brackets, or `None` when it is not an address.
+fn parse_host_ip(text: &str) -> Option<IpAddr> {
     match text.strip_prefix('[') {
-        Some(rest) => {
-            let inner = rest.strip_suffix(']')?;
-            inner.parse::<IpAddr>().ok()?;
-            Some(inner.to_owned())
-        }
-        None => {
-            text.parse::<Ipv4Addr>().ok()?;
-            Some(text.to_owned())
-        }
+        Some(rest) => rest.strip_suffix(']')?.parse::<IpAddr>().ok(),
+        None => text.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
     }
+}
+
+/// A long-syntax `host_ip`: an address, IPv6 with or without brackets.
+fn deserialize_host_ip<'de, D: Deserializer<'de>>(d: D) -> Result<Option<IpAddr>, D::Error> {
+    let Some(text) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map(Some)
+        .map_err(|_| de::Error::custom(format!("{text:?} is not an IP address")))
 }
 
 /// A port number made of decimal digits only (leading zeros allowed).
@@ -280,8 +294,15 @@ impl Visitor<'_> for TargetVisitor {
 
 fn deserialize_published<'de, D: Deserializer<'de>>(
     deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    deserializer.deserialize_any(PublishedVisitor)
+) -> Result<Option<PortRange>, D::Error> {
+    match deserializer.deserialize_any(PublishedVisitor)? {
+        None => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|e| {
+            de::Error::custom(format!(
+                "published port {text:?} is not a port or range ({e})"
+            ))
+        }),
+    }
 }
 
 struct PublishedVisitor;
@@ -434,17 +455,23 @@ mod tests {
     #[test]
     fn host_ips() {
         let v6 = one("[::1]:80:8080");
-        assert_eq!(v6.host_ip.as_deref(), Some("::1"));
-        assert_eq!(v6.published.as_deref(), Some("80"));
+        assert_eq!(v6.host_ip.map(|i| i.to_string()).as_deref(), Some("::1"));
+        assert_eq!(v6.published.map(|p| p.to_string()).as_deref(), Some("80"));
         assert_eq!(v6.target, 8080);
         let v6_full = one("[2001:db8::1]:53:53/udp");
-        assert_eq!(v6_full.host_ip.as_deref(), Some("2001:db8::1"));
-        assert_eq!(v6_full.protocol, "udp");
+        assert_eq!(
+            v6_full.host_ip.map(|i| i.to_string()).as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(v6_full.protocol.as_str(), "udp");
         let any_port = one("127.0.0.1::80");
-        assert_eq!(any_port.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(
+            any_port.host_ip.map(|i| i.to_string()).as_deref(),
+            Some("127.0.0.1")
+        );
         assert_eq!(any_port.published, None);
         let v6_any = one("[::]::80");
-        assert_eq!(v6_any.host_ip.as_deref(), Some("::"));
+        assert_eq!(v6_any.host_ip.map(|i| i.to_string()).as_deref(), Some("::"));
         assert_eq!(v6_any.published, None);
 
         let err = parse_port_spec("127.0.1:8080:80").expect_err("bad ip");
@@ -468,11 +495,20 @@ mod tests {
 
     #[test]
     fn ranges_and_protocols() {
-        assert_eq!(one("8000-8010:80").published.as_deref(), Some("8000-8010"));
-        assert_eq!(one("80/UDP").protocol, "udp");
-        assert_eq!(one("80/").protocol, "tcp");
-        assert_eq!(one("80/sctp").protocol, "sctp");
-        assert_eq!(one("0080:080").published.as_deref(), Some("80"));
+        assert_eq!(
+            one("8000-8010:80")
+                .published
+                .map(|p| p.to_string())
+                .as_deref(),
+            Some("8000-8010")
+        );
+        assert_eq!(one("80/UDP").protocol.as_str(), "udp");
+        assert_eq!(one("80/").protocol.as_str(), "tcp");
+        assert_eq!(one("80/sctp").protocol.as_str(), "sctp");
+        assert_eq!(
+            one("0080:080").published.map(|p| p.to_string()).as_deref(),
+            Some("80")
+        );
         let sorted: Vec<u16> = parse_port_spec("9998-10000")
             .expect("range")
             .iter()
@@ -482,7 +518,10 @@ mod tests {
         let all = parse_port_spec("0-65535").expect("full range");
         assert_eq!(all.len(), 65536);
         let high = parse_port_spec("65534-65535:65534-65535").expect("top range");
-        assert_eq!(high[1].published.as_deref(), Some("65535"));
+        assert_eq!(
+            high[1].published.map(|p| p.to_string()).as_deref(),
+            Some("65535")
+        );
     }
 
     #[test]
@@ -516,9 +555,12 @@ mod tests {
         let config: PortConfig =
             serde_json::from_value(json!({"target": "80", "published": 8080})).expect("long");
         assert_eq!(config.mode, "ingress");
-        assert_eq!(config.protocol, "tcp");
+        assert_eq!(config.protocol.as_str(), "tcp");
         assert_eq!(config.target, 80);
-        assert_eq!(config.published.as_deref(), Some("8080"));
+        assert_eq!(
+            config.published.map(|p| p.to_string()).as_deref(),
+            Some("8080")
+        );
         let null_published: PortConfig =
             serde_json::from_value(json!({"target": 80, "published": null})).expect("null");
         assert_eq!(null_published.published, None);

@@ -122,7 +122,7 @@ impl Monitor {
                 return;
             };
             let spec = ProcessSpec {
-                argv: probe_argv(&hc.test),
+                argv: hc.test.argv(),
                 env: self.env.clone(),
                 working_dir: self.working_dir.clone(),
                 label: format!("{}-{} healthcheck", plan.name, self.index),
@@ -201,18 +201,6 @@ impl Monitor {
     }
 }
 
-/// `["CMD", args...]` -> args; `["CMD-SHELL", script]` -> `sh -c script`.
-pub fn probe_argv(test: &[String]) -> Vec<String> {
-    match test.split_first() {
-        Some((kind, rest)) if kind == "CMD" => rest.to_vec(),
-        Some((kind, rest)) if kind == "CMD-SHELL" => {
-            vec!["/bin/sh".into(), "-c".into(), rest.join(" ")]
-        }
-        // A bare list (no CMD prefix) is an argv, as Docker reads it.
-        _ => test.to_vec(),
-    }
-}
-
 /// Docker's counting of health check failures, with berth's faster first
 /// probes: failures count at most once per `interval` until the first
 /// success (probing faster finds health sooner but must not declare a slow
@@ -259,23 +247,5 @@ impl Tally {
             self.last_counted = Instant::now();
         }
         self.failures >= self.retries
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn health_check_tests_become_argv() {
-        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            probe_argv(&s(&["CMD", "curl", "-f", "x"])),
-            s(&["curl", "-f", "x"])
-        );
-        assert_eq!(
-            probe_argv(&s(&["CMD-SHELL", "pg_isready || exit 1"])),
-            s(&["/bin/sh", "-c", "pg_isready || exit 1"])
-        );
     }
 }

@@ -47,7 +47,7 @@ pub mod state;
 mod supervisor;
 
 pub use cell::{Event, ServiceCell, Snapshot};
-pub use plan::{PlanError, ServicePlan, plan};
+pub use plan::{PlanError, ServicePlan, native_problems, plan};
 pub use runtime::{Exit, Runtime, native::NativeRuntime};
 pub use stack::{Settled, Stack, StartError, UpOptions};
 pub use state::{Failure, Health, ReplicaState, ReplicaStatus};

@@ -1,7 +1,8 @@
 //! From the [`Project`] to what the engine runs: per service, the argv, the
 //! environment, the ports to listen on and to hand out, the probes, the
-//! restart policy. Everything that can be wrong natively is found here, at
-//! once, before anything starts.
+//! restart policy. The model is typed and validated with file and line, so
+//! planning cannot fail; [`native_problems`] lists, at once and before
+//! anything starts, what the native runtime cannot run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -9,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use berth_compose::{
-    Bind, BuildCommand, Condition, HealthCheck, Project, Ready, RestartPolicy, Service, VolumeKind,
+    Bind, BuildCommand, Condition, HealthCheck, LogRotation, Project, Protocol, Ready,
+    RestartPolicy, Service, Signal, SignalId, VolumeKind,
 };
 
 /// Everything needed to run one service.
@@ -35,9 +37,7 @@ pub struct ServicePlan {
     pub stop_grace: Duration,
     pub depends_on: Vec<Dependency>,
     pub build: Option<BuildCommand>,
-    /// Log rotation: bytes per file and files kept.
-    pub log_max_size: u64,
-    pub log_max_files: u32,
+    pub log_rotation: LogRotation,
     /// Directories to create before the first start (named volumes).
     pub volume_dirs: Vec<PathBuf>,
 }
@@ -102,96 +102,84 @@ pub struct PlanError {
     pub message: String,
 }
 
-/// Plans every service of the project.
-///
-/// # Errors
-/// Every service that cannot run natively, each with what to do.
-pub fn plan(
-    project: &Project,
-    inherited: &BTreeMap<String, String>,
-) -> Result<Vec<ServicePlan>, Vec<PlanError>> {
+/// Plans every service of the project, in start order. The model is
+/// typed and validated, so planning cannot fail; what the native runtime
+/// cannot do is [`native_problems`].
+pub fn plan(project: &Project, inherited: &BTreeMap<String, String>) -> Vec<ServicePlan> {
+    project
+        .start_order()
+        .into_iter()
+        .filter_map(|name| project.services.get(name))
+        .map(|service| plan_service(project, service, inherited))
+        .collect()
+}
+
+/// Everything that stops the plans from running as native processes, all
+/// at once, each with what to do.
+pub fn native_problems(project: &Project, plans: &[ServicePlan]) -> Vec<PlanError> {
     let mut errors = Vec::new();
-    let mut plans = Vec::new();
-    for name in project.start_order() {
-        let Some(service) = project.services.get(name) else {
+    for plan in plans {
+        let Some(s) = project.services.get(&plan.name) else {
             continue;
         };
-        match plan_service(project, service, inherited) {
-            Ok(p) => plans.push(p),
-            Err(mut e) => errors.append(&mut e),
+        let mut problem = |message: String| {
+            errors.push(PlanError {
+                service: plan.name.clone(),
+                message,
+            });
+        };
+        if plan.argv.is_empty() {
+            problem(match &s.image {
+                Some(image) => format!(
+                    "no command to run natively (image {image} is not run by the native runtime); add `command:` with the program to start"
+                ),
+                None => "no command to run; add `command:` (or `entrypoint:`)".to_string(),
+            });
+        }
+        for p in s.ports.iter().filter(|p| p.protocol != Protocol::Tcp) {
+            problem(format!(
+                "port {}/{} is not TCP; the native runtime forwards TCP only",
+                p.target, p.protocol
+            ));
+        }
+        if plan.bind == Bind::Direct && plan.replicas > 1 {
+            problem(format!(
+                "x-berth.bind: direct runs one process that binds its own port, but {} replicas are asked for",
+                plan.replicas
+            ));
+        }
+        if plan.listen.len() > MAX_PORTS {
+            problem(format!(
+                "{} ports declared; natively berth listens on each declared port itself and takes at most {MAX_PORTS} per service — declare the ports the service uses",
+                plan.listen.len()
+            ));
         }
     }
-    check_listen_conflicts(&plans, &mut errors);
-    if errors.is_empty() {
-        Ok(plans)
-    } else {
-        Err(errors)
-    }
+    check_listen_conflicts(plans, &mut errors);
+    errors
 }
 
 fn plan_service(
     project: &Project,
     s: &Service,
     inherited: &BTreeMap<String, String>,
-) -> Result<ServicePlan, Vec<PlanError>> {
-    let mut problems: Vec<String> = Vec::new();
-    let argv = s.argv();
-    if argv.is_empty() {
-        problems.push(match &s.image {
-            Some(image) => format!(
-                "no command to run natively (image {image} is not run by the native runtime); add `command:` with the program to start"
-            ),
-            None => "no command to run; add `command:` (or `entrypoint:`)".to_string(),
-        });
-    }
+) -> ServicePlan {
     let mounts = mounts(project, s);
     let working_dir = match &s.working_dir {
         None => project.directory.clone(),
         Some(w) => translate(w, &mounts).unwrap_or_else(|| project.directory.join(w)),
     };
     let (env, volume_dirs) = environment(project, s, inherited, &mounts);
-    let ports = match ports(s, &mut problems) {
-        Some(p) => p,
-        None => return Err(errors_of(s, problems)),
-    };
-    let (targets, mut listen) = ports;
-    let replicas = s.replicas();
+    let (targets, mut listen) = ports(s);
     let bind = s.settings.bind;
     if bind == Bind::Direct {
-        if replicas > 1 {
-            problems.push(format!(
-                "x-berth.bind: direct runs one process that binds its own port, but {replicas} replicas are asked for"
-            ));
-        }
         // The process binds its declared ports itself; berth does not listen.
         listen.clear();
     }
-    let stop_signal = stop_signal(s, &mut problems);
-    let (log_max_size, log_max_files) = log_rotation(s, &mut problems);
-    let backoff = s
-        .deploy
-        .as_ref()
-        .and_then(|d| d.restart_policy.as_ref())
-        .and_then(|r| r.delay)
-        .map_or(BASE_BACKOFF, |d| d.0.max(Duration::from_millis(10)));
-    let depends_on = s
-        .depends_on
-        .iter()
-        .filter(|(dep, d)| d.required || project.services.contains_key(*dep))
-        .map(|(dep, d)| Dependency {
-            service: dep.clone(),
-            condition: d.condition,
-            required: d.required,
-            restart: d.restart,
-        })
-        .collect();
-    if !problems.is_empty() {
-        return Err(errors_of(s, problems));
-    }
-    Ok(ServicePlan {
+    ServicePlan {
         name: s.name.clone(),
-        replicas,
-        argv,
+        replicas: s.replicas(),
+        argv: s.argv(),
         working_dir,
         env,
         targets,
@@ -200,23 +188,35 @@ fn plan_service(
         healthcheck: s.healthcheck.clone().filter(HealthCheck::is_enabled),
         ready: s.settings.ready.clone(),
         restart: s.restart_policy(),
-        backoff,
-        stop_signal,
+        backoff: backoff(s),
+        stop_signal: s.stop_signal.as_ref().map_or(libc::SIGTERM, signal_number),
         stop_grace: s.stop_grace_period.0,
-        depends_on,
+        depends_on: dependencies(project, s),
         build: s.settings.build.clone(),
-        log_max_size,
-        log_max_files,
+        log_rotation: s.logging.as_ref().map(|l| l.rotation).unwrap_or_default(),
         volume_dirs,
-    })
+    }
 }
 
-fn errors_of(s: &Service, problems: Vec<String>) -> Vec<PlanError> {
-    problems
-        .into_iter()
-        .map(|message| PlanError {
-            service: s.name.clone(),
-            message,
+/// The first restart delay: `deploy.restart_policy.delay` (at least 10 ms).
+fn backoff(s: &Service) -> Duration {
+    s.deploy
+        .as_ref()
+        .and_then(|d| d.restart_policy.as_ref())
+        .and_then(|r| r.delay)
+        .map_or(BASE_BACKOFF, |d| d.0.max(Duration::from_millis(10)))
+}
+
+/// The dependencies that exist (an optional one on a missing service is none).
+fn dependencies(project: &Project, s: &Service) -> Vec<Dependency> {
+    s.depends_on
+        .iter()
+        .filter(|(dep, d)| d.required || project.services.contains_key(*dep))
+        .map(|(dep, d)| Dependency {
+            service: dep.clone(),
+            condition: d.condition,
+            required: d.required,
+            restart: d.restart,
         })
         .collect()
 }
@@ -247,61 +247,20 @@ fn environment(
     (env, volume_dirs)
 }
 
-/// Declared ports in order, and where berth listens for each; `None` when
-/// the service declares more than berth can listen on.
-fn ports(s: &Service, problems: &mut Vec<String>) -> Option<(Vec<u16>, Vec<Listen>)> {
-    let declared = s.ports.len()
-        + s.expose
-            .iter()
-            .map(|e| expose_range(e).map_or(1, |(a, b)| usize::from(b - a) + 1))
-            .sum::<usize>();
-    if declared > MAX_PORTS && s.settings.bind != Bind::Direct {
-        problems.push(format!(
-            "{declared} ports declared; natively berth listens on each declared port itself and takes at most {MAX_PORTS} per service — declare the ports the service uses"
-        ));
-        return None;
-    }
+/// Declared TCP ports in order, and where berth listens for each.
+fn ports(s: &Service) -> (Vec<u16>, Vec<Listen>) {
     let mut targets: Vec<u16> = Vec::new();
     // Membership of `targets` and of the targets in `listen`, so that long
     // ranges stay linear.
     let mut target_set: BTreeSet<u16> = BTreeSet::new();
     let mut listened: BTreeSet<u16> = BTreeSet::new();
     let mut listen = Vec::new();
-    for p in &s.ports {
-        if p.protocol != "tcp" {
-            problems.push(format!(
-                "port {}/{} is not TCP; the native runtime forwards TCP only",
-                p.target, p.protocol
-            ));
-            continue;
-        }
+    for p in s.ports.iter().filter(|p| p.protocol == Protocol::Tcp) {
         if target_set.insert(p.target) {
             targets.push(p.target);
         }
-        let ip: IpAddr = match p.host_ip.as_deref() {
-            None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Some(ip) => match ip.trim_matches(['[', ']']).parse() {
-                Ok(ip) => ip,
-                Err(_) => {
-                    problems.push(format!("host_ip {ip:?} is not an IP address"));
-                    continue;
-                }
-            },
-        };
-        let port = match p.published.as_deref() {
-            None => 0,
-            Some(published) => match published
-                .split('-')
-                .next()
-                .and_then(|p| p.parse::<u16>().ok())
-            {
-                Some(port) => port,
-                None => {
-                    problems.push(format!("published port {published:?} is not a port"));
-                    continue;
-                }
-            },
-        };
+        let ip = p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let port = p.published.map_or(0, |r| r.start);
         listened.insert(p.target);
         listen.push(Listen {
             addr: SocketAddr::new(ip, port),
@@ -309,12 +268,8 @@ fn ports(s: &Service, problems: &mut Vec<String>) -> Option<(Vec<u16>, Vec<Liste
             published: true,
         });
     }
-    for e in &s.expose {
-        let Some((a, b)) = expose_range(e) else {
-            problems.push(format!("expose {e:?} is not a port or a range of ports"));
-            continue;
-        };
-        for t in a..=b {
+    for e in s.expose.iter().filter(|e| e.protocol == Protocol::Tcp) {
+        for t in e.ports.ports() {
             if target_set.insert(t) {
                 targets.push(t);
             }
@@ -327,40 +282,7 @@ fn ports(s: &Service, problems: &mut Vec<String>) -> Option<(Vec<u16>, Vec<Liste
             }
         }
     }
-    Some((targets, listen))
-}
-
-fn stop_signal(s: &Service, problems: &mut Vec<String>) -> i32 {
-    match s.stop_signal.as_deref() {
-        None => libc::SIGTERM,
-        Some(sig) => parse_signal(sig).unwrap_or_else(|| {
-            problems.push(format!("stop_signal {sig:?} is not a signal"));
-            libc::SIGTERM
-        }),
-    }
-}
-
-/// `logging.options` `max-size` and `max-file` (10m and 3 by default).
-fn log_rotation(s: &Service, problems: &mut Vec<String>) -> (u64, u32) {
-    let (mut max_size, mut max_files) = (10 * 1024 * 1024, 3);
-    let Some(logging) = &s.logging else {
-        return (max_size, max_files);
-    };
-    if let Some(size) = logging.options.get("max-size") {
-        match berth_compose::ByteSize::parse(size) {
-            Ok(b) if b.0 > 0 => max_size = b.0,
-            _ => problems.push(format!("logging.options.max-size {size:?} is not a size")),
-        }
-    }
-    if let Some(files) = logging.options.get("max-file") {
-        match files.parse::<u32>() {
-            Ok(n) if n > 0 => max_files = n,
-            _ => problems.push(format!(
-                "logging.options.max-file {files:?} is not a positive count"
-            )),
-        }
-    }
-    (max_size, max_files)
+    (targets, listen)
 }
 
 /// A mount as the native runtime sees it: the container path a program
@@ -436,20 +358,14 @@ fn translate(container_path: &str, mounts: &[Mount]) -> Option<PathBuf> {
         .map(|(m, rest)| m.host.join(rest))
 }
 
-/// `SIGTERM`, `TERM`, `15`.
-pub fn parse_signal(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return nix::sys::signal::Signal::try_from(n).ok().map(|s| s as i32);
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
+/// A signal's number on this system (`SIGTERM` for a name this system
+/// lacks, which only Linux-only names are).
+pub fn signal_number(signal: &Signal) -> i32 {
+    let parsed = match signal.id() {
+        SignalId::Number(n) => nix::sys::signal::Signal::try_from(i32::from(n)).ok(),
+        SignalId::Named(name) => format!("SIG{name}").parse().ok(),
     };
-    name.parse::<nix::sys::signal::Signal>()
-        .ok()
-        .map(|s| s as i32)
+    parsed.map_or(libc::SIGTERM, |s: nix::sys::signal::Signal| s as i32)
 }
 
 /// The stop grace period Compose gives a service that sets none.
@@ -457,18 +373,6 @@ pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Ports one service may declare natively: berth opens a listener for each.
 pub const MAX_PORTS: usize = 1024;
-
-/// `"8000"`, `"8000-8010"`, `"8000/tcp"` -> the first and last port.
-fn expose_range(spec: &str) -> Option<(u16, u16)> {
-    let spec = spec.split('/').next().unwrap_or(spec);
-    match spec.split_once('-') {
-        Some((a, b)) => match (a.parse::<u16>(), b.parse::<u16>()) {
-            (Ok(a), Ok(b)) if a <= b => Some((a, b)),
-            _ => None,
-        },
-        None => spec.parse().ok().map(|p| (p, p)),
-    }
-}
 
 /// Two services cannot listen on the same address natively, even where
 /// containers could (each container has its own IP).
@@ -520,7 +424,7 @@ mod tests {
         let p = project(
             "name: t\nservices:\n  api:\n    command: ./api --flag\n    working_dir: /app/sub\n    volumes: [\"./src:/app\", \"data:/var/lib/data\"]\n    environment: {A: \"1\", EMPTY: \"\"}\n    ports: [\"127.0.0.1:8080:80\"]\n    expose: [\"9000\"]\n    deploy: {replicas: 2}\nvolumes:\n  data: {}\n",
         );
-        let plans = plan(&p, &BTreeMap::from([("PATH".into(), "/bin".into())])).unwrap();
+        let plans = plan(&p, &BTreeMap::from([("PATH".into(), "/bin".into())]));
         let api = &plans[0];
         assert_eq!(api.argv, vec!["./api", "--flag"]);
         assert_eq!(api.working_dir, p.directory.join("src").join("sub"));
@@ -544,7 +448,7 @@ mod tests {
         let p = project(
             "services:\n  db:\n    image: postgres:16\n  a:\n    command: [x]\n    expose: [\"8000\"]\n  b:\n    command: [y]\n    ports: [\"8000:80\"]\n  c:\n    command: [z]\n    deploy: {replicas: 2}\n    x-berth: {bind: direct}\n",
         );
-        let errors = plan(&p, &BTreeMap::new()).unwrap_err();
+        let errors = native_problems(&p, &plan(&p, &BTreeMap::new()));
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert!(
             text.iter()
@@ -564,12 +468,70 @@ mod tests {
     }
 
     #[test]
-    fn signals_parse_in_every_spelling() {
-        assert_eq!(parse_signal("SIGTERM"), Some(libc::SIGTERM));
-        assert_eq!(parse_signal("int"), Some(libc::SIGINT));
-        assert_eq!(parse_signal("9"), Some(libc::SIGKILL));
-        assert_eq!(parse_signal("SIGUSR1"), Some(libc::SIGUSR1));
-        assert_eq!(parse_signal("nope"), None);
+    fn signals_map_to_this_system_in_every_spelling() {
+        let number = |s: &str| signal_number(&s.parse().unwrap());
+        assert_eq!(number("SIGTERM"), libc::SIGTERM);
+        assert_eq!(number("int"), libc::SIGINT);
+        assert_eq!(number("9"), libc::SIGKILL);
+        assert_eq!(number("SIGUSR1"), libc::SIGUSR1);
+        assert_eq!(number("quit"), libc::SIGQUIT);
+    }
+
+    /// Every file `berth config` accepts plans, and the plan carries its
+    /// typed values: the conformance vectors' valid files and the shared
+    /// stacks.
+    #[test]
+    fn every_file_config_accepts_plans() {
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared");
+        let mut files = Vec::new();
+        for dir in [
+            "conformance/awesome-compose",
+            "conformance/normalize",
+            "stacks",
+        ] {
+            collect_compose_files(&shared.join(dir), &mut files);
+        }
+        assert!(files.len() > 20, "found only {files:?} under {shared:?}");
+        let mut planned = 0;
+        for file in &files {
+            let dir = file.parent().unwrap();
+            let mut opts = berth_compose::LoadOptions::new(dir, Default::default());
+            opts.files = vec![file.clone()];
+            let Ok(loaded) = berth_compose::load(&opts) else {
+                continue; // config rejects it too
+            };
+            let p = loaded.project;
+            let plans = plan(&p, &BTreeMap::new());
+            assert_eq!(plans.len(), p.services.len(), "{file:?}");
+            for (plan, s) in plans.iter().map(|pl| (pl, &p.services[&pl.name])) {
+                assert_eq!(plan.argv, s.argv(), "{file:?}");
+                let tcp = s.ports.iter().filter(|p| p.protocol == Protocol::Tcp);
+                assert!(plan.listen.len() >= tcp.count() || plan.bind == Bind::Direct);
+            }
+            planned += 1;
+        }
+        assert!(
+            planned > 20,
+            "only {planned} of {} files loaded",
+            files.len()
+        );
+    }
+
+    fn collect_compose_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                collect_compose_files(&path, out);
+            } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && !name.contains(".expected.")
+            {
+                out.push(path);
+            }
+        }
     }
 
     #[test]

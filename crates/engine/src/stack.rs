@@ -642,8 +642,8 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
             Source {
                 service: Arc::from(plan.name.as_str()),
                 replica: 0,
-                max_size: plan.log_max_size,
-                max_files: plan.log_max_files,
+                max_size: plan.log_rotation.max_size,
+                max_files: plan.log_rotation.max_files,
             },
             out,
             err,

@@ -18,7 +18,7 @@ fn plans(yaml: &str) -> Vec<crate::plan::ServicePlan> {
     let project = berth_compose::load(&opts)
         .unwrap_or_else(|d| panic!("{}", d.render(false)))
         .project;
-    crate::plan::plan(&project, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e:?}"))
+    crate::plan::plan(&project, &BTreeMap::new())
 }
 
 async fn start(yaml: &str, fake: &FakeRuntime) -> Arc<Stack> {

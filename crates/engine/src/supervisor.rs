@@ -280,8 +280,8 @@ impl Replica {
                 Source {
                     service: Arc::from(self.cell.name()),
                     replica: self.index,
-                    max_size: plan.log_max_size,
-                    max_files: plan.log_max_files,
+                    max_size: plan.log_rotation.max_size,
+                    max_files: plan.log_rotation.max_files,
                 },
                 out,
                 err,

@@ -12,6 +12,7 @@
 //! - `validate.rs`: project-wide checks.
 //! - `native.rs`: what the native runtime cannot honour.
 
+mod fields;
 mod native;
 mod settings;
 mod validate;
@@ -218,6 +219,9 @@ fn bind_service(
         .map(|(k, e)| (k.clone(), e.value.to_json()))
         .collect();
     let mut other = other;
+    if !fields::check(ctx, name, node) {
+        return None;
+    }
     // `Service` ignores the keys it does not type; they are in `other`.
     let mut service: Service = match from_node(node) {
         Ok(s) => s,
@@ -240,7 +244,7 @@ fn bind_service(
     if let Some(hc) = &mut service.healthcheck
         && hc.disable
     {
-        hc.test = vec!["NONE".to_string()];
+        hc.test = crate::model::HealthTest::Disabled;
     }
     if let (Some(scale), Some(replicas)) = (
         service.scale,

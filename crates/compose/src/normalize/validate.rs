@@ -2,12 +2,13 @@
 //! proxy routes, exclusive attributes.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde_json::Value as Json;
 
 use crate::context::Ctx;
 use crate::diag::{Diagnostic, DiagnosticKind, Span};
-use crate::model::{Condition, Project, RestartPolicy, RouteTarget, VolumeKind};
+use crate::model::{Condition, PortRange, Project, Protocol, RouteTarget, VolumeKind};
 use crate::yaml::Node;
 
 pub(crate) fn project(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
@@ -15,19 +16,6 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
     cycles(ctx, project, tree);
     for (name, service) in &project.services {
         let at = |field: &str| tree.span_at(&["services", name, field]);
-        if RestartPolicy::parse(&service.restart).is_none() {
-            ctx.sink.push(
-                Diagnostic::error(
-                    DiagnosticKind::InvalidValue,
-                    at("restart"),
-                    format!(
-                        "services.{name}.restart: {:?} is not a restart policy",
-                        service.restart
-                    ),
-                )
-                .with_help("use \"no\", always, on-failure, on-failure:N or unless-stopped"),
-            );
-        }
         if service.network_mode.is_some() && service.other.contains_key("networks") {
             ctx.sink.push(Diagnostic::error(
                 DiagnosticKind::Conflict,
@@ -46,102 +34,10 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
                 ));
             }
         }
-        for (i, e) in service.expose.iter().enumerate() {
-            if !valid_expose(e) {
-                ctx.sink.push(
-                    Diagnostic::error(
-                        DiagnosticKind::InvalidValue,
-                        tree.span_at(&["services", name, "expose", &i.to_string()]),
-                        format!("services.{name}.expose[{i}]: {e:?} is not a port"),
-                    )
-                    .with_help("write PORT, PORT/PROTOCOL or a range START-END"),
-                );
-            }
-        }
-        if let Some(sig) = &service.stop_signal
-            && !is_signal(sig)
-        {
-            ctx.sink.push(
-                Diagnostic::error(
-                    DiagnosticKind::InvalidValue,
-                    tree.span_at(&["services", name, "stop_signal"]),
-                    format!("services.{name}.stop_signal: {sig:?} is not a signal"),
-                )
-                .with_help("write a signal name such as SIGTERM, SIGINT or SIGQUIT, or its number"),
-            );
-        }
-        log_rotation(ctx, name, service, tree);
         devices(ctx, name, service.deploy.as_ref(), tree);
     }
     ports(ctx, project, tree);
     routes(ctx, project, tree);
-}
-
-/// The signals a `stop_signal` may name (with or without `SIG`, any case),
-/// as Docker accepts them on Linux.
-const SIGNALS: &[&str] = &[
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
-    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
-    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
-];
-
-fn is_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<u32>() {
-        return (1..=31).contains(&n);
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
-    SIGNALS.contains(&name)
-}
-
-/// `logging.options` `max-size` and `max-file`, which berth's own log files
-/// follow whatever the driver.
-fn log_rotation(ctx: &mut Ctx<'_>, name: &str, service: &crate::model::Service, tree: &Node) {
-    let Some(logging) = &service.logging else {
-        return;
-    };
-    let mut bad = |key: &str, message: String, help: &str| {
-        ctx.sink.push(
-            Diagnostic::error(
-                DiagnosticKind::InvalidValue,
-                tree.span_at(&["services", name, "logging", "options", key]),
-                format!("services.{name}.logging.options.{key}: {message}"),
-            )
-            .with_help(help.to_string()),
-        );
-    };
-    if let Some(size) = logging.options.get("max-size")
-        && !crate::units::ByteSize::parse(size).is_ok_and(|b| b.0 > 0)
-    {
-        bad(
-            "max-size",
-            format!("{size:?} is not a size"),
-            "write a size such as 10m or 512k",
-        );
-    }
-    if let Some(files) = logging.options.get("max-file")
-        && !files.parse::<u32>().is_ok_and(|n| n > 0)
-    {
-        bad(
-            "max-file",
-            format!("{files:?} is not a positive count"),
-            "write how many files to keep, such as \"3\"",
-        );
-    }
-}
-
-fn valid_expose(e: &str) -> bool {
-    let port = e.split_once('/').map_or(e, |(p, proto)| {
-        if matches!(proto, "tcp" | "udp" | "sctp") {
-            p
-        } else {
-            ""
-        }
-    });
-    match port.split_once('-') {
-        Some((a, b)) => matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= b),
-        None => port.parse::<u16>().is_ok(),
-    }
 }
 
 fn dependencies(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
@@ -272,62 +168,36 @@ fn deps(project: &Project, name: &str, index: &HashMap<&str, usize>) -> Vec<usiz
     d
 }
 
-/// A published port or range.
-fn published_range(p: &str) -> Option<(u16, u16)> {
-    match p.split_once('-') {
-        Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-        None => {
-            let n = p.parse().ok()?;
-            Some((n, n))
-        }
-    }
-}
-
 fn ports(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
     struct Bound<'a> {
         service: &'a str,
         index: usize,
-        ip: &'a str,
-        range: (u16, u16),
+        ip: IpAddr,
+        range: PortRange,
     }
     let mut bound: Vec<Bound<'_>> = Vec::new();
     // (protocol, port) -> indexes in `bound`: linear in the ports declared,
     // however long their ranges.
-    let mut by_port: std::collections::HashMap<(&str, u16), Vec<usize>> =
-        std::collections::HashMap::new();
+    let mut by_port: HashMap<(Protocol, u16), Vec<usize>> = HashMap::new();
     for (name, service) in &project.services {
         for (i, p) in service.ports.iter().enumerate() {
             let Some(published) = &p.published else {
                 continue;
             };
-            let Some(range) = published_range(published) else {
-                ctx.sink.push(Diagnostic::error(
-                    DiagnosticKind::InvalidValue,
-                    tree.span_at(&["services", name, "ports", &i.to_string()]),
-                    format!("services.{name}.ports[{i}]: published port {published:?} is not a port or range"),
-                ));
-                continue;
-            };
-            if range.0 > range.1 || range.0 == 0 && range.1 != 0 {
-                ctx.sink.push(Diagnostic::error(
-                    DiagnosticKind::InvalidValue,
-                    tree.span_at(&["services", name, "ports", &i.to_string()]),
-                    format!("services.{name}.ports[{i}]: invalid published range {published:?}"),
-                ));
-                continue;
-            }
-            if range == (0, 0) {
+            let range = *published;
+            if range.start == 0 {
                 continue; // "0" = any free port
             }
-            let ip = p.host_ip.as_deref().unwrap_or("0.0.0.0");
-            let wildcard = |ip: &str| ip == "0.0.0.0" || ip == "::";
-            let clash = (range.0..=range.1)
-                .filter_map(|port| by_port.get(&(p.protocol.as_str(), port)))
+            let ip = p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            let wildcard = |ip: IpAddr| ip.is_unspecified();
+            let clash = range
+                .ports()
+                .filter_map(|port| by_port.get(&(p.protocol, port)))
                 .flatten()
                 .map(|&j| &bound[j])
                 .find(|b| b.ip == ip || wildcard(b.ip) || wildcard(ip));
             if let Some(other) = clash {
-                let port = range.0.max(other.range.0);
+                let port = range.start.max(other.range.start);
                 ctx.sink.push(
                     Diagnostic::error(
                         DiagnosticKind::PortConflict,
@@ -341,9 +211,9 @@ fn ports(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
                 );
                 continue;
             }
-            for port in range.0..=range.1 {
+            for port in range.ports() {
                 by_port
-                    .entry((p.protocol.as_str(), port))
+                    .entry((p.protocol, port))
                     .or_default()
                     .push(bound.len());
             }
@@ -431,16 +301,9 @@ pub(crate) fn declared_ports(service: &crate::model::Service) -> Vec<u16> {
         }
     }
     for e in &service.expose {
-        let port = e.split('/').next().unwrap_or(e);
-        let range = match port.split_once('-') {
-            Some((a, b)) => a.parse::<u16>().ok().zip(b.parse::<u16>().ok()),
-            None => port.parse::<u16>().ok().map(|p| (p, p)),
-        };
-        if let Some((a, b)) = range {
-            for p in a..=b {
-                if !out.contains(&p) {
-                    out.push(p);
-                }
+        for p in e.ports.ports() {
+            if !out.contains(&p) {
+                out.push(p);
             }
         }
     }
@@ -508,31 +371,6 @@ pub(crate) fn external_resources(ctx: &mut Ctx<'_>, tree: &Node, kind: &str) {
                     format!("{kind}.{name}: conflicting parameters \"external\" and \"{attr}\" specified"),
                 ));
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expose_forms() {
-        assert!(valid_expose("3000"));
-        assert!(valid_expose("3000-3005"));
-        assert!(valid_expose("53/udp"));
-        assert!(!valid_expose("3005-3000"));
-        assert!(!valid_expose("http"));
-        assert!(!valid_expose("80/xyz"));
-    }
-
-    #[test]
-    fn signal_names() {
-        for ok in ["SIGTERM", "term", "SIGQUIT", "9", "SIGWINCH", "usr1"] {
-            assert!(is_signal(ok), "{ok}");
-        }
-        for bad in ["SIGFOO", "", "0", "99", "SIG", "TERM2"] {
-            assert!(!is_signal(bad), "{bad}");
         }
     }
 }
