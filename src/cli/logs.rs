@@ -51,20 +51,14 @@ pub fn run(global: &Global, args: LogsArgs) -> Result<(), Failure> {
             formatter.register(name, i);
         }
     }
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("follow", if args.follow { "1" } else { "0" });
-    for s in &args.services {
-        query.append_pair("service", s);
-    }
-    if let Some(n) = args.tail {
-        query.append_pair("tail", &n.to_string());
-    }
-    if let Some(since) = &args.since {
-        parse_since(since, std::time::SystemTime::now())
-            .map_err(|e| Failure::Usage(e.to_string()))?;
-        query.append_pair("since", since);
-    }
-    let path = format!("/v1/logs?{}", query.finish());
+    let since = match &args.since {
+        Some(s) => Some(
+            parse_since(s, std::time::SystemTime::now())
+                .map_err(|e| Failure::Usage(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let path = live_path(&args);
     let mut out = std::io::stdout().lock();
     let mut buf = Vec::new();
     let live = super::block_on_raw(client.lines(&path, |line| {
@@ -98,29 +92,50 @@ pub fn run(global: &Global, args: LogsArgs) -> Result<(), Failure> {
             }
             let filter = LogFilter {
                 services: args.services.clone(),
-                since: match &args.since {
-                    Some(s) => Some(
-                        parse_since(s, std::time::SystemTime::now())
-                            .map_err(|e| Failure::Usage(e.to_string()))?,
-                    ),
-                    None => None,
-                },
+                since,
                 tail: args.tail,
             };
             let dir = project.settings.state_dir.join("logs");
-            for record in read_records(&dir, &filter) {
-                let record = record.map_err(|e| {
-                    Failure::Runtime(anyhow::anyhow!("reading {}: {e}", dir.display()))
-                })?;
-                buf.clear();
-                formatter.format(&record, &mut buf);
-                if out.write_all(&buf).is_err() {
-                    return Ok(());
-                }
-            }
-            let _ = out.flush();
-            Ok(())
+            print_files(&dir, &filter, &mut formatter, &mut out)
         }
         Err(e) => Err(Failure::Runtime(anyhow::anyhow!("{e}"))),
     }
+}
+
+/// The control API path of the live stream the arguments ask for.
+fn live_path(args: &LogsArgs) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("follow", if args.follow { "1" } else { "0" });
+    for s in &args.services {
+        query.append_pair("service", s);
+    }
+    if let Some(n) = args.tail {
+        query.append_pair("tail", &n.to_string());
+    }
+    if let Some(since) = &args.since {
+        query.append_pair("since", since);
+    }
+    format!("/v1/logs?{}", query.finish())
+}
+
+/// The log files' lines that pass `filter`, in time order, until the
+/// reader goes away.
+fn print_files(
+    dir: &std::path::Path,
+    filter: &LogFilter,
+    formatter: &mut Formatter,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let mut buf = Vec::new();
+    for record in read_records(dir, filter) {
+        let record = record
+            .map_err(|e| Failure::Runtime(anyhow::anyhow!("reading {}: {e}", dir.display())))?;
+        buf.clear();
+        formatter.format(&record, &mut buf);
+        if out.write_all(&buf).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = out.flush();
+    Ok(())
 }

@@ -152,41 +152,13 @@ fn explain(
     prune: &mut Vec<Vec<String>>,
 ) {
     let path = segments(error);
-    match error.kind() {
-        ValidationErrorKind::AdditionalProperties { unexpected } => {
-            for key in unexpected {
-                let mut p = path.clone();
-                p.push(key.clone());
-                prune.push(p);
-            }
-        }
-        ValidationErrorKind::Required { .. }
-        | ValidationErrorKind::OneOfNotValid { .. }
-        | ValidationErrorKind::AnyOf { .. } => {}
-        _ => prune.push(path.clone()),
-    }
+    prune_explained(error, &path, prune);
     let at = display_path(&path);
     let span = doc.span_at(&path);
     let found = doc.at(&path);
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
-            for key in unexpected {
-                let key_span = doc.key_span_at(&path, key).unwrap_or(span);
-                let mut d = Diagnostic::error(
-                    DiagnosticKind::UnknownKey,
-                    key_span,
-                    format!("{at}: unknown key `{key}`"),
-                );
-                let known = known_properties(schema, error);
-                if let Some(near) = closest(key, &known) {
-                    d = d.with_help(format!("did you mean `{near}`?"));
-                } else if !known.is_empty() {
-                    d = d.with_help(
-                        "keys berth does not know must start with `x-` to be kept as extensions",
-                    );
-                }
-                out.push(d);
-            }
+            unknown_keys(error, unexpected, (&at, &path, span), doc, schema, out)
         }
         ValidationErrorKind::Type { kind } => {
             let expected = match kind {
@@ -205,21 +177,7 @@ fn explain(
                 format!("{at}: missing required key `{name}`"),
             ));
         }
-        ValidationErrorKind::Enum { options } => {
-            let allowed: Vec<String> = options
-                .as_array()
-                .map(|a| a.iter().map(show).collect())
-                .unwrap_or_default();
-            out.push(Diagnostic::error(
-                DiagnosticKind::InvalidValue,
-                span,
-                format!(
-                    "{at}: {} is not allowed; use one of {}",
-                    found.map_or_else(|| "this value".into(), |n| show(&n.to_json())),
-                    allowed.join(", ")
-                ),
-            ));
-        }
+        ValidationErrorKind::Enum { options } => out.push(not_allowed(&at, span, options, found)),
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
             one_of(&path, context, doc, schema, out, prune);
         }
@@ -252,6 +210,69 @@ fn explain(
             format!("{at}: {}", error.masked()),
         )),
     }
+}
+
+/// Marks the paths this error explains, so errors below them are not
+/// reported again.
+fn prune_explained(error: &ValidationError<'_>, path: &[String], prune: &mut Vec<Vec<String>>) {
+    match error.kind() {
+        ValidationErrorKind::AdditionalProperties { unexpected } => {
+            for key in unexpected {
+                let mut p = path.to_vec();
+                p.push(key.clone());
+                prune.push(p);
+            }
+        }
+        ValidationErrorKind::Required { .. }
+        | ValidationErrorKind::OneOfNotValid { .. }
+        | ValidationErrorKind::AnyOf { .. } => {}
+        _ => prune.push(path.to_vec()),
+    }
+}
+
+/// Unknown keys, each with the nearest known one.
+fn unknown_keys(
+    error: &ValidationError<'_>,
+    unexpected: &[String],
+    (at, path, span): (&str, &[String], Span),
+    doc: &Node,
+    schema: &Schema,
+    out: &mut Vec<Diagnostic>,
+) {
+    for key in unexpected {
+        let key_span = doc.key_span_at(path, key).unwrap_or(span);
+        let mut d = Diagnostic::error(
+            DiagnosticKind::UnknownKey,
+            key_span,
+            format!("{at}: unknown key `{key}`"),
+        );
+        let known = known_properties(schema, error);
+        if let Some(near) = closest(key, &known) {
+            d = d.with_help(format!("did you mean `{near}`?"));
+        } else if !known.is_empty() {
+            d = d.with_help(
+                "keys berth does not know must start with `x-` to be kept as extensions",
+            );
+        }
+        out.push(d);
+    }
+}
+
+/// A value outside an enumeration, with the values allowed.
+fn not_allowed(at: &str, span: Span, options: &Json, found: Option<&Node>) -> Diagnostic {
+    let allowed: Vec<String> = options
+        .as_array()
+        .map(|a| a.iter().map(show).collect())
+        .unwrap_or_default();
+    Diagnostic::error(
+        DiagnosticKind::InvalidValue,
+        span,
+        format!(
+            "{at}: {} is not allowed; use one of {}",
+            found.map_or_else(|| "this value".into(), |n| show(&n.to_json())),
+            allowed.join(", ")
+        ),
+    )
 }
 
 /// A `oneOf`/`anyOf` failure: when the value has the type of exactly the

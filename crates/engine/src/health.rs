@@ -64,6 +64,30 @@ pub(crate) struct Monitor {
     pub cancel: CancellationToken,
 }
 
+/// The ready probe's and the health check's verdicts, combined into the
+/// replica's [`HealthView`].
+struct Verdicts<'a> {
+    view: &'a watch::Sender<HealthView>,
+    ready_passed: AtomicBool,
+    check: Mutex<Health>,
+}
+
+impl Verdicts<'_> {
+    async fn publish(&self, message: Option<String>) {
+        let passed = self.ready_passed.load(Ordering::SeqCst);
+        let check = *self.check.lock().await;
+        self.view.send_modify(|v| {
+            v.ready = passed && check == Health::Healthy;
+            v.health = match check {
+                Health::Unhealthy => Health::Unhealthy,
+                Health::Healthy if passed => Health::Healthy,
+                _ => Health::Starting,
+            };
+            v.message = message;
+        });
+    }
+}
+
 impl Monitor {
     /// Runs until cancelled.
     pub async fn run(mut self) {
@@ -84,27 +108,16 @@ impl Monitor {
             ready: false,
             message: None,
         });
-        let ready_passed = AtomicBool::new(!has_ready);
-        let check_state = Mutex::new(if has_check {
-            Health::Starting
-        } else {
-            Health::Healthy
-        });
-        let logs = self.log_wait.take();
-        let this = &self;
-        let publish = |message: Option<String>| async {
-            let passed = ready_passed.load(Ordering::SeqCst);
-            let check = *check_state.lock().await;
-            this.view.send_modify(|v| {
-                v.ready = passed && check == Health::Healthy;
-                v.health = match check {
-                    Health::Unhealthy => Health::Unhealthy,
-                    Health::Healthy if passed => Health::Healthy,
-                    _ => Health::Starting,
-                };
-                v.message = message;
-            });
+        let verdicts = Verdicts {
+            view: &self.view,
+            ready_passed: AtomicBool::new(!has_ready),
+            check: Mutex::new(if has_check {
+                Health::Starting
+            } else {
+                Health::Healthy
+            }),
         };
+        let logs = self.log_wait.take();
         // When the ready probe passes, the health check runs again at once
         // instead of waiting for its next tick: readiness is then known
         // within milliseconds of the service being up.
@@ -112,59 +125,72 @@ impl Monitor {
         let ready_loop = async {
             if let Some(ready) = &plan.ready {
                 self.wait_ready(ready, logs).await;
-                ready_passed.store(true, Ordering::SeqCst);
+                verdicts.ready_passed.store(true, Ordering::SeqCst);
                 ready_now.notify_one();
-                publish(None).await;
+                verdicts.publish(None).await;
             }
         };
         let check_loop = async {
-            let Some(hc) = &plan.healthcheck else {
-                return;
-            };
-            let spec = ProcessSpec {
-                argv: hc.test.argv(),
-                env: self.env.clone(),
-                working_dir: self.working_dir.clone(),
-                label: format!("{}-{} healthcheck", plan.name, self.index),
-            };
-            let mut tally = Tally::new(hc);
-            loop {
-                let result = self
-                    .runtime
-                    .probe(&Probe::Command(spec.clone()), hc.timeout.0)
-                    .await;
-                match result {
-                    ProbeResult::Pass => {
-                        tally.pass();
-                        *check_state.lock().await = Health::Healthy;
-                        publish(None).await;
-                    }
-                    ProbeResult::Fail(output) => {
-                        if tally.fail() {
-                            *check_state.lock().await = Health::Unhealthy;
-                            publish(Some(format!(
-                                "health check failed {} times: {output}",
-                                tally.failures
-                            )))
-                            .await;
-                        } else {
-                            publish(Some(format!("health check failed: {output}"))).await;
-                        }
-                    }
-                }
-                if tally.passed_once {
-                    tokio::time::sleep(hc.interval.0).await;
-                } else {
-                    tokio::select! {
-                        () = tokio::time::sleep(tally.start_interval) => {}
-                        () = ready_now.notified() => {}
-                    }
-                }
+            if let Some(hc) = &plan.healthcheck {
+                self.check_loop(hc, &verdicts, &ready_now).await;
             }
         };
         tokio::select! {
             _ = async { tokio::join!(ready_loop, check_loop) } => self.cancel.cancelled().await,
             () = self.cancel.cancelled() => {}
+        }
+    }
+
+    /// Runs the health check at its intervals for ever, publishing each
+    /// verdict; early on, also as soon as the ready probe passes.
+    async fn check_loop(
+        &self,
+        hc: &berth_compose::HealthCheck,
+        verdicts: &Verdicts<'_>,
+        ready_now: &tokio::sync::Notify,
+    ) {
+        let spec = ProcessSpec {
+            argv: hc.test.argv(),
+            env: self.env.clone(),
+            working_dir: self.working_dir.clone(),
+            label: format!("{}-{} healthcheck", self.plan.name, self.index),
+        };
+        let mut tally = Tally::new(hc);
+        loop {
+            let result = self
+                .runtime
+                .probe(&Probe::Command(spec.clone()), hc.timeout.0)
+                .await;
+            match result {
+                ProbeResult::Pass => {
+                    tally.pass();
+                    *verdicts.check.lock().await = Health::Healthy;
+                    verdicts.publish(None).await;
+                }
+                ProbeResult::Fail(output) => {
+                    if tally.fail() {
+                        *verdicts.check.lock().await = Health::Unhealthy;
+                        verdicts
+                            .publish(Some(format!(
+                                "health check failed {} times: {output}",
+                                tally.failures
+                            )))
+                            .await;
+                    } else {
+                        verdicts
+                            .publish(Some(format!("health check failed: {output}")))
+                            .await;
+                    }
+                }
+            }
+            if tally.passed_once {
+                tokio::time::sleep(hc.interval.0).await;
+            } else {
+                tokio::select! {
+                    () = tokio::time::sleep(tally.start_interval) => {}
+                    () = ready_now.notified() => {}
+                }
+            }
         }
     }
 

@@ -87,32 +87,9 @@ pub(crate) async fn forward(
         if left.is_zero() {
             return Err(last.unwrap_or_else(timed_out));
         }
-        let (slot, more) = match route.pool.pick(tried.as_slice()) {
-            Pick::Replica(slot, more) => (slot, more && tried.len + 1 < MAX_ATTEMPTS),
-            Pick::NoneReady => {
-                return Err(Failure::NoReadyReplica {
-                    service: service.clone(),
-                });
-            }
-            Pick::Exhausted => {
-                return Err(last.unwrap_or(Failure::ConnectFailed {
-                    service: service.clone(),
-                }));
-            }
-        };
+        let (slot, more) = next_replica(route, &tried, &mut last)?;
         tried.push(slot.upstream.addr);
-        let body = match &home {
-            None => RetryBody::empty(),
-            Some(home) => match home.take() {
-                Some(body) => body,
-                // Spent on an earlier attempt: cannot be sent again.
-                None => {
-                    return Err(last.unwrap_or(Failure::UpstreamBroken {
-                        service: service.clone(),
-                    }));
-                }
-            },
-        };
+        let body = attempt_body(home.as_ref(), service, &mut last)?;
         let upstream_req =
             upstream_request(&mut parts, &slot.authority, &path_and_query, body, more)?;
 
@@ -120,12 +97,7 @@ pub(crate) async fn forward(
         let wait = route.timeout.min(left);
         let failure = match tokio::time::timeout(wait, to.client.request(upstream_req)).await {
             Err(_) => {
-                // Hung or overloaded: skipped for a while, like a refusal.
-                route.pool.eject(&slot);
-                shared
-                    .metrics
-                    .upstream_timeout(service, &slot.upstream.replica);
-                tracing::debug!(replica = %slot.upstream.replica, "no response head in time");
+                timed_out_on(shared, route, &slot);
                 if timed_out_before {
                     // One retry after a timeout, not one per replica.
                     return Err(timed_out());
@@ -156,6 +128,52 @@ pub(crate) async fn forward(
         }
         last = Some(failure);
     }
+}
+
+/// The next replica to try and whether another may follow it, or why
+/// there is none (the last failure, when there was one).
+fn next_replica(
+    route: &ServiceRoute,
+    tried: &Tried,
+    last: &mut Option<Failure>,
+) -> Result<(Arc<Slot>, bool), Failure> {
+    let service = &route.pool.service;
+    match route.pool.pick(tried.as_slice()) {
+        Pick::Replica(slot, more) => Ok((slot, more && tried.len + 1 < MAX_ATTEMPTS)),
+        Pick::NoneReady => Err(Failure::NoReadyReplica {
+            service: service.clone(),
+        }),
+        Pick::Exhausted => Err(last.take().unwrap_or(Failure::ConnectFailed {
+            service: service.clone(),
+        })),
+    }
+}
+
+/// The request body for one attempt: the client's, unless an earlier
+/// attempt already spent it (then the request cannot be sent again).
+fn attempt_body(
+    home: Option<&Home>,
+    service: &Arc<str>,
+    last: &mut Option<Failure>,
+) -> Result<RetryBody, Failure> {
+    match home {
+        None => Ok(RetryBody::empty()),
+        Some(home) => home.take().ok_or_else(|| {
+            last.take().unwrap_or(Failure::UpstreamBroken {
+                service: service.clone(),
+            })
+        }),
+    }
+}
+
+/// A replica that sent no response head in time: hung or overloaded, so
+/// skipped for a while like one that refuses connections.
+fn timed_out_on(shared: &Shared, route: &ServiceRoute, slot: &Slot) {
+    route.pool.eject(slot);
+    shared
+        .metrics
+        .upstream_timeout(&route.pool.service, &slot.upstream.replica);
+    tracing::debug!(replica = %slot.upstream.replica, "no response head in time");
 }
 
 /// The request as it goes to one replica. The last possible attempt takes

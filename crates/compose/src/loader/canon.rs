@@ -72,51 +72,14 @@ fn service_fields(name: &str, service: &mut Map, sink: &mut Sink) {
             continue;
         }
         match key.as_str() {
-            "build" => {
-                if let Value::Str(s) = &node.value {
-                    let context = Node::str(s.clone(), node.span);
-                    node.value = Value::Map(map_of([("context", context)]));
-                }
-                if let Some(build) = node.as_map_mut() {
-                    for field in ["args", "labels", "additional_contexts"] {
-                        if let Some(n) = build.get_mut(field) {
-                            list_to_map(&mut n.value.value, Stringify::Keep);
-                        }
-                    }
-                    if let Some(n) = build.get_mut("extra_hosts") {
-                        extra_hosts(&mut n.value.value);
-                    }
-                    if let Some(n) = build.get_mut("secrets") {
-                        file_mounts(&mut n.value.value);
-                        octal_modes(&mut n.value.value);
-                    }
-                }
-            }
+            "build" => build(node),
             "extends" => {
                 if let Value::Str(s) = &node.value {
                     let service = Node::str(s.clone(), node.span);
                     node.value = Value::Map(map_of([("service", service)]));
                 }
             }
-            "command" | "entrypoint" => {
-                if let Value::Str(s) = &node.value {
-                    match shlex::split(s) {
-                        Some(argv) => {
-                            let span = node.span;
-                            node.value =
-                                Value::Seq(argv.into_iter().map(|a| Node::str(a, span)).collect());
-                        }
-                        None => sink.push(
-                            Diagnostic::error(
-                                DiagnosticKind::InvalidValue,
-                                node.span,
-                                format!("{}: unbalanced quotes in {s:?}", display_path(&path(key))),
-                            )
-                            .with_help("close the quote, or write the command as a list"),
-                        ),
-                    }
-                }
-            }
+            "command" | "entrypoint" => argv(&path(key), node, sink),
             "healthcheck" => {
                 if let Some(test) = node.get_mut("test")
                     && let Value::Str(s) = &test.value
@@ -141,59 +104,9 @@ fn service_fields(name: &str, service: &mut Map, sink: &mut Sink) {
             }
             "extra_hosts" => extra_hosts(&mut node.value),
             "dns" | "dns_search" | "dns_opt" | "tmpfs" | "label_file" => to_list(node),
-            "env_file" => {
-                to_list(node);
-                if let Value::Seq(items) = &mut node.value {
-                    for item in items {
-                        if let Value::Str(s) = &item.value {
-                            let span = item.span;
-                            item.value = Value::Map(map_of([
-                                ("path", Node::str(s.clone(), span)),
-                                ("required", Node::new(Value::Bool(true), span)),
-                            ]));
-                        }
-                    }
-                }
-            }
-            "depends_on" => {
-                if let Value::Seq(items) = &node.value {
-                    let mut map = Map::default();
-                    for item in items {
-                        if let Some(s) = item.scalar_string() {
-                            let span = item.span;
-                            let long = map_of([
-                                ("condition", Node::str("service_started", span)),
-                                ("required", Node::new(Value::Bool(true), span)),
-                            ]);
-                            map.insert(
-                                s,
-                                Entry {
-                                    key_span: span,
-                                    value: Node::new(Value::Map(long), span),
-                                },
-                            );
-                        }
-                    }
-                    node.value = Value::Map(map);
-                }
-            }
-            "networks" => {
-                if let Value::Seq(items) = &node.value {
-                    let map = items
-                        .iter()
-                        .filter_map(|i| {
-                            Some((
-                                i.scalar_string()?,
-                                Entry {
-                                    key_span: i.span,
-                                    value: Node::new(Value::Null, i.span),
-                                },
-                            ))
-                        })
-                        .collect();
-                    node.value = Value::Map(map);
-                }
-            }
+            "env_file" => env_file(node),
+            "depends_on" => depends_on(node),
+            "networks" => networks(node),
             "ports" => ports(&path(key), node, sink),
             "expose" => {
                 if let Value::Seq(items) = &mut node.value {
@@ -212,6 +125,107 @@ fn service_fields(name: &str, service: &mut Map, sink: &mut Sink) {
             "devices" => devices(node),
             _ => {}
         }
+    }
+}
+
+/// `build: DIR` to `{context: DIR}`, and its lists to maps.
+fn build(node: &mut Node) {
+    if let Value::Str(s) = &node.value {
+        let context = Node::str(s.clone(), node.span);
+        node.value = Value::Map(map_of([("context", context)]));
+    }
+    if let Some(build) = node.as_map_mut() {
+        for field in ["args", "labels", "additional_contexts"] {
+            if let Some(n) = build.get_mut(field) {
+                list_to_map(&mut n.value.value, Stringify::Keep);
+            }
+        }
+        if let Some(n) = build.get_mut("extra_hosts") {
+            extra_hosts(&mut n.value.value);
+        }
+        if let Some(n) = build.get_mut("secrets") {
+            file_mounts(&mut n.value.value);
+            octal_modes(&mut n.value.value);
+        }
+    }
+}
+
+/// A string `command`/`entrypoint` split as a shell would.
+fn argv(path: &[String], node: &mut Node, sink: &mut Sink) {
+    if let Value::Str(s) = &node.value {
+        match shlex::split(s) {
+            Some(argv) => {
+                let span = node.span;
+                node.value = Value::Seq(argv.into_iter().map(|a| Node::str(a, span)).collect());
+            }
+            None => sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::InvalidValue,
+                    node.span,
+                    format!("{}: unbalanced quotes in {s:?}", display_path(path)),
+                )
+                .with_help("close the quote, or write the command as a list"),
+            ),
+        }
+    }
+}
+
+/// `env_file` entries in long form.
+fn env_file(node: &mut Node) {
+    to_list(node);
+    if let Value::Seq(items) = &mut node.value {
+        for item in items {
+            if let Value::Str(s) = &item.value {
+                let span = item.span;
+                item.value = Value::Map(map_of([
+                    ("path", Node::str(s.clone(), span)),
+                    ("required", Node::new(Value::Bool(true), span)),
+                ]));
+            }
+        }
+    }
+}
+
+/// A `depends_on` list to its long form.
+fn depends_on(node: &mut Node) {
+    if let Value::Seq(items) = &node.value {
+        let mut map = Map::default();
+        for item in items {
+            if let Some(s) = item.scalar_string() {
+                let span = item.span;
+                let long = map_of([
+                    ("condition", Node::str("service_started", span)),
+                    ("required", Node::new(Value::Bool(true), span)),
+                ]);
+                map.insert(
+                    s,
+                    Entry {
+                        key_span: span,
+                        value: Node::new(Value::Map(long), span),
+                    },
+                );
+            }
+        }
+        node.value = Value::Map(map);
+    }
+}
+
+/// A `networks` list to a map.
+fn networks(node: &mut Node) {
+    if let Value::Seq(items) = &node.value {
+        let map = items
+            .iter()
+            .filter_map(|i| {
+                Some((
+                    i.scalar_string()?,
+                    Entry {
+                        key_span: i.span,
+                        value: Node::new(Value::Null, i.span),
+                    },
+                ))
+            })
+            .collect();
+        node.value = Value::Map(map);
     }
 }
 

@@ -86,30 +86,7 @@ impl Ctx<'_> {
                 }
                 self.extended(services, &base_name, file, env, stack)
             }
-            Some(other) => {
-                let dir = file.parent().unwrap_or(Path::new("."));
-                let other_path = absolute(dir, Path::new(&other));
-                let docs = self.extends_file(&other_path, env, ext.span)?;
-                let other_services: Map = docs
-                    .iter()
-                    .filter_map(services_of)
-                    .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
-                    .collect();
-                if !other_services.contains_key(&base_name) {
-                    self.sink.push(Diagnostic::error(
-                        DiagnosticKind::UnknownService,
-                        ext.span,
-                        format!(
-                            "services.{name}.extends: service {base_name:?} is not defined in {}",
-                            other_path.display()
-                        ),
-                    ));
-                    stack.pop();
-                    return None;
-                }
-                let base = self.extended(&other_services, &base_name, &other_path, env, stack);
-                base.map(|b| self.rebase(b, &base_name, &other_path, env))
-            }
+            Some(other) => self.extended_from(&other, &base_name, name, &ext, file, env, stack),
         };
         stack.pop();
         let base = base?;
@@ -121,6 +98,43 @@ impl Ctx<'_> {
             m.shift_remove("extends");
         }
         Some(merge::merge_service(name, base, service, &mut self.sink))
+    }
+
+    /// Service `base_name` of file `other` (relative to `file`), extended
+    /// by service `name`, rebased onto that file's directory.
+    #[allow(clippy::too_many_arguments)]
+    fn extended_from(
+        &mut self,
+        other: &str,
+        base_name: &str,
+        name: &str,
+        ext: &Node,
+        file: &Path,
+        env: &Env,
+        stack: &mut Vec<(PathBuf, String)>,
+    ) -> Option<Node> {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let other_path = absolute(dir, Path::new(other));
+        let docs = self.extends_file(&other_path, env, ext.span)?;
+        let other_services: Map = docs
+            .iter()
+            .filter_map(services_of)
+            .flat_map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .collect();
+        if !other_services.contains_key(base_name) {
+            self.sink.push(Diagnostic::error(
+                DiagnosticKind::UnknownService,
+                ext.span,
+                format!(
+                    "services.{name}.extends: service {base_name:?} is not defined in {}",
+                    other_path.display()
+                ),
+            ));
+            stack.pop();
+            return None;
+        }
+        let base = self.extended(&other_services, base_name, &other_path, env, stack);
+        base.map(|b| self.rebase(b, base_name, &other_path, env))
     }
 
     /// Relative paths of a service from another file resolve against that

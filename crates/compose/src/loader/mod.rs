@@ -330,6 +330,13 @@ impl Ctx<'_> {
                 return Some(files);
             }
         }
+        self.discover()
+    }
+
+    /// The default files of the project directory or its nearest parent
+    /// that has one, with its override file.
+    fn discover(&mut self) -> Option<Vec<PathBuf>> {
+        let wd = &self.options.working_dir;
         let start = self
             .options
             .project_directory

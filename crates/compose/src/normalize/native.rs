@@ -142,25 +142,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
                 "logs go to berth's log files and stream",
             );
         }
-        match service.network_mode.as_deref() {
-            Some(mode) if mode.starts_with("container:") => ctx.sink.push(
-                Diagnostic::error(
-                    DiagnosticKind::Unsupported,
-                    tree.span_at(&["services", name, "network_mode"]),
-                    format!("services.{name}.network_mode: {mode:?} joins another container's network, which the native runtime cannot do"),
-                )
-                .with_help("remove network_mode: native services already share the host's loopback"),
-            ),
-            Some("none") => ctx.sink.push(
-                Diagnostic::error(
-                    DiagnosticKind::Unsupported,
-                    tree.span_at(&["services", name, "network_mode"]),
-                    format!("services.{name}.network_mode: \"none\" would cut the service off the network, which the native runtime cannot do"),
-                )
-                .with_help("remove network_mode, or run this service with docker compose"),
-            ),
-            _ => {}
-        }
+        network_mode(ctx, name, service.network_mode.as_deref(), tree);
     }
     for (field, (services, span, why)) in uses {
         ctx.sink.push(Diagnostic::warning(
@@ -171,5 +153,28 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
                 services.join(", ")
             ),
         ));
+    }
+}
+
+/// `network_mode` values the native runtime would silently change.
+fn network_mode(ctx: &mut Ctx<'_>, name: &str, mode: Option<&str>, tree: &Node) {
+    match mode {
+        Some(mode) if mode.starts_with("container:") => ctx.sink.push(
+            Diagnostic::error(
+                DiagnosticKind::Unsupported,
+                tree.span_at(&["services", name, "network_mode"]),
+                format!("services.{name}.network_mode: {mode:?} joins another container's network, which the native runtime cannot do"),
+            )
+            .with_help("remove network_mode: native services already share the host's loopback"),
+        ),
+        Some("none") => ctx.sink.push(
+            Diagnostic::error(
+                DiagnosticKind::Unsupported,
+                tree.span_at(&["services", name, "network_mode"]),
+                format!("services.{name}.network_mode: \"none\" would cut the service off the network, which the native runtime cannot do"),
+            )
+            .with_help("remove network_mode, or run this service with docker compose"),
+        ),
+        _ => {}
     }
 }
