@@ -19,6 +19,7 @@
 
 mod context;
 pub mod diag;
+pub mod diff;
 pub mod dotenv;
 pub mod interpolate;
 mod loader;
