@@ -32,6 +32,18 @@ pub struct State {
     pub logs: berth_engine::logs::LogHub,
     /// Cancelled when the server shuts down: streams end.
     pub shutdown: CancellationToken,
+    /// The project as the stack runs it now (the last deploy's).
+    pub running: std::sync::Mutex<berth_compose::Project>,
+}
+
+impl State {
+    /// The project as the stack runs it now.
+    pub fn model(&self) -> berth_compose::Project {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// A streaming response of NDJSON lines from `rx`; it ends when `rx`

@@ -184,6 +184,7 @@ async fn foreground(
         down: down_tx,
         logs: logs.clone(),
         shutdown: CancellationToken::new(),
+        running: std::sync::Mutex::new(project.clone()),
     });
     let socket = api::socket_path(&state_dir);
     let api = api::server::serve(&socket, state)

@@ -93,6 +93,23 @@ impl Project {
         done
     }
 
+    /// Keeps only the named services and what they depend on, directly
+    /// or not (`berth up SERVICE…`).
+    pub fn retain_with_dependencies(&mut self, names: &[String]) {
+        let mut keep: Vec<String> = Vec::new();
+        let mut todo: Vec<String> = names.to_vec();
+        while let Some(n) = todo.pop() {
+            if keep.contains(&n) {
+                continue;
+            }
+            if let Some(s) = self.services.get(&n) {
+                todo.extend(s.depends_on.keys().cloned());
+            }
+            keep.push(n);
+        }
+        self.services.retain(|k, _| keep.contains(k));
+    }
+
     /// The name of a named volume on disk (`name:` or `<project>_<key>`).
     pub fn volume_name(&self, key: &str) -> String {
         self.volumes
