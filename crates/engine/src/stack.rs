@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cell::{Event, ServiceCell, Snapshot};
 pub use crate::drain::Drain;
+use crate::drain::Listed;
 use crate::forward::{self, Backends, BindError};
 use crate::logs::{LogHub, Source};
 use crate::plan::ServicePlan;
@@ -64,7 +65,8 @@ pub struct Stack {
     tasks: Mutex<BTreeMap<(String, u32), ReplicaTask>>,
     force: CancellationToken,
     forwarders: CancellationToken,
-    /// In-flight counts per replica address, for draining.
+    /// Uses of each replica address (routers listing it, connections and
+    /// requests to it), for draining.
     pub drain: Arc<Drain>,
     /// The bound address of every forwarded declared port: (service, target, address).
     pub listening: Vec<(String, u16, std::net::SocketAddr)>,
@@ -133,29 +135,18 @@ impl Stack {
         }
         let forwarders = CancellationToken::new();
         let mut listening = Vec::new();
-        let active: Arc<forward::Active> = Arc::default();
         let drain: Arc<Drain> = Arc::default();
-        let mut routing: Vec<watch::Receiver<Backends>> = Vec::new();
         for (service, target, listener) in listeners {
             if let Ok(addr) = listener.local_addr() {
                 listening.push((service.clone(), target, addr));
             }
             if let Some(cell) = cells.get(&service) {
-                let backends = backends(cell, target, &forwarders);
-                routing.push(backends.clone());
-                forward::serve(listener, backends, active.clone(), forwarders.clone());
+                // A replica is in use by the forwarders while one lists it
+                // (it may be picked) or a connection to it is open.
+                let backends = backends(cell, target, &drain, &forwarders);
+                forward::serve(listener, backends, drain.clone(), forwarders.clone());
             }
         }
-        // A replica is in use by the forwarders while one lists it (it may
-        // be picked) or a connection to it is open.
-        let counted = active.clone();
-        drain.add(Arc::new(move |addr| {
-            counted.count(addr)
-                + routing
-                    .iter()
-                    .filter(|rx| rx.borrow().contains(&addr))
-                    .count()
-        }));
         let stack = Arc::new(Stack {
             project: project.to_string(),
             cells,
@@ -578,10 +569,12 @@ impl Stack {
     }
 }
 
-/// The ready replicas of a service for one declared port, kept current.
+/// The ready replicas of a service for one declared port, kept current;
+/// every replica listed is in use for `drain` while it is.
 fn backends(
     cell: &Arc<ServiceCell>,
     target: u16,
+    drain: &Arc<Drain>,
     cancel: &CancellationToken,
 ) -> watch::Receiver<Backends> {
     let mut rx = cell.subscribe();
@@ -592,7 +585,10 @@ fn backends(
             .map(|p| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, *p)))
             .collect()
     };
-    let (tx, out) = watch::channel(compute(&rx.borrow_and_update()));
+    let first = compute(&rx.borrow_and_update());
+    let mut listed = Listed::new(drain.clone());
+    listed.update(first.iter().copied());
+    let (tx, out) = watch::channel(first);
     let cancel = cancel.clone();
     tokio::spawn(async move {
         loop {
@@ -601,14 +597,16 @@ fn backends(
                 () = cancel.cancelled() => return,
             }
             let next = compute(&rx.borrow_and_update());
+            // Published first, let go of second (see `Listed::update`).
             tx.send_if_modified(|cur| {
                 if *cur == next {
                     false
                 } else {
-                    *cur = next;
+                    *cur = next.clone();
                     true
                 }
             });
+            listed.update(next.iter().copied());
         }
     });
     out
