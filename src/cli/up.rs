@@ -151,7 +151,7 @@ async fn foreground(
         &options,
     );
     let stack = tokio::select! {
-        s = start => s.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?,
+        s = start => s.map_err(|e| Failure::Runtime(e.into()))?,
         () = signals.next() => return Err(Failure::Interrupted),
     };
     for (service, target, addr) in &stack.listening {
