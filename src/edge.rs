@@ -22,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// The running stack, for the proxy.
 pub struct EngineView {
@@ -32,9 +33,10 @@ pub struct EngineView {
 }
 
 impl EngineView {
-    /// Follows every service's ready replicas for each of its ports. Must be
-    /// called on the engine's runtime (it spawns the followers there).
-    pub fn new(stack: Arc<Stack>, logs: LogHub) -> EngineView {
+    /// Follows every service's ready replicas for each of its ports until
+    /// `cancel`. Must be called on the engine's runtime (it spawns the
+    /// followers there).
+    pub fn new(stack: Arc<Stack>, logs: LogHub, cancel: &CancellationToken) -> EngineView {
         let mut channels = HashMap::new();
         for cell in stack.services() {
             let mut targets = cell.plan.targets.clone();
@@ -42,7 +44,7 @@ impl EngineView {
                 targets.push(0);
             }
             for target in targets {
-                let followed = follow(cell, target, &stack.drain);
+                let followed = follow(cell, target, &stack.drain, cancel);
                 channels.insert((cell.name().to_string(), target), followed);
             }
         }
@@ -137,12 +139,13 @@ impl EngineView {
     }
 }
 
-/// The ready replicas of a service for one port, kept current; each
-/// listed replica is in use for `drain` while it is.
+/// The ready replicas of a service for one port, kept current until
+/// `cancel`; each listed replica is in use for `drain` while it is.
 fn follow(
     cell: &Arc<berth_engine::ServiceCell>,
     target: u16,
     drain: &Arc<Drain>,
+    cancel: &CancellationToken,
 ) -> watch::Receiver<Upstreams> {
     let compute = move |snap: &berth_engine::Snapshot| -> Upstreams {
         snap.iter()
@@ -160,8 +163,13 @@ fn follow(
     let mut listed = Listed::new(drain.clone());
     listed.update(first.iter().map(|u| u.addr));
     let (tx, out) = watch::channel(first);
+    let cancel = cancel.clone();
     tokio::spawn(async move {
-        while rx.changed().await.is_ok() {
+        loop {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                () = cancel.cancelled() => return,
+            }
             let next = compute(&rx.borrow_and_update());
             // Published first, let go of second (see `Listed::update`).
             tx.send_if_modified(|cur| {

@@ -279,9 +279,11 @@ fn events(state: &State) -> Response<Body> {
     let mut lost = state.logs.lost_lines();
     lost.mark_unchanged();
     let (tx, rx) = mpsc::channel(256);
+    let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         loop {
             let json = tokio::select! {
+                () = shutdown.cancelled() => return,
                 e = events.recv() => match e {
                     Ok(e) => serde_json::to_vec(&e).unwrap_or_default(),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

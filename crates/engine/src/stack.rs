@@ -53,6 +53,10 @@ pub struct Stack {
     logs: LogHub,
     events: broadcast::Sender<Event>,
     tasks: Mutex<BTreeMap<(String, u32), ReplicaTask>>,
+    /// The stack's lifetime: every replica's `stop` and the forwarders'
+    /// token are its children.
+    cancel: CancellationToken,
+    /// Not a lifetime: once cancelled, stops skip their grace periods.
     force: CancellationToken,
     forwarders: CancellationToken,
     /// Uses of each replica address (routers listing it, connections and
@@ -72,7 +76,9 @@ impl std::fmt::Debug for Stack {
 
 impl Stack {
     /// Binds every declared port, runs the native builds, and starts every
-    /// replica (each waits for its own dependencies).
+    /// replica (each waits for its own dependencies). Everything the stack
+    /// runs stops when `cancel` is cancelled; [`Stack::stop`] stops it in
+    /// order.
     ///
     /// # Errors
     /// A port in use, a failing build or an uncreatable volume directory;
@@ -83,6 +89,7 @@ impl Stack {
         runtime: Arc<dyn Runtime>,
         logs: LogHub,
         options: &UpOptions,
+        cancel: CancellationToken,
     ) -> Result<Arc<Stack>, Error> {
         // Ports first: a port in use should fail before minutes of building.
         let listeners = bind_ports(&plans).await?;
@@ -94,7 +101,7 @@ impl Stack {
         }
         let (events, _) = broadcast::channel(4096);
         let cells = cells(plans, options, &events);
-        let forwarders = CancellationToken::new();
+        let forwarders = cancel.child_token();
         let drain: Arc<Drain> = Arc::default();
         let listening = forward_ports(listeners, &cells, &drain, &forwarders);
         let stack = Arc::new(Stack {
@@ -104,6 +111,7 @@ impl Stack {
             logs,
             events,
             tasks: Mutex::new(BTreeMap::new()),
+            cancel,
             force: CancellationToken::new(),
             forwarders,
             drain,
@@ -128,7 +136,7 @@ impl Stack {
                     .map(|c| (d.clone(), c.subscribe()))
             })
             .collect();
-        let stop = CancellationToken::new();
+        let stop = self.cancel.child_token();
         let (commands_tx, commands) = mpsc::channel(4);
         let drain = self.drain.clone();
         let replica = Replica {
@@ -389,7 +397,8 @@ impl Stack {
     }
 
     /// Stops everything in reverse dependency order, each replica with its
-    /// stop signal and grace period; forwarders last.
+    /// stop signal and grace period; forwarders last, then whatever else
+    /// hangs off the stack's token.
     pub async fn stop(&self) {
         let order: Vec<String> = self.cells.keys().rev().cloned().collect();
         for service in order {
@@ -410,6 +419,7 @@ impl Stack {
             }
         }
         self.forwarders.cancel();
+        self.cancel.cancel();
     }
 
     /// Skips every remaining grace period (the second Ctrl-C).

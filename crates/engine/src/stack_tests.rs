@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::logs::LogHub;
 use crate::runtime::fake::{FakeRuntime, Record, Script};
 use crate::runtime::{ProbeResult, SpawnError};
@@ -27,9 +29,16 @@ async fn start(yaml: &str, fake: &FakeRuntime) -> Arc<Stack> {
         build: false,
         ..UpOptions::default()
     };
-    Stack::start("t", plans(yaml), Arc::new(fake.clone()), logs, &options)
-        .await
-        .unwrap()
+    Stack::start(
+        "t",
+        plans(yaml),
+        Arc::new(fake.clone()),
+        logs,
+        &options,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
 }
 
 fn ms(d: Duration) -> u128 {
@@ -297,6 +306,7 @@ async fn scale_overrides_the_file() {
         Arc::new(fake.clone()),
         LogHub::new(tempfile::tempdir().unwrap().keep()).unwrap(),
         &options,
+        CancellationToken::new(),
     )
     .await
     .unwrap();

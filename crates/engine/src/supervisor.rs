@@ -44,7 +44,8 @@ pub(crate) struct Replica {
     pub logs: LogHub,
     /// Dependencies with their services' snapshots.
     pub deps: Vec<(Dependency, watch::Receiver<Snapshot>)>,
-    /// Stop this replica (graceful).
+    /// Stop this replica (graceful); a child of the stack's token, and the
+    /// parent of its incarnations' monitors.
     pub stop: CancellationToken,
     /// Skip grace periods (second Ctrl-C).
     pub force: CancellationToken,
@@ -293,7 +294,7 @@ impl Replica {
             ready: false,
             message: None,
         });
-        let monitor_cancel = CancellationToken::new();
+        let monitor_cancel = self.stop.child_token();
         let monitor = Monitor {
             runtime: self.runtime.clone(),
             plan: plan.clone(),
@@ -360,6 +361,8 @@ impl Replica {
     /// is to be restarted, or is stopped; rolling restarts replace it
     /// meanwhile.
     async fn follow(&mut self, cur: &mut Incarnation) -> Result<Outcome, Failure> {
+        // Its monitor ends with `stop` (its parent token): nothing more to read then.
+        let mut monitored = true;
         loop {
             tokio::select! {
                 exit = cur.process.wait() => {
@@ -368,8 +371,9 @@ impl Replica {
                     })?;
                     return Ok(Outcome::Exited(exit));
                 }
-                changed = cur.view.changed() => {
+                changed = cur.view.changed(), if monitored => {
                     if changed.is_err() {
+                        monitored = false;
                         continue;
                     }
                     let view = cur.view.borrow_and_update().clone();
@@ -381,6 +385,8 @@ impl Replica {
                     if let Some(outcome) = self.obey(cur, command).await {
                         return Ok(outcome);
                     }
+                    // Possibly a new incarnation, with a monitor of its own.
+                    monitored = true;
                 }
                 () = self.stop.cancelled() => {
                     self.terminate(cur.process.as_mut(), false).await;
@@ -482,8 +488,8 @@ impl Replica {
         Ok(())
     }
 
-    /// Waits until a new incarnation is ready. When it will not be because
-    /// it ended or the replica is being stopped, its process is gone on
+    /// Waits until a new incarnation is ready. When it will not be (it
+    /// ended, or the replica is being stopped), its process is gone on
     /// return.
     async fn until_ready(&self, next: &mut Incarnation) -> Result<(), RollError> {
         loop {
@@ -493,7 +499,13 @@ impl Replica {
             tokio::select! {
                 changed = next.view.changed() => {
                     if changed.is_err() {
-                        return Err(RollError::Unmonitored);
+                        // Its monitor ended: the replica is being stopped.
+                        self.terminate(next.process.as_mut(), true).await;
+                        return Err(if self.stop.is_cancelled() {
+                            RollError::Stopped
+                        } else {
+                            RollError::Unmonitored
+                        });
                     }
                 }
                 exit = next.process.wait() => {
