@@ -345,7 +345,7 @@ impl Edge {
         stack: &Arc<Stack>,
         logs: &LogHub,
         cancel: CancellationToken,
-    ) -> Result<Edge, String> {
+    ) -> Result<Edge, berth_proxy::ProxyError> {
         let Some(settings) = project.settings.proxy.clone() else {
             return Ok(Edge {
                 proxy: None,
@@ -362,9 +362,7 @@ impl Edge {
             drain_timeout: stack.grace(),
             ..berth_proxy::ServeOptions::default()
         };
-        let proxy = berth_proxy::serve_with(settings, view, cancel.clone(), options)
-            .await
-            .map_err(|e| e.to_string())?;
+        let proxy = berth_proxy::serve_with(settings, view, cancel.clone(), options).await?;
         let addrs: Vec<String> = proxy
             .local_addrs()
             .iter()
