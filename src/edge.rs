@@ -1,14 +1,20 @@
 //! The engine as the edge proxy sees it: ready replicas per service and
 //! port, aggregated health, engine metrics, the access log, and in-flight
 //! requests counted for draining.
+//!
+//! The proxy reports each request through [`StackView::request_started`];
+//! its guard is a use of the replica in the engine's [`Drain`], and so is
+//! every replica a route lists, so a replica being replaced is stopped
+//! only once the proxy has let go of it.
 
 use std::collections::HashMap;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
+use berth_engine::drain::{Drain, Listed};
 use berth_engine::logs::LogHub;
-use berth_engine::{ReplicaState, Stack, forward::Active};
+use berth_engine::{ReplicaState, Stack};
 use berth_proxy::{StackView, Upstream, Upstreams};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +22,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// The running stack, for the proxy.
 pub struct EngineView {
@@ -23,14 +30,13 @@ pub struct EngineView {
     logs: LogHub,
     /// Ready replicas per (service, declared port; 0 = `$PORT`).
     channels: HashMap<(String, u16), watch::Receiver<Upstreams>>,
-    /// Requests in flight per replica address.
-    active: Arc<Active>,
 }
 
 impl EngineView {
-    /// Follows every service's ready replicas for each of its ports. Must be
-    /// called on the engine's runtime (it spawns the followers there).
-    pub fn new(stack: Arc<Stack>, logs: LogHub) -> EngineView {
+    /// Follows every service's ready replicas for each of its ports until
+    /// `cancel`. Must be called on the engine's runtime (it spawns the
+    /// followers there).
+    pub fn new(stack: Arc<Stack>, logs: LogHub, cancel: &CancellationToken) -> EngineView {
         let mut channels = HashMap::new();
         for cell in stack.services() {
             let mut targets = cell.plan.targets.clone();
@@ -38,30 +44,18 @@ impl EngineView {
                 targets.push(0);
             }
             for target in targets {
-                channels.insert((cell.name().to_string(), target), follow(cell, target));
+                let followed = follow(cell, target, &stack.drain, cancel);
+                channels.insert((cell.name().to_string(), target), followed);
             }
         }
-        let active: Arc<Active> = Arc::default();
-        let counted = active.clone();
-        // In use by the proxy while a route lists it or a request to it runs.
-        let listed: Vec<watch::Receiver<Upstreams>> = channels.values().cloned().collect();
-        stack.drain.add(Arc::new(move |addr| {
-            counted.count(addr)
-                + listed
-                    .iter()
-                    .filter(|rx| rx.borrow().iter().any(|u| u.addr == addr))
-                    .count()
-        }));
         EngineView {
             stack,
             logs,
             channels,
-            active,
         }
     }
 }
 
-/// A watch of the service's ready replicas for one port.
 /// Labels of a replica's series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReplicaLabels {
@@ -145,7 +139,14 @@ impl EngineView {
     }
 }
 
-fn follow(cell: &Arc<berth_engine::ServiceCell>, target: u16) -> watch::Receiver<Upstreams> {
+/// The ready replicas of a service for one port, kept current until
+/// `cancel`; each listed replica is in use for `drain` while it is.
+fn follow(
+    cell: &Arc<berth_engine::ServiceCell>,
+    target: u16,
+    drain: &Arc<Drain>,
+    cancel: &CancellationToken,
+) -> watch::Receiver<Upstreams> {
     let compute = move |snap: &berth_engine::Snapshot| -> Upstreams {
         snap.iter()
             .filter(|r| r.ready && r.state == ReplicaState::Running)
@@ -158,18 +159,28 @@ fn follow(cell: &Arc<berth_engine::ServiceCell>, target: u16) -> watch::Receiver
             .collect()
     };
     let mut rx = cell.subscribe();
-    let (tx, out) = watch::channel(compute(&rx.borrow_and_update()));
+    let first = compute(&rx.borrow_and_update());
+    let mut listed = Listed::new(drain.clone());
+    listed.update(first.iter().map(|u| u.addr));
+    let (tx, out) = watch::channel(first);
+    let cancel = cancel.clone();
     tokio::spawn(async move {
-        while rx.changed().await.is_ok() {
+        loop {
+            tokio::select! {
+                changed = rx.changed() => if changed.is_err() { return },
+                () = cancel.cancelled() => return,
+            }
             let next = compute(&rx.borrow_and_update());
+            // Published first, let go of second (see `Listed::update`).
             tx.send_if_modified(|cur| {
                 if *cur == next {
                     false
                 } else {
-                    *cur = next;
+                    *cur = next.clone();
                     true
                 }
             });
+            listed.update(next.iter().map(|u| u.addr));
             if tx.is_closed() {
                 return;
             }
@@ -238,6 +249,6 @@ impl StackView for EngineView {
     }
 
     fn request_started(&self, addr: SocketAddr) -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        Some(Box::new(self.active.enter(addr)))
+        Some(Box::new(self.stack.drain.enter(addr)))
     }
 }

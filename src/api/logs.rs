@@ -62,6 +62,7 @@ pub fn serve(
     let (tx, rx) = mpsc::channel::<Bytes>(1024);
     let hub = state.stack.logs().clone();
     let mut live = follow.then(|| hub.subscribe());
+    let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         hub.flush().await;
         let dir = hub.dir().to_path_buf();
@@ -82,7 +83,14 @@ pub fn serve(
             }
         }
         let Some(live) = live.as_mut() else { return };
-        while let Some(delivery) = live.recv().await {
+        loop {
+            let delivery = tokio::select! {
+                () = shutdown.cancelled() => return,
+                d = live.recv() => match d {
+                    Some(d) => d,
+                    None => return,
+                },
+            };
             match delivery {
                 Delivery::Records(batch) => {
                     for r in batch.iter() {

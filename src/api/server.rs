@@ -111,6 +111,33 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     )
 }
 
+/// The status of an engine error, by what went wrong (never by message).
+fn status(e: &berth_engine::Error) -> StatusCode {
+    use berth_engine::{Error as E, RollError};
+    match e {
+        E::UnknownService { .. } => StatusCode::NOT_FOUND,
+        // The replica's task ended: the stack is stopping.
+        E::Roll {
+            reason: RollError::Gone,
+            ..
+        } => StatusCode::SERVICE_UNAVAILABLE,
+        E::DirectScale { .. } | E::Roll { .. } => StatusCode::CONFLICT,
+        // Start-up errors: a running stack does not meet them.
+        E::Bind(_)
+        | E::Build { .. }
+        | E::BuildSpawn { .. }
+        | E::BuildWait { .. }
+        | E::Volume { .. }
+        | E::OpenFiles { .. }
+        | E::RaiseOpenFiles { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// An engine error as a reply: its status, and the message with its causes.
+fn engine_error(e: &berth_engine::Error) -> Response<Body> {
+    error(status(e), e.chain())
+}
+
 async fn body<T: serde::de::DeserializeOwned + Default>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
@@ -252,9 +279,11 @@ fn events(state: &State) -> Response<Body> {
     let mut lost = state.logs.lost_lines();
     lost.mark_unchanged();
     let (tx, rx) = mpsc::channel(256);
+    let shutdown = state.shutdown.clone();
     tokio::spawn(async move {
         loop {
             let json = tokio::select! {
+                () = shutdown.cancelled() => return,
                 e = events.recv() => match e {
                     Ok(e) => serde_json::to_vec(&e).unwrap_or_default(),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
@@ -285,7 +314,7 @@ fn events(state: &State) -> Response<Body> {
 }
 
 /// The named services (all when none), or which one does not exist.
-fn targets(state: &State, services: &[String]) -> Result<Vec<String>, String> {
+fn targets(state: &State, services: &[String]) -> Result<Vec<String>, berth_engine::Error> {
     if services.is_empty() {
         return Ok(state
             .stack
@@ -295,7 +324,7 @@ fn targets(state: &State, services: &[String]) -> Result<Vec<String>, String> {
     }
     for s in services {
         if state.stack.service(s).is_none() {
-            return Err(format!("no such service: {s}"));
+            return Err(berth_engine::Error::UnknownService { service: s.clone() });
         }
     }
     Ok(services.to_vec())
@@ -304,20 +333,16 @@ fn targets(state: &State, services: &[String]) -> Result<Vec<String>, String> {
 async fn restart(state: &State, s: Services) -> Response<Body> {
     let services = match targets(state, &s.services) {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::NOT_FOUND, e),
+        Err(e) => return engine_error(&e),
     };
     let mut lines = Vec::new();
     for service in services {
         match state.stack.restart(&service).await {
             Ok(mut l) => lines.append(&mut l),
             Err(e) => {
-                lines.push(e);
-                return json(
-                    StatusCode::CONFLICT,
-                    &ApiError {
-                        error: lines.join("\n"),
-                    },
-                );
+                // What was restarted before, then what failed.
+                lines.push(e.chain());
+                return error(status(&e), lines.join("\n"));
             }
         }
     }
@@ -327,13 +352,13 @@ async fn restart(state: &State, s: Services) -> Response<Body> {
 async fn stop(state: &State, s: Services) -> Response<Body> {
     let services = match targets(state, &s.services) {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::NOT_FOUND, e),
+        Err(e) => return engine_error(&e),
     };
     let mut lines = Vec::new();
     // Dependents first.
     for service in services.iter().rev() {
         if let Err(e) = state.stack.stop_service(service).await {
-            return error(StatusCode::CONFLICT, e);
+            return engine_error(&e);
         }
         lines.push(format!("{service}: stopped"));
     }
@@ -343,12 +368,12 @@ async fn stop(state: &State, s: Services) -> Response<Body> {
 fn start(state: &State, s: Services) -> Response<Body> {
     let services = match targets(state, &s.services) {
         Ok(t) => t,
-        Err(e) => return error(StatusCode::NOT_FOUND, e),
+        Err(e) => return engine_error(&e),
     };
     let mut lines = Vec::new();
     for service in services {
         if let Err(e) = state.stack.start_service(&service) {
-            return error(StatusCode::CONFLICT, e);
+            return engine_error(&e);
         }
         lines.push(format!("{service}: starting"));
     }
@@ -359,7 +384,7 @@ async fn scale(state: &State, s: Scale) -> Response<Body> {
     let mut lines = Vec::new();
     for (service, n) in s.scale {
         if let Err(e) = state.stack.scale(&service, n).await {
-            return error(StatusCode::CONFLICT, e);
+            return engine_error(&e);
         }
         lines.push(format!(
             "{service}: {n} replica{}",
@@ -375,7 +400,9 @@ fn exec_target(state: &State, q: &[(String, String)]) -> Response<Body> {
         return error(StatusCode::BAD_REQUEST, "service is required");
     };
     let Some(cell) = state.stack.service(service) else {
-        return error(StatusCode::NOT_FOUND, format!("no such service: {service}"));
+        return engine_error(&berth_engine::Error::UnknownService {
+            service: service.to_string(),
+        });
     };
     let snapshot = cell.snapshot();
     let replica = match get("replica").map(str::parse::<u32>) {

@@ -3,6 +3,7 @@
 //! stack answers on its socket (with `--wait`: once every service is
 //! healthy, or exits 1 when one failed).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -41,28 +42,45 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
         .stderr(Stdio::from(log_err));
     new_session(&mut cmd);
     lock.hand_to(&mut cmd)?;
-    let mut child = cmd.spawn().context("cannot start the detached berth")?;
-    lock.name_holder(child.id());
-    // Not dropped: dropping unlocks (LOCK_UN) the open file the child now
-    // shares. The descriptor closes when this process exits.
-    std::mem::forget(lock);
-    let client = Client::new(state_dir, &project.name);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // Spawned on the runtime, so that its exit is an event to await.
+        let mut child = tokio::process::Command::from(cmd)
+            .spawn()
+            .context("cannot start the detached berth")?;
+        lock.name_holder(child.id().unwrap_or(0));
+        // Not dropped: dropping unlocks (LOCK_UN) the open file the child
+        // now shares. The descriptor closes when this process exits.
+        std::mem::forget(lock);
+        let client = Client::new(state_dir, &project.name);
+        follow_start(&mut child, &client, wait, &log_path).await
+    })
+}
+
+/// How often a detached start asks the stack how far it is.
+const POLL: Duration = Duration::from_millis(50);
+
+/// Follows a detached start until the stack is up, fails, or its process
+/// exits. The exit is awaited; how far the start is, is asked of `ps`
+/// every [`POLL`] until [`START_TIMEOUT`] (its socket does not exist yet
+/// at first, so there is nothing to subscribe to).
+async fn follow_start(
+    child: &mut tokio::process::Child,
+    client: &Client,
+    wait: bool,
+    log_path: &Path,
+) -> Result<(), Failure> {
     let started = Instant::now();
     loop {
-        if let Some(status) = child
-            .try_wait()
-            .context("cannot watch the detached berth")?
-        {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(Failure::Runtime(anyhow::anyhow!(
-                "the stack stopped ({status}); last lines of {}:\n{}",
-                log_path.display(),
-                tail.join("\n")
-            )));
-        }
-        if let Ok(Ok(ps)) = super::block_on_raw(client.get::<Ps>("/v1/ps")) {
+        let next = tokio::time::Instant::now() + POLL;
+        let ps = tokio::select! {
+            status = child.wait() => return Err(stopped(status, log_path)),
+            ps = client.get::<Ps>("/v1/ps") => ps.ok(),
+        };
+        if let Some(ps) = ps {
             match verdict(&ps, wait) {
                 Verdict::Failed(why) => {
                     return Err(Failure::Runtime(anyhow::anyhow!(
@@ -75,7 +93,7 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
                     )));
                 }
                 Verdict::Up => {
-                    summary(&ps, &log_path);
+                    summary(&ps, log_path);
                     return Ok(());
                 }
                 Verdict::Waiting => {}
@@ -88,8 +106,28 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
                 log_path.display()
             )));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        tokio::select! {
+            status = child.wait() => return Err(stopped(status, log_path)),
+            () = tokio::time::sleep_until(next) => {}
+        }
     }
+}
+
+/// The detached berth exited before the stack was up: how, and the last
+/// lines it wrote.
+fn stopped(status: std::io::Result<std::process::ExitStatus>, log_path: &Path) -> Failure {
+    let status = match status.context("cannot watch the detached berth") {
+        Ok(status) => status,
+        Err(e) => return Failure::Runtime(e),
+    };
+    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Failure::Runtime(anyhow::anyhow!(
+        "the stack stopped ({status}); last lines of {}:\n{}",
+        log_path.display(),
+        tail.join("\n")
+    ))
 }
 
 /// Where a detached start stands, from `ps`.

@@ -8,6 +8,10 @@ use super::{Failure, Global, print_stdout};
 use crate::api::client::ClientError;
 use crate::api::{Down, Report};
 
+/// How long `down` waits, after the stack said it stopped, for its process
+/// to end.
+const GONE_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 #[derive(Debug, Args)]
 pub struct DownArgs {
     /// Also delete named volumes
@@ -30,15 +34,7 @@ pub fn run(global: &Global, args: DownArgs) -> Result<(), Failure> {
     match super::block_on_raw(client.post::<_, Report>("/v1/down", &down))? {
         Ok(report) => {
             // Return once the stack process is really gone.
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-            while std::time::Instant::now() < deadline
-                && std::os::unix::net::UnixStream::connect(crate::api::socket_path(
-                    &project.settings.state_dir,
-                ))
-                .is_ok()
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
+            super::lock::wait_released(&project.settings.state_dir, GONE_WITHIN);
             let mut text = report.lines.join("\n");
             text.push('\n');
             print_stdout(&text)

@@ -132,6 +132,21 @@ pub fn sweep_if_stopped(state_dir: &Path) {
     }
 }
 
+/// Waits until no process holds the project's lock, at most `within`. The
+/// stack's process lets go of it last thing (the kernel, if it dies), and
+/// the kernel wakes a blocked `flock` the moment it does: no polling. The
+/// wait runs on a thread of its own so that it can be bounded; the shared
+/// lock it then gets is let go of at once.
+pub fn wait_released(state_dir: &Path, within: std::time::Duration) {
+    let Ok(file) = open(state_dir) else { return };
+    let (done, released) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = Flock::lock(file, FlockArg::LockShared);
+        let _ = done.send(());
+    });
+    let _ = released.recv_timeout(within);
+}
+
 fn sweep(state_dir: &Path) {
     let left = berth_engine::guard::sweep(&groups_record(state_dir));
     if left.is_empty() {

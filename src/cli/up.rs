@@ -22,10 +22,6 @@ use crate::api::{self, Report, server::DownRequest};
 
 use super::detach::DETACHED;
 
-/// How long the control API may take to answer what is in flight when
-/// the stack has stopped.
-const API_GRACE: Duration = Duration::from_secs(5);
-
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Run in the background; return once the stack is up
@@ -139,10 +135,16 @@ async fn foreground(
     printer: Option<PrintOptions>,
     containment: berth_engine::contain::Containment,
 ) -> Result<(), Failure> {
+    // Every task of the run (the stack's, the proxy's, the API's, the log
+    // printer) hangs off this token. Shutdown cancels its children in
+    // order; whatever is left when the run ends, early on an error too, is
+    // cancelled with it.
+    let root = CancellationToken::new();
+    let _cancel_the_rest = root.clone().drop_guard();
     let state_dir = project.settings.state_dir.clone();
     let logs = LogHub::new(state_dir.join("logs"))
         .with_context(|| format!("cannot write logs under {}", state_dir.display()))?;
-    let terminal = Terminal::start(&project, &logs, printer)?;
+    let terminal = Terminal::start(&project, &logs, printer, root.child_token())?;
     logs.system("berth", 0, containment.describe());
     let mut signals = Signals::new()?;
     let start = Stack::start(
@@ -151,30 +153,33 @@ async fn foreground(
         Arc::new(NativeRuntime),
         logs.clone(),
         &options,
+        root.child_token(),
     );
     let stack = tokio::select! {
-        s = start => s.map_err(|e| Failure::Runtime(anyhow::anyhow!("{e}")))?,
-        () = signals.next() => return Err(Failure::Interrupted),
+        s = start => s.map_err(|e| Failure::Runtime(e.into())),
+        () = signals.next() => Err(Failure::Interrupted),
     };
-    for (service, target, addr) in &stack.listening {
-        logs.system(
-            "berth",
-            0,
-            format!("{service}: port {target} listening on {addr}"),
-        );
-    }
-    let edge = match Edge::start(&project, &stack, &logs).await {
+    let stack = match stack {
+        Ok(stack) => stack,
+        Err(failure) => {
+            // A build's output is on the terminal before the error.
+            terminal.finish(&logs).await;
+            return Err(failure);
+        }
+    };
+    announce_ports(&stack, &logs);
+    let edge = match Edge::start(&project, &stack, &logs, root.child_token()).await {
         Ok(edge) => edge,
         Err(e) => {
             logs.system("berth", 0, format!("the proxy cannot start: {e}"));
-            stop(&stack, &mut signals).await;
+            stop(&stack, &mut signals, None).await;
             terminal.finish(&logs).await;
             return Err(Failure::Runtime(anyhow::anyhow!(
                 "the proxy cannot start: {e}"
             )));
         }
     };
-    announce_when_up(&stack, &logs, &edge.addrs);
+    announce_when_up(&stack, &logs, &edge.addrs, root.child_token());
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
     let state = Arc::new(api::server::State {
         stack: stack.clone(),
@@ -183,7 +188,7 @@ async fn foreground(
         proxy: edge.addrs.clone(),
         down: down_tx,
         logs: logs.clone(),
-        shutdown: CancellationToken::new(),
+        shutdown: root.child_token(),
         running: std::sync::Mutex::new(project.clone()),
     });
     let socket = api::socket_path(&state_dir);
@@ -198,7 +203,7 @@ async fn foreground(
     };
     let result = conclude(outcome, &project, &stack, &logs, edge, &mut signals).await;
     // Answers what is in flight (the `down` reply) before the socket goes.
-    api.shutdown(API_GRACE).await;
+    api.shutdown(stack.grace()).await;
     terminal.finish(&logs).await;
     drop(stack);
     let _ = std::io::stdout().flush();
@@ -220,14 +225,14 @@ async fn conclude(
                 logs.system("berth", 0, format!("failed: {f}"));
             }
             logs.system("berth", 0, "stopping the stack");
-            shutdown(edge, stack, signals).await;
+            shutdown(edge, stack, signals, None).await;
             Err(Failure::Runtime(anyhow::anyhow!(
                 "the stack did not start: {}",
                 summarize(&failures)
             )))
         }
         Outcome::Settled(Settled::Finished { success }) => {
-            shutdown(edge, stack, signals).await;
+            shutdown(edge, stack, signals, None).await;
             if success {
                 Ok(())
             } else {
@@ -238,19 +243,16 @@ async fn conclude(
         }
         Outcome::Interrupted => {
             logs.system("berth", 0, "stopping (press Ctrl-C again to force)");
-            shutdown(edge, stack, signals).await;
+            shutdown(edge, stack, signals, None).await;
             Err(Failure::Interrupted)
         }
         Outcome::Down((down, reply)) => {
             logs.system("berth", 0, "stopping (berth down)");
-            if let Some(secs) = down.timeout {
-                let stack = stack.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(secs)).await;
-                    stack.force();
-                });
-            }
-            shutdown(edge, stack, signals).await;
+            // `--timeout`: what still runs then is killed.
+            let deadline = down
+                .timeout
+                .map(|secs| tokio::time::Instant::now() + Duration::from_secs(secs));
+            shutdown(edge, stack, signals, deadline).await;
             let mut lines = vec![format!("project {}: stopped", project.name)];
             if down.volumes {
                 lines.extend(super::volumes::remove(project));
@@ -272,8 +274,8 @@ impl Terminal {
         project: &Project,
         logs: &LogHub,
         options: Option<PrintOptions>,
+        stop: CancellationToken,
     ) -> Result<Terminal, Failure> {
-        let stop = CancellationToken::new();
         let Some(options) = options else {
             return Ok(Terminal {
                 stop,
@@ -339,8 +341,14 @@ struct Edge {
 }
 
 impl Edge {
-    async fn start(project: &Project, stack: &Arc<Stack>, logs: &LogHub) -> Result<Edge, String> {
-        let cancel = CancellationToken::new();
+    /// The proxy serves until `cancel`, then lets requests in flight finish
+    /// within the stack's grace period.
+    async fn start(
+        project: &Project,
+        stack: &Arc<Stack>,
+        logs: &LogHub,
+        cancel: CancellationToken,
+    ) -> Result<Edge, berth_proxy::ProxyError> {
         let Some(settings) = project.settings.proxy.clone() else {
             return Ok(Edge {
                 proxy: None,
@@ -348,10 +356,16 @@ impl Edge {
                 addrs: Vec::new(),
             });
         };
-        let view = Arc::new(crate::edge::EngineView::new(stack.clone(), logs.clone()));
-        let proxy = berth_proxy::serve(settings, view, cancel.clone())
-            .await
-            .map_err(|e| e.to_string())?;
+        let view = Arc::new(crate::edge::EngineView::new(
+            stack.clone(),
+            logs.clone(),
+            &cancel,
+        ));
+        let options = berth_proxy::ServeOptions {
+            drain_timeout: stack.grace(),
+            ..berth_proxy::ServeOptions::default()
+        };
+        let proxy = berth_proxy::serve_with(settings, view, cancel.clone(), options).await?;
         let addrs: Vec<String> = proxy
             .local_addrs()
             .iter()
@@ -368,11 +382,30 @@ impl Edge {
     }
 }
 
-/// Says "stack is up" once every replica is.
-fn announce_when_up(stack: &Arc<Stack>, logs: &LogHub, proxy_addrs: &[String]) {
+/// Says where each declared port listens.
+fn announce_ports(stack: &Stack, logs: &LogHub) {
+    for (service, target, addr) in &stack.listening {
+        logs.system(
+            "berth",
+            0,
+            format!("{service}: port {target} listening on {addr}"),
+        );
+    }
+}
+
+/// Says "stack is up" once every replica is (unless `cancel` comes first).
+fn announce_when_up(
+    stack: &Arc<Stack>,
+    logs: &LogHub,
+    proxy_addrs: &[String],
+    cancel: CancellationToken,
+) {
     let (stack, logs, first) = (stack.clone(), logs.clone(), proxy_addrs.first().cloned());
     tokio::spawn(async move {
-        let summary = stack.all_up().await;
+        let summary = tokio::select! {
+            summary = stack.all_up() => summary,
+            () = cancel.cancelled() => return,
+        };
         if !summary.is_empty() {
             let mut line = format!("stack is up: {}", summary.join(", "));
             if let Some(a) = first {
@@ -390,24 +423,46 @@ enum Outcome {
 }
 
 /// Stops the proxy (in-flight requests finish within the stack's grace
-/// period), then the stack; a further signal skips the grace periods.
-async fn shutdown(edge: Edge, stack: &Arc<Stack>, signals: &mut Signals) {
+/// period), then the stack; a further signal, or `deadline`, skips the
+/// grace periods.
+async fn shutdown(
+    edge: Edge,
+    stack: &Arc<Stack>,
+    signals: &mut Signals,
+    deadline: Option<tokio::time::Instant>,
+) {
     edge.cancel.cancel();
     if let Some(p) = edge.proxy {
+        // The proxy ends by itself after the same grace; this only bounds
+        // a worker that would not.
         let _ = tokio::time::timeout(stack.grace(), p.join()).await;
     }
-    stop(stack, signals).await;
+    stop(stack, signals, deadline).await;
 }
 
-/// Stops the stack; a further signal skips the grace periods.
-async fn stop(stack: &Arc<Stack>, signals: &mut Signals) {
+/// Stops the stack; a further signal, or `deadline`, skips the grace
+/// periods.
+async fn stop(stack: &Arc<Stack>, signals: &mut Signals, deadline: Option<tokio::time::Instant>) {
     let stopping = stack.stop();
     tokio::pin!(stopping);
+    let mut deadline = deadline;
     loop {
         tokio::select! {
             () = &mut stopping => return,
             () = signals.next() => stack.force(),
+            () = until(deadline) => {
+                stack.force();
+                deadline = None;
+            }
         }
+    }
+}
+
+/// Completes at `deadline`; never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

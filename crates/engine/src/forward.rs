@@ -16,65 +16,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::drain::{Drain, InFlight};
+
 /// How long a connection waits for a ready replica, and for the connect.
 const WAIT_FOR_BACKEND: Duration = Duration::from_secs(5);
 
 /// The addresses of ready replicas for one declared port.
 pub type Backends = Arc<[SocketAddr]>;
-
-/// Open forwarded connections per replica address, so a replica being
-/// replaced is stopped only once its connections are done.
-#[derive(Debug, Default)]
-pub struct Active(std::sync::Mutex<std::collections::HashMap<SocketAddr, usize>>);
-
-impl Active {
-    /// Connections open to `addr`.
-    pub fn count(&self, addr: SocketAddr) -> usize {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&addr)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Counts one connection or request to `addr` until the guard drops.
-    pub fn enter(self: &Arc<Self>, addr: SocketAddr) -> ActiveGuard {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(addr)
-            .or_insert(0) += 1;
-        ActiveGuard {
-            active: self.clone(),
-            addr,
-        }
-    }
-}
-
-/// One counted connection or request; uncounted when dropped.
-#[derive(Debug)]
-pub struct ActiveGuard {
-    active: Arc<Active>,
-    addr: SocketAddr,
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        let mut map = self
-            .active
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&self.addr) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(&self.addr);
-            }
-        }
-    }
-}
 
 /// A listener that could not be opened, naming the port and the service.
 #[derive(Debug, thiserror::Error)]
@@ -113,11 +61,12 @@ pub async fn bind(addr: SocketAddr, service: &str) -> Result<TcpListener, BindEr
 }
 
 /// Forwards connections accepted on `listener` until `cancel`; connections
-/// already forwarded go on until either side closes.
+/// already forwarded go on until either side closes. Each one is counted
+/// in `drain` against the replica it goes to.
 pub fn serve(
     listener: TcpListener,
     backends: watch::Receiver<Backends>,
-    active: Arc<Active>,
+    drain: Arc<Drain>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let next = Arc::new(AtomicUsize::new(0));
@@ -135,9 +84,9 @@ pub fn serve(
             let _ = client.set_nodelay(true);
             let backends = backends.clone();
             let next = next.clone();
-            let active = active.clone();
+            let drain = drain.clone();
             tokio::spawn(async move {
-                if let Some((upstream, _guard)) = connect(backends, &next, &active).await {
+                if let Some((upstream, _guard)) = connect(backends, &next, &drain).await {
                     let _ = upstream.set_nodelay(true);
                     let (mut a, mut b) = (client, upstream);
                     let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
@@ -152,8 +101,8 @@ pub fn serve(
 async fn connect(
     mut backends: watch::Receiver<Backends>,
     next: &AtomicUsize,
-    active: &Arc<Active>,
-) -> Option<(TcpStream, ActiveGuard)> {
+    drain: &Arc<Drain>,
+) -> Option<(TcpStream, InFlight)> {
     let deadline = tokio::time::Instant::now() + WAIT_FOR_BACKEND;
     loop {
         let list = backends.borrow_and_update().clone();
@@ -163,7 +112,7 @@ async fn connect(
                 let addr = list[(start + i) % list.len()];
                 // Counted from the moment it is chosen, so a replica being
                 // drained never looks idle while a connection is on its way.
-                let guard = active.enter(addr);
+                let guard = drain.enter(addr);
                 // The list may have changed since it was read: a replica
                 // that left it may be draining, and its drain may already
                 // have seen it idle. Counted first, checked second, so that

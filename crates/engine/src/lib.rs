@@ -18,7 +18,9 @@
 //! - `contain`, `guard`: nothing outlives berth, even `kill -9`: a PID
 //!   namespace whose init dies with berth, else a guard process.
 //! - `state`, `cell`: the replica state machine and the published snapshots.
-//! - `drain`: waiting until nothing routes to a replica.
+//! - `error`: [`Error`], what starting a stack or operating on it fails with.
+//! - `drain`: counted uses of replica addresses; waiting until nothing
+//!   routes to a replica.
 //! - `deps`: dependency conditions as awaited values.
 //! - `health`: ready probes and health checks.
 //! - `supervisor`: one replica's life, restarts and backoff.
@@ -33,6 +35,7 @@ pub mod cell;
 pub mod contain;
 pub mod deps;
 pub mod drain;
+mod error;
 pub mod forward;
 pub mod guard;
 mod health;
@@ -47,9 +50,10 @@ pub mod state;
 mod supervisor;
 
 pub use cell::{Event, ServiceCell, Snapshot};
+pub use error::{Error, RollError};
 pub use plan::{PlanError, ServicePlan, native_problems, plan};
 pub use runtime::{Exit, Runtime, native::NativeRuntime};
-pub use stack::{Settled, Stack, StartError, UpOptions};
+pub use stack::{Settled, Stack, UpOptions};
 pub use state::{Failure, Health, ReplicaState, ReplicaStatus};
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! berth's own resource limits: enough open files for the stack it runs.
 
+use crate::error::Error;
 use crate::plan::ServicePlan;
 
 /// Descriptors berth holds per replica: its two output pipes and its log
@@ -16,8 +17,9 @@ pub const FILES_BASE: u64 = 256;
 /// original soft limit back.
 ///
 /// # Errors
-/// When even the hard limit is too low for the replicas asked for.
-pub fn ensure_open_files(plans: &[ServicePlan], raise: bool) -> Result<(), OpenFilesError> {
+/// [`Error::OpenFiles`] when even the hard limit is too low for the
+/// replicas asked for, [`Error::RaiseOpenFiles`] when raising the soft one fails.
+pub fn ensure_open_files(plans: &[ServicePlan], raise: bool) -> Result<(), Error> {
     let replicas: u64 = plans.iter().map(|p| u64::from(p.replicas)).sum();
     let listeners: u64 = plans.iter().map(|p| p.listen.len() as u64).sum();
     let needed = FILES_BASE + replicas * FILES_PER_REPLICA + listeners;
@@ -25,7 +27,7 @@ pub fn ensure_open_files(plans: &[ServicePlan], raise: bool) -> Result<(), OpenF
 }
 
 #[cfg(unix)]
-fn check(needed: u64, replicas: u64, raise: bool) -> Result<(), OpenFilesError> {
+fn check(needed: u64, replicas: u64, raise: bool) -> Result<(), Error> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
         return Ok(());
@@ -38,19 +40,24 @@ fn check(needed: u64, replicas: u64, raise: bool) -> Result<(), OpenFilesError> 
             return Ok(());
         }
         let _ = ORIGINAL.set(soft);
-        return setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|e| {
-            OpenFilesError(format!(
-                "{replicas} replicas need about {needed} open files; the limit is {soft} and raising it failed: {e}"
-            ))
+        return setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(|source| {
+            Error::RaiseOpenFiles {
+                replicas,
+                needed,
+                soft,
+                source,
+            }
         });
     }
-    Err(OpenFilesError(format!(
-        "{replicas} replicas need about {needed} open files, but the limit is {hard} (`ulimit -Hn`); raise it, or run fewer replicas"
-    )))
+    Err(Error::OpenFiles {
+        replicas,
+        needed,
+        hard,
+    })
 }
 
 #[cfg(not(unix))]
-fn check(_: u64, _: u64, _: bool) -> Result<(), OpenFilesError> {
+fn check(_: u64, _: u64, _: bool) -> Result<(), Error> {
     Ok(())
 }
 
@@ -65,8 +72,3 @@ pub fn original_open_files() -> Option<(u64, u64)> {
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).ok()?;
     Some((soft, hard))
 }
-
-/// The stack needs more open files than berth may have.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct OpenFilesError(String);

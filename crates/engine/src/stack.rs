@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cell::{Event, ServiceCell, Snapshot};
 pub use crate::drain::Drain;
-use crate::forward::{self, Backends, BindError};
+use crate::drain::Listed;
+use crate::error::{Error, RollError};
+use crate::forward::{self, Backends};
 use crate::logs::{LogHub, Source};
 use crate::plan::ServicePlan;
 use crate::runtime::{ProcessSpec, Runtime};
@@ -26,17 +28,6 @@ pub struct UpOptions {
     pub scale: BTreeMap<String, u32>,
     /// Run `x-berth.build` steps (default true).
     pub build: bool,
-}
-
-/// Why a stack could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Bind(Vec<BindError>),
-    #[error("build of service {service} failed ({reason}); see its output above")]
-    Build { service: String, reason: String },
-    #[error("cannot create {path}: {reason}")]
-    Volume { path: String, reason: String },
 }
 
 /// How the stack ended up, for `up` to decide its exit code.
@@ -62,9 +53,14 @@ pub struct Stack {
     logs: LogHub,
     events: broadcast::Sender<Event>,
     tasks: Mutex<BTreeMap<(String, u32), ReplicaTask>>,
+    /// The stack's lifetime: every replica's `stop` and the forwarders'
+    /// token are its children.
+    cancel: CancellationToken,
+    /// Not a lifetime: once cancelled, stops skip their grace periods.
     force: CancellationToken,
     forwarders: CancellationToken,
-    /// In-flight counts per replica address, for draining.
+    /// Uses of each replica address (routers listing it, connections and
+    /// requests to it), for draining.
     pub drain: Arc<Drain>,
     /// The bound address of every forwarded declared port: (service, target, address).
     pub listening: Vec<(String, u16, std::net::SocketAddr)>,
@@ -80,7 +76,9 @@ impl std::fmt::Debug for Stack {
 
 impl Stack {
     /// Binds every declared port, runs the native builds, and starts every
-    /// replica (each waits for its own dependencies).
+    /// replica (each waits for its own dependencies). Everything the stack
+    /// runs stops when `cancel` is cancelled; [`Stack::stop`] stops it in
+    /// order.
     ///
     /// # Errors
     /// A port in use, a failing build or an uncreatable volume directory;
@@ -91,71 +89,21 @@ impl Stack {
         runtime: Arc<dyn Runtime>,
         logs: LogHub,
         options: &UpOptions,
-    ) -> Result<Arc<Stack>, StartError> {
+        cancel: CancellationToken,
+    ) -> Result<Arc<Stack>, Error> {
         // Ports first: a port in use should fail before minutes of building.
-        let mut listeners = Vec::new();
-        let mut bind_errors = Vec::new();
-        for plan in &plans {
-            for l in &plan.listen {
-                match forward::bind(l.addr, &plan.name).await {
-                    Ok(listener) => listeners.push((plan.name.clone(), l.target, listener)),
-                    Err(e) => bind_errors.push(e),
-                }
-            }
-        }
-        if !bind_errors.is_empty() {
-            return Err(StartError::Bind(bind_errors));
-        }
-        for plan in &plans {
-            for dir in &plan.volume_dirs {
-                std::fs::create_dir_all(dir).map_err(|e| StartError::Volume {
-                    path: dir.display().to_string(),
-                    reason: e.to_string(),
-                })?;
-            }
-        }
+        let listeners = bind_ports(&plans).await?;
+        create_volumes(&plans)?;
         if options.build {
             for plan in &plans {
                 build(plan, runtime.as_ref(), &logs).await?;
             }
         }
-
         let (events, _) = broadcast::channel(4096);
-        let mut cells = IndexMap::new();
-        for plan in plans {
-            let replicas = options
-                .scale
-                .get(&plan.name)
-                .copied()
-                .unwrap_or(plan.replicas);
-            let cell = Arc::new(ServiceCell::new(Arc::new(plan), replicas, events.clone()));
-            cells.insert(cell.name().to_string(), cell);
-        }
-        let forwarders = CancellationToken::new();
-        let mut listening = Vec::new();
-        let active: Arc<forward::Active> = Arc::default();
+        let cells = cells(plans, options, &events);
+        let forwarders = cancel.child_token();
         let drain: Arc<Drain> = Arc::default();
-        let mut routing: Vec<watch::Receiver<Backends>> = Vec::new();
-        for (service, target, listener) in listeners {
-            if let Ok(addr) = listener.local_addr() {
-                listening.push((service.clone(), target, addr));
-            }
-            if let Some(cell) = cells.get(&service) {
-                let backends = backends(cell, target, &forwarders);
-                routing.push(backends.clone());
-                forward::serve(listener, backends, active.clone(), forwarders.clone());
-            }
-        }
-        // A replica is in use by the forwarders while one lists it (it may
-        // be picked) or a connection to it is open.
-        let counted = active.clone();
-        drain.add(Arc::new(move |addr| {
-            counted.count(addr)
-                + routing
-                    .iter()
-                    .filter(|rx| rx.borrow().contains(&addr))
-                    .count()
-        }));
+        let listening = forward_ports(listeners, &cells, &drain, &forwarders);
         let stack = Arc::new(Stack {
             project: project.to_string(),
             cells,
@@ -163,6 +111,7 @@ impl Stack {
             logs,
             events,
             tasks: Mutex::new(BTreeMap::new()),
+            cancel,
             force: CancellationToken::new(),
             forwarders,
             drain,
@@ -187,7 +136,7 @@ impl Stack {
                     .map(|c| (d.clone(), c.subscribe()))
             })
             .collect();
-        let stop = CancellationToken::new();
+        let stop = self.cancel.child_token();
         let (commands_tx, commands) = mpsc::channel(4);
         let drain = self.drain.clone();
         let replica = Replica {
@@ -226,17 +175,19 @@ impl Stack {
         keys.iter().filter_map(|k| tasks.remove(k)).collect()
     }
 
-    fn cell(&self, service: &str) -> Result<&Arc<ServiceCell>, String> {
+    fn cell(&self, service: &str) -> Result<&Arc<ServiceCell>, Error> {
         self.cells
             .get(service)
-            .ok_or_else(|| format!("no such service: {service}"))
+            .ok_or_else(|| Error::UnknownService {
+                service: service.to_string(),
+            })
     }
 
     /// Stops a service's replicas (they stay listed, as stopped).
     ///
     /// # Errors
-    /// An unknown service.
-    pub async fn stop_service(&self, service: &str) -> Result<(), String> {
+    /// [`Error::UnknownService`].
+    pub async fn stop_service(&self, service: &str) -> Result<(), Error> {
         self.cell(service)?;
         let tasks = self.take_tasks(service, None);
         for t in &tasks {
@@ -251,8 +202,8 @@ impl Stack {
     /// Starts the replicas of a service that are not running.
     ///
     /// # Errors
-    /// An unknown service.
-    pub fn start_service(&self, service: &str) -> Result<(), String> {
+    /// [`Error::UnknownService`].
+    pub fn start_service(&self, service: &str) -> Result<(), Error> {
         let cell = self.cell(service)?.clone();
         let running: Vec<u32> = {
             let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
@@ -280,9 +231,9 @@ impl Stack {
     /// services restart in place). Returns what happened, one line each.
     ///
     /// # Errors
-    /// An unknown service, or the first replica whose new process did not
-    /// become ready (the old one keeps serving).
-    pub async fn restart(&self, service: &str) -> Result<Vec<String>, String> {
+    /// [`Error::UnknownService`], or [`Error::Roll`] for the first replica
+    /// whose new process did not become ready (the old one keeps serving).
+    pub async fn restart(&self, service: &str) -> Result<Vec<String>, Error> {
         let mut done = self.restart_one(service).await?;
         // Services declaring `depends_on: {<service>: {restart: true}}` follow.
         let mut queue: Vec<String> = self.dependents_to_restart(service);
@@ -314,7 +265,7 @@ impl Stack {
             .collect()
     }
 
-    async fn restart_one(&self, service: &str) -> Result<Vec<String>, String> {
+    async fn restart_one(&self, service: &str) -> Result<Vec<String>, Error> {
         let cell = self.cell(service)?.clone();
         if cell.plan.bind == berth_compose::Bind::Direct {
             self.stop_service(service).await?;
@@ -336,14 +287,10 @@ impl Stack {
             let running = r.state == ReplicaState::Running;
             match (sender, running) {
                 (Some(tx), true) => {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send(Command::Roll(reply))
-                        .await
-                        .map_err(|_| format!("{name}: the replica task is gone"))?;
-                    answer
-                        .await
-                        .map_err(|_| format!("{name}: the replica task is gone"))?
-                        .map_err(|e| format!("{name}: {e}"))?;
+                    roll(&tx).await.map_err(|reason| Error::Roll {
+                        replica: name.clone(),
+                        reason,
+                    })?;
                     done.push(format!("{name}: restarted without downtime"));
                 }
                 _ => {
@@ -369,13 +316,14 @@ impl Stack {
     /// (the highest numbers) leave the load balancer, drain and stop.
     ///
     /// # Errors
-    /// An unknown service, or `bind: direct` with more than one replica.
-    pub async fn scale(&self, service: &str, replicas: u32) -> Result<(), String> {
+    /// [`Error::UnknownService`], or [`Error::DirectScale`] for more than
+    /// one replica of a `bind: direct` service.
+    pub async fn scale(&self, service: &str, replicas: u32) -> Result<(), Error> {
         let cell = self.cell(service)?.clone();
         if cell.plan.bind == berth_compose::Bind::Direct && replicas > 1 {
-            return Err(format!(
-                "{service} uses bind: direct and runs one replica at most"
-            ));
+            return Err(Error::DirectScale {
+                service: service.to_string(),
+            });
         }
         let mut current: Vec<u32> = cell.snapshot().iter().map(|r| r.index).collect();
         current.sort_unstable();
@@ -449,7 +397,8 @@ impl Stack {
     }
 
     /// Stops everything in reverse dependency order, each replica with its
-    /// stop signal and grace period; forwarders last.
+    /// stop signal and grace period; forwarders last, then whatever else
+    /// hangs off the stack's token.
     pub async fn stop(&self) {
         let order: Vec<String> = self.cells.keys().rev().cloned().collect();
         for service in order {
@@ -470,6 +419,7 @@ impl Stack {
             }
         }
         self.forwarders.cancel();
+        self.cancel.cancel();
     }
 
     /// Skips every remaining grace period (the second Ctrl-C).
@@ -578,10 +528,12 @@ impl Stack {
     }
 }
 
-/// The ready replicas of a service for one declared port, kept current.
+/// The ready replicas of a service for one declared port, kept current;
+/// every replica listed is in use for `drain` while it is.
 fn backends(
     cell: &Arc<ServiceCell>,
     target: u16,
+    drain: &Arc<Drain>,
     cancel: &CancellationToken,
 ) -> watch::Receiver<Backends> {
     let mut rx = cell.subscribe();
@@ -592,7 +544,10 @@ fn backends(
             .map(|p| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, *p)))
             .collect()
     };
-    let (tx, out) = watch::channel(compute(&rx.borrow_and_update()));
+    let first = compute(&rx.borrow_and_update());
+    let mut listed = Listed::new(drain.clone());
+    listed.update(first.iter().copied());
+    let (tx, out) = watch::channel(first);
     let cancel = cancel.clone();
     tokio::spawn(async move {
         loop {
@@ -601,21 +556,107 @@ fn backends(
                 () = cancel.cancelled() => return,
             }
             let next = compute(&rx.borrow_and_update());
+            // Published first, let go of second (see `Listed::update`).
             tx.send_if_modified(|cur| {
                 if *cur == next {
                     false
                 } else {
-                    *cur = next;
+                    *cur = next.clone();
                     true
                 }
             });
+            listed.update(next.iter().copied());
         }
     });
     out
 }
 
+/// Asks a replica's task for a rolling restart and waits for the outcome.
+async fn roll(task: &mpsc::Sender<Command>) -> Result<(), RollError> {
+    let (reply, answer) = oneshot::channel();
+    task.send(Command::Roll(reply))
+        .await
+        .map_err(|_| RollError::Gone)?;
+    answer.await.map_err(|_| RollError::Gone)?
+}
+
+/// Opens the listener of every declared port; every port that cannot be
+/// bound is named.
+async fn bind_ports(
+    plans: &[ServicePlan],
+) -> Result<Vec<(String, u16, tokio::net::TcpListener)>, Error> {
+    let mut listeners = Vec::new();
+    let mut bind_errors = Vec::new();
+    for plan in plans {
+        for l in &plan.listen {
+            match forward::bind(l.addr, &plan.name).await {
+                Ok(listener) => listeners.push((plan.name.clone(), l.target, listener)),
+                Err(e) => bind_errors.push(e),
+            }
+        }
+    }
+    if bind_errors.is_empty() {
+        Ok(listeners)
+    } else {
+        Err(Error::Bind(bind_errors))
+    }
+}
+
+/// Creates the directories of the services' volumes.
+fn create_volumes(plans: &[ServicePlan]) -> Result<(), Error> {
+    for plan in plans {
+        for dir in &plan.volume_dirs {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Volume {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A cell per service, with its replica count (`--scale` wins).
+fn cells(
+    plans: Vec<ServicePlan>,
+    options: &UpOptions,
+    events: &broadcast::Sender<Event>,
+) -> IndexMap<String, Arc<ServiceCell>> {
+    let mut cells = IndexMap::new();
+    for plan in plans {
+        let replicas = options
+            .scale
+            .get(&plan.name)
+            .copied()
+            .unwrap_or(plan.replicas);
+        let cell = Arc::new(ServiceCell::new(Arc::new(plan), replicas, events.clone()));
+        cells.insert(cell.name().to_string(), cell);
+    }
+    cells
+}
+
+/// Forwards every declared port to its service's ready replicas until
+/// `cancel`; returns where each listens: (service, target, address).
+fn forward_ports(
+    listeners: Vec<(String, u16, tokio::net::TcpListener)>,
+    cells: &IndexMap<String, Arc<ServiceCell>>,
+    drain: &Arc<Drain>,
+    cancel: &CancellationToken,
+) -> Vec<(String, u16, std::net::SocketAddr)> {
+    let mut listening = Vec::new();
+    for (service, target, listener) in listeners {
+        if let Ok(addr) = listener.local_addr() {
+            listening.push((service.clone(), target, addr));
+        }
+        if let Some(cell) = cells.get(&service) {
+            let backends = backends(cell, target, drain, cancel);
+            forward::serve(listener, backends, drain.clone(), cancel.clone());
+        }
+    }
+    listening
+}
+
 /// Runs a service's `x-berth.build`, its output in the log stream.
-async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Result<(), StartError> {
+async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Result<(), Error> {
     let Some(cmd) = &plan.build else {
         return Ok(());
     };
@@ -632,11 +673,11 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         working_dir: plan.working_dir.clone(),
         label: format!("{} build", plan.name),
     };
-    let fail = |reason: String| StartError::Build {
-        service: plan.name.clone(),
-        reason,
-    };
-    let mut process = runtime.spawn(&spec).map_err(|e| fail(e.to_string()))?;
+    let service = || plan.name.clone();
+    let mut process = runtime.spawn(&spec).map_err(|source| Error::BuildSpawn {
+        service: service(),
+        source,
+    })?;
     let output = process.take_output().map(|(out, err)| {
         logs.attach(
             Source {
@@ -649,7 +690,10 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
             err,
         )
     });
-    let exit = process.wait().await.map_err(|e| fail(e.to_string()))?;
+    let exit = process.wait().await.map_err(|source| Error::BuildWait {
+        service: service(),
+        source,
+    })?;
     if let Some(t) = output {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
@@ -657,7 +701,10 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         logs.system(&plan.name, 0, "build done");
         Ok(())
     } else {
-        Err(fail(exit.to_string()))
+        Err(Error::Build {
+            service: service(),
+            exit,
+        })
     }
 }
 

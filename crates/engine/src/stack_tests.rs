@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::logs::LogHub;
 use crate::runtime::fake::{FakeRuntime, Record, Script};
 use crate::runtime::{ProbeResult, SpawnError};
@@ -27,9 +29,16 @@ async fn start(yaml: &str, fake: &FakeRuntime) -> Arc<Stack> {
         build: false,
         ..UpOptions::default()
     };
-    Stack::start("t", plans(yaml), Arc::new(fake.clone()), logs, &options)
-        .await
-        .unwrap()
+    Stack::start(
+        "t",
+        plans(yaml),
+        Arc::new(fake.clone()),
+        logs,
+        &options,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap()
 }
 
 fn ms(d: Duration) -> u128 {
@@ -176,8 +185,8 @@ async fn an_unhealthy_replica_is_restarted_unless_the_policy_is_no() {
     .await;
     tokio::time::sleep(Duration::from_secs(20)).await;
     // Probes at 0 (pass), 5 (fail), 10 (fail -> unhealthy): out of the
-    // balancer and drained (100 ms deregistration, two quiet checks 20 ms
-    // apart), SIGTERM at 10.12 s, restart 100 ms later.
+    // balancer and drained (100 ms deregistration, then nothing in use),
+    // SIGTERM at 10.1 s, restart 100 ms later.
     let signals: Vec<(String, i32, u128)> = fake
         .records()
         .into_iter()
@@ -186,10 +195,10 @@ async fn an_unhealthy_replica_is_restarted_unless_the_policy_is_no() {
             _ => None,
         })
         .collect();
-    assert_eq!(signals, vec![("api-1".to_string(), libc::SIGTERM, 10_120)]);
+    assert_eq!(signals, vec![("api-1".to_string(), libc::SIGTERM, 10_100)]);
     assert_eq!(
         fake.spawns("api-1").into_iter().map(ms).collect::<Vec<_>>(),
-        vec![0, 10_220]
+        vec![0, 10_200]
     );
     let keep = stack.service("keep").unwrap().snapshot();
     assert_eq!(keep[0].state, ReplicaState::Running);
@@ -297,6 +306,7 @@ async fn scale_overrides_the_file() {
         Arc::new(fake.clone()),
         LogHub::new(tempfile::tempdir().unwrap().keep()).unwrap(),
         &options,
+        CancellationToken::new(),
     )
     .await
     .unwrap();

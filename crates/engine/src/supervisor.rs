@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cell::{ServiceCell, Snapshot};
 use crate::deps::{Verdict, wait};
+use crate::error::RollError;
 use crate::health::{HealthView, Monitor};
 use crate::logs::{LogHub, Source};
 use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF};
@@ -32,7 +33,7 @@ use crate::drain::Drain;
 #[derive(Debug)]
 pub(crate) enum Command {
     /// Start a new incarnation, switch to it when ready, stop the old one.
-    Roll(oneshot::Sender<Result<(), String>>),
+    Roll(oneshot::Sender<Result<(), RollError>>),
 }
 
 /// What a replica's task needs.
@@ -43,7 +44,8 @@ pub(crate) struct Replica {
     pub logs: LogHub,
     /// Dependencies with their services' snapshots.
     pub deps: Vec<(Dependency, watch::Receiver<Snapshot>)>,
-    /// Stop this replica (graceful).
+    /// Stop this replica (graceful); a child of the stack's token, and the
+    /// parent of its incarnations' monitors.
     pub stop: CancellationToken,
     /// Skip grace periods (second Ctrl-C).
     pub force: CancellationToken,
@@ -249,9 +251,9 @@ impl Replica {
     /// Starts a process with fresh ports (avoiding `avoid`) and its monitor.
     fn spawn(&self, avoid: &[u16]) -> Result<Incarnation, Failure> {
         let plan = self.cell.plan.clone();
-        let ports = self
-            .allocate_ports(avoid)
-            .map_err(|reason| Failure::Start { reason })?;
+        let ports = self.allocate_ports(avoid).map_err(|e| Failure::Start {
+            reason: format!("no free port for {}: {e}", self.label()),
+        })?;
         let env = plan.replica_env(self.index, &ports);
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
@@ -292,7 +294,7 @@ impl Replica {
             ready: false,
             message: None,
         });
-        let monitor_cancel = CancellationToken::new();
+        let monitor_cancel = self.stop.child_token();
         let monitor = Monitor {
             runtime: self.runtime.clone(),
             plan: plan.clone(),
@@ -337,7 +339,6 @@ impl Replica {
 
     /// One incarnation (and the ones rolling restarts put in its place).
     async fn run_once(&mut self) -> Result<Outcome, Failure> {
-        let plan = self.cell.plan.clone();
         self.set(|r| {
             r.state = ReplicaState::Starting;
             r.message = None;
@@ -345,73 +346,7 @@ impl Replica {
         let mut cur = self.spawn(&[])?;
         self.publish_current(&cur);
         self.say(format!("started (pid {})", cur.pid));
-        let restart_on_unhealthy = plan.restart != RestartPolicy::No;
-        let outcome = loop {
-            tokio::select! {
-                exit = cur.process.wait() => {
-                    let exit = exit.map_err(|e| Failure::Wait {
-                        reason: format!("waiting for {}: {e}", self.label()),
-                    })?;
-                    break Outcome::Exited(exit);
-                }
-                changed = cur.view.changed() => {
-                    if changed.is_err() {
-                        continue;
-                    }
-                    let view = cur.view.borrow_and_update().clone();
-                    let before = self.cell.replica(self.index);
-                    // Unhealthy and to be restarted: `restarting` in the same
-                    // update, so that nobody (dependents, `up --wait`) takes
-                    // a replica that heals itself for a failed one.
-                    let heal = view.health == Health::Unhealthy && restart_on_unhealthy;
-                    self.set(|r| {
-                        r.health = view.health;
-                        r.ready = view.ready && !r.leaving && !heal;
-                        r.message = view.message.clone();
-                        if heal {
-                            r.state = ReplicaState::Restarting;
-                        }
-                    });
-                    let was_ready = before.as_ref().is_some_and(|r| r.ready);
-                    // Ready by a probe, not merely by running.
-                    let probed = plan.healthcheck.is_some() || plan.ready.is_some();
-                    self.was_ready |= view.ready && probed;
-                    let was_unhealthy = before.as_ref().is_some_and(|r| r.health == Health::Unhealthy);
-                    if view.ready && !was_ready && view.health != Health::None {
-                        self.say("healthy");
-                    }
-                    if heal {
-                        self.say(format!("unhealthy ({}); restarting it", view.message.as_deref().unwrap_or("health check failing")));
-                        self.drain(cur.addrs()).await;
-                        let exit = self.terminate(cur.process.as_mut(), true).await;
-                        break Outcome::Unhealthy(exit);
-                    }
-                    if view.health == Health::Unhealthy && !was_unhealthy {
-                        self.say(format!(
-                            "unhealthy ({}); not restarted (restart: no); see `berth logs {}`",
-                            view.message.as_deref().unwrap_or("health check failing"),
-                            self.cell.name()
-                        ));
-                    }
-                }
-                Some(command) = self.commands.recv() => {
-                    let Command::Roll(reply) = command;
-                    match self.roll(&mut cur).await {
-                        Ok(Some(())) => { let _ = reply.send(Ok(())); }
-                        Ok(None) => {
-                            let _ = reply.send(Err("the replica was stopped".into()));
-                            self.terminate(cur.process.as_mut(), false).await;
-                            break Outcome::Stopped;
-                        }
-                        Err(e) => { let _ = reply.send(Err(e)); }
-                    }
-                }
-                () = self.stop.cancelled() => {
-                    self.terminate(cur.process.as_mut(), false).await;
-                    break Outcome::Stopped;
-                }
-            }
-        };
+        let outcome = self.follow(&mut cur).await?;
         cur.finish().await;
         self.set(|r| {
             r.ready = false;
@@ -422,41 +357,126 @@ impl Replica {
         Ok(outcome)
     }
 
+    /// Follows the current incarnation until it exits, turns unhealthy and
+    /// is to be restarted, or is stopped; rolling restarts replace it
+    /// meanwhile.
+    async fn follow(&mut self, cur: &mut Incarnation) -> Result<Outcome, Failure> {
+        // Its monitor ends with `stop` (its parent token): nothing more to read then.
+        let mut monitored = true;
+        loop {
+            tokio::select! {
+                exit = cur.process.wait() => {
+                    let exit = exit.map_err(|e| Failure::Wait {
+                        reason: format!("waiting for {}: {e}", self.label()),
+                    })?;
+                    return Ok(Outcome::Exited(exit));
+                }
+                changed = cur.view.changed(), if monitored => {
+                    if changed.is_err() {
+                        monitored = false;
+                        continue;
+                    }
+                    let view = cur.view.borrow_and_update().clone();
+                    if let Some(outcome) = self.health_changed(cur, view).await {
+                        return Ok(outcome);
+                    }
+                }
+                Some(command) = self.commands.recv() => {
+                    if let Some(outcome) = self.obey(cur, command).await {
+                        return Ok(outcome);
+                    }
+                    // Possibly a new incarnation, with a monitor of its own.
+                    monitored = true;
+                }
+                () = self.stop.cancelled() => {
+                    self.terminate(cur.process.as_mut(), false).await;
+                    return Ok(Outcome::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Publishes what the probes say about the current incarnation; ends
+    /// it when it turned unhealthy and its policy restarts it.
+    async fn health_changed(&mut self, cur: &mut Incarnation, view: HealthView) -> Option<Outcome> {
+        let plan = self.cell.plan.clone();
+        let before = self.cell.replica(self.index);
+        // Unhealthy and to be restarted: `restarting` in the same update, so
+        // that nobody (dependents, `up --wait`) takes a replica that heals
+        // itself for a failed one.
+        let heal = view.health == Health::Unhealthy && plan.restart != RestartPolicy::No;
+        self.set(|r| {
+            r.health = view.health;
+            r.ready = view.ready && !r.leaving && !heal;
+            r.message = view.message.clone();
+            if heal {
+                r.state = ReplicaState::Restarting;
+            }
+        });
+        let was_ready = before.as_ref().is_some_and(|r| r.ready);
+        // Ready by a probe, not merely by running.
+        let probed = plan.healthcheck.is_some() || plan.ready.is_some();
+        self.was_ready |= view.ready && probed;
+        let was_unhealthy = before
+            .as_ref()
+            .is_some_and(|r| r.health == Health::Unhealthy);
+        if view.ready && !was_ready && view.health != Health::None {
+            self.say("healthy");
+        }
+        let why = view.message.as_deref().unwrap_or("health check failing");
+        if heal {
+            self.say(format!("unhealthy ({why}); restarting it"));
+            self.drain(cur.addrs()).await;
+            let exit = self.terminate(cur.process.as_mut(), true).await;
+            return Some(Outcome::Unhealthy(exit));
+        }
+        if view.health == Health::Unhealthy && !was_unhealthy {
+            self.say(format!(
+                "unhealthy ({why}); not restarted (restart: no); see `berth logs {}`",
+                self.cell.name()
+            ));
+        }
+        None
+    }
+
+    /// Carries out a command; ends the incarnation when the replica was
+    /// stopped meanwhile.
+    async fn obey(&mut self, cur: &mut Incarnation, command: Command) -> Option<Outcome> {
+        let Command::Roll(reply) = command;
+        match self.roll(cur).await {
+            Ok(()) => {
+                let _ = reply.send(Ok(()));
+                None
+            }
+            Err(RollError::Stopped) => {
+                let _ = reply.send(Err(RollError::Stopped));
+                self.terminate(cur.process.as_mut(), false).await;
+                Some(Outcome::Stopped)
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        }
+    }
+
     /// A rolling restart of this slot: the next incarnation starts beside
     /// `cur`; once ready it replaces `cur`, and the old one is drained and
-    /// stopped in the background. `Ok(None)`: stopped meanwhile.
-    async fn roll(&mut self, cur: &mut Incarnation) -> Result<Option<()>, String> {
+    /// stopped in the background ([`RollError::Stopped`]: the replica was
+    /// stopped meanwhile).
+    async fn roll(&mut self, cur: &mut Incarnation) -> Result<(), RollError> {
         if self.cell.plan.bind == Bind::Direct {
-            return Err("bind: direct replicas restart in place".into());
+            return Err(RollError::Direct);
         }
         let avoid: Vec<u16> = cur.ports.values().copied().collect();
-        let mut next = self.spawn(&avoid).map_err(|f| f.to_string())?;
+        let mut next = self.spawn(&avoid).map_err(RollError::Spawn)?;
         self.say(format!(
             "rolling: new process {} started beside {}",
             next.pid, cur.pid
         ));
-        loop {
-            if next.view.borrow_and_update().ready {
-                break;
-            }
-            tokio::select! {
-                changed = next.view.changed() => {
-                    if changed.is_err() {
-                        return Err("the new process stopped being monitored".into());
-                    }
-                }
-                exit = next.process.wait() => {
-                    let exit = exit.map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
-                    next.finish().await;
-                    self.say(format!("rolling: the new process {exit} before it was ready; keeping the old one"));
-                    return Err(format!("the new process {exit} before it was ready"));
-                }
-                () = self.stop.cancelled() => {
-                    self.terminate(next.process.as_mut(), true).await;
-                    next.finish().await;
-                    return Ok(None);
-                }
-            }
+        if let Err(reason) = self.until_ready(&mut next).await {
+            next.finish().await;
+            return Err(reason);
         }
         let old = std::mem::replace(cur, next);
         self.publish_current(cur);
@@ -464,17 +484,63 @@ impl Replica {
             "rolling: switched to {}; draining {}",
             cur.pid, old.pid
         ));
+        tokio::spawn(self.retire(old));
+        Ok(())
+    }
+
+    /// Waits until a new incarnation is ready. When it will not be (it
+    /// ended, or the replica is being stopped), its process is gone on
+    /// return.
+    async fn until_ready(&self, next: &mut Incarnation) -> Result<(), RollError> {
+        loop {
+            if next.view.borrow_and_update().ready {
+                return Ok(());
+            }
+            tokio::select! {
+                changed = next.view.changed() => {
+                    if changed.is_err() {
+                        // Its monitor ended: the replica is being stopped.
+                        self.terminate(next.process.as_mut(), true).await;
+                        return Err(if self.stop.is_cancelled() {
+                            RollError::Stopped
+                        } else {
+                            RollError::Unmonitored
+                        });
+                    }
+                }
+                exit = next.process.wait() => {
+                    let reason = match exit {
+                        Ok(exit) => RollError::NotReady(exit),
+                        Err(e) => RollError::Lost(e),
+                    };
+                    let why = match &reason {
+                        RollError::Lost(e) => format!("{reason} ({e})"),
+                        _ => reason.to_string(),
+                    };
+                    self.say(format!("rolling: {why}; keeping the old one"));
+                    return Err(reason);
+                }
+                () = self.stop.cancelled() => {
+                    self.terminate(next.process.as_mut(), true).await;
+                    return Err(RollError::Stopped);
+                }
+            }
+        }
+    }
+
+    /// Stops an incarnation that was replaced: whoever routes to it
+    /// (forwarders, the proxy) lets go of it and finishes its in-flight
+    /// requests and WebSockets within the grace period, then it gets the
+    /// stop signal, and SIGKILL once the grace period is over.
+    fn retire(&self, mut old: Incarnation) -> impl std::future::Future<Output = ()> + use<> {
         let drain = self.drain.clone();
         let grace = self.cell.plan.stop_grace;
         let signal = self.cell.plan.stop_signal;
         let force = self.force.clone();
         let logs = self.logs.clone();
         let (service, index) = (self.cell.name().to_string(), self.index);
-        tokio::spawn(async move {
-            let mut old = old;
+        async move {
             let addrs = old.addrs();
-            // Whoever routes to it (forwarders, the proxy) lets go of it and
-            // finishes its in-flight requests and WebSockets, within the grace period.
             let started = Instant::now();
             if let Some(d) = &drain {
                 d.wait_idle(&addrs, grace).await;
@@ -498,8 +564,7 @@ impl Replica {
                 format!("rolling: old process {} stopped", old.pid),
             );
             old.finish().await;
-        });
-        Ok(Some(()))
+        }
     }
 
     /// Lets whoever routes to an incarnation that left the balancer
@@ -545,7 +610,7 @@ impl Replica {
     /// A free loopback port per declared port (forwarded), or the declared
     /// ports themselves (direct). Key 0 stands for `$PORT` when the service
     /// declares none.
-    fn allocate_ports(&self, avoid: &[u16]) -> Result<BTreeMap<u16, u16>, String> {
+    fn allocate_ports(&self, avoid: &[u16]) -> std::io::Result<BTreeMap<u16, u16>> {
         let plan = &self.cell.plan;
         let mut ports = BTreeMap::new();
         if plan.bind == Bind::Direct {
@@ -561,8 +626,7 @@ impl Replica {
         };
         let mut taken: Vec<u16> = avoid.to_vec();
         for t in targets {
-            let port =
-                free_port(&taken).map_err(|e| format!("no free port for {}: {e}", self.label()))?;
+            let port = free_port(&taken)?;
             taken.push(port);
             ports.insert(t, port);
         }
