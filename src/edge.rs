@@ -39,12 +39,12 @@ impl EngineView {
     pub fn new(stack: Arc<Stack>, logs: LogHub, cancel: &CancellationToken) -> EngineView {
         let mut channels = HashMap::new();
         for cell in stack.services() {
-            let mut targets = cell.plan.targets.clone();
+            let mut targets = cell.plan().targets.clone();
             if targets.is_empty() {
                 targets.push(0);
             }
             for target in targets {
-                let followed = follow(cell, target, &stack.drain, cancel);
+                let followed = follow(&cell, target, &stack.drain, cancel);
                 channels.insert((cell.name().to_string(), target), followed);
             }
         }
@@ -200,7 +200,7 @@ impl StackView for EngineView {
     fn upstreams(&self, service: &str, port: Option<u16>) -> Option<watch::Receiver<Upstreams>> {
         let cell = self.stack.service(service)?;
         let target = port
-            .or_else(|| cell.plan.targets.first().copied())
+            .or_else(|| cell.plan().targets.first().copied())
             .unwrap_or(0);
         self.channels.get(&(service.to_string(), target)).cloned()
     }

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use berth_compose::diff::{Action, ProjectDiff, diff};
 use berth_compose::Project;
+use berth_compose::diff::{Action, ProjectDiff, diff};
 
 use super::state::State;
 use super::{Deploy, DeployReport};
@@ -38,13 +38,18 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
     if !request.services.is_empty() {
         new.retain_with_dependencies(&request.services);
     }
-    if let Some(name) = request.scale.keys().find(|n| !new.services.contains_key(*n)) {
+    if let Some(name) = request
+        .scale
+        .keys()
+        .find(|n| !new.services.contains_key(*n))
+    {
         return Err(Refused::UnknownScale(name.clone()));
     }
     let running = state.model();
     let now: BTreeMap<String, u32> = state
         .stack
         .services()
+        .iter()
         .map(|cell| {
             let n = u32::try_from(cell.snapshot().len()).unwrap_or(u32::MAX);
             (cell.name().to_string(), n)

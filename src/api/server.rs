@@ -218,10 +218,11 @@ pub fn ps(state: &State) -> Ps {
     let services = state
         .stack
         .services()
+        .iter()
         .map(|cell| {
             let listening = state
                 .stack
-                .listening
+                .listening()
                 .iter()
                 .filter(|(s, _, _)| s == cell.name())
                 .map(|(_, t, a)| (*t, a.to_string()))
@@ -257,7 +258,7 @@ pub fn ps(state: &State) -> Ps {
             ServiceRow {
                 name: cell.name().to_string(),
                 listening,
-                self_heals: cell.plan.restart != berth_compose::RestartPolicy::No,
+                self_heals: cell.plan().restart != berth_compose::RestartPolicy::No,
                 replicas,
             }
         })
@@ -319,6 +320,7 @@ fn targets(state: &State, services: &[String]) -> Result<Vec<String>, berth_engi
         return Ok(state
             .stack
             .services()
+            .iter()
             .map(|c| c.name().to_string())
             .collect());
     }
@@ -416,12 +418,12 @@ fn exec_target(state: &State, q: &[(String, String)]) -> Response<Body> {
             format!("{service} has no such replica"),
         );
     };
-    let env = cell.plan.replica_env(replica.index, &replica.ports);
+    let env = cell.plan().replica_env(replica.index, &replica.ports);
     json(
         StatusCode::OK,
         &ExecTarget {
             env,
-            working_dir: cell.plan.working_dir.clone(),
+            working_dir: cell.plan().working_dir.clone(),
         },
     )
 }

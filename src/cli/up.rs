@@ -384,7 +384,7 @@ impl Edge {
 
 /// Says where each declared port listens.
 fn announce_ports(stack: &Stack, logs: &LogHub) {
-    for (service, target, addr) in &stack.listening {
+    for (service, target, addr) in &stack.listening() {
         logs.system(
             "berth",
             0,

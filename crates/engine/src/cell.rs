@@ -33,7 +33,10 @@ fn ts<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
 /// A service's plan and replica statuses.
 #[derive(Debug)]
 pub struct ServiceCell {
-    pub plan: Arc<ServicePlan>,
+    name: String,
+    /// What its replicas run; a deploy swaps it once every replica runs
+    /// the new one.
+    plan: std::sync::RwLock<Arc<ServicePlan>>,
     replicas: Mutex<Vec<ReplicaStatus>>,
     snapshot: watch::Sender<Snapshot>,
     events: broadcast::Sender<Event>,
@@ -46,7 +49,8 @@ impl ServiceCell {
             .collect();
         let (snapshot, _) = watch::channel(Arc::from(list.clone()));
         ServiceCell {
-            plan,
+            name: plan.name.clone(),
+            plan: std::sync::RwLock::new(plan),
             replicas: Mutex::new(list),
             snapshot,
             events,
@@ -54,7 +58,21 @@ impl ServiceCell {
     }
 
     pub fn name(&self) -> &str {
-        &self.plan.name
+        &self.name
+    }
+
+    /// What the service runs now.
+    pub fn plan(&self) -> Arc<ServicePlan> {
+        self.plan
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `plan` what the service runs (replicas started from now on
+    /// run it; running ones are rolled onto it by the stack).
+    pub fn set_plan(&self, plan: Arc<ServicePlan>) {
+        *self.plan.write().unwrap_or_else(PoisonError::into_inner) = plan;
     }
 
     /// The current snapshot.
@@ -79,7 +97,7 @@ impl ServiceCell {
         change(&mut next);
         if !slot.state.can_become(next.state) {
             tracing::warn!(
-                service = %self.plan.name, replica = index,
+                service = %self.name, replica = index,
                 "refused state change {:?} -> {:?}", slot.state, next.state
             );
             return false;
@@ -117,7 +135,7 @@ impl ServiceCell {
     pub fn add_replica(&self) -> u32 {
         let mut replicas = self.replicas.lock().unwrap_or_else(PoisonError::into_inner);
         let index = replicas.iter().map(|r| r.index).max().unwrap_or(0) + 1;
-        replicas.push(ReplicaStatus::new(&self.plan.name, index));
+        replicas.push(ReplicaStatus::new(&self.name, index));
         self.snapshot.send_replace(Arc::from(replicas.clone()));
         index
     }

@@ -117,6 +117,13 @@ pub enum RollError {
     /// The replica's task had already ended (the stack is stopping).
     #[error("the replica task is gone")]
     Gone,
+    /// The new process was not ready within the deploy's deadline.
+    #[error("the new process was not ready within {}s{}", waited.as_secs(), last.as_deref().map(|m| format!(" (last probe: {m})")).unwrap_or_default())]
+    Deadline {
+        waited: std::time::Duration,
+        /// The last probe's output.
+        last: Option<String>,
+    },
 }
 
 #[cfg(test)]

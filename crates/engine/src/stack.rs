@@ -2,7 +2,7 @@
 //! start in dependency order and stop in reverse.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use indexmap::IndexMap;
@@ -48,7 +48,8 @@ struct ReplicaTask {
 /// A started stack.
 pub struct Stack {
     pub project: String,
-    cells: IndexMap<String, Arc<ServiceCell>>,
+    /// The services in start order; a deploy adds and removes some.
+    cells: RwLock<IndexMap<String, Arc<ServiceCell>>>,
     runtime: Arc<dyn Runtime>,
     logs: LogHub,
     events: broadcast::Sender<Event>,
@@ -59,11 +60,13 @@ pub struct Stack {
     /// Not a lifetime: once cancelled, stops skip their grace periods.
     force: CancellationToken,
     forwarders: CancellationToken,
+    /// Each service's forwarders, children of `forwarders`.
+    service_forwarders: Mutex<BTreeMap<String, CancellationToken>>,
     /// Uses of each replica address (routers listing it, connections and
     /// requests to it), for draining.
     pub drain: Arc<Drain>,
     /// The bound address of every forwarded declared port: (service, target, address).
-    pub listening: Vec<(String, u16, std::net::SocketAddr)>,
+    listening: Mutex<Vec<(String, u16, std::net::SocketAddr)>>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -102,11 +105,9 @@ impl Stack {
         let (events, _) = broadcast::channel(4096);
         let cells = cells(plans, options, &events);
         let forwarders = cancel.child_token();
-        let drain: Arc<Drain> = Arc::default();
-        let listening = forward_ports(listeners, &cells, &drain, &forwarders);
         let stack = Arc::new(Stack {
             project: project.to_string(),
-            cells,
+            cells: RwLock::new(IndexMap::new()),
             runtime,
             logs,
             events,
@@ -114,33 +115,205 @@ impl Stack {
             cancel,
             force: CancellationToken::new(),
             forwarders,
-            drain,
-            listening,
+            service_forwarders: Mutex::new(BTreeMap::new()),
+            drain: Arc::default(),
+            listening: Mutex::new(Vec::new()),
         });
-        for cell in stack.cells.values() {
-            for r in cell.snapshot().iter() {
-                stack.spawn_replica(cell, r.index);
-            }
-        }
+        stack.add_cells(cells, listeners);
         Ok(stack)
     }
 
+    /// Makes the cells part of the stack, forwards their listeners and
+    /// starts their replicas.
+    fn add_cells(
+        &self,
+        cells: IndexMap<String, Arc<ServiceCell>>,
+        listeners: Vec<(String, u16, tokio::net::TcpListener)>,
+    ) {
+        self.cells
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(cells.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (service, target, listener) in listeners {
+            let Some(cell) = cells.get(&service) else {
+                continue;
+            };
+            let cancel = self
+                .service_forwarders
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(service.clone())
+                .or_insert_with(|| self.forwarders.child_token())
+                .clone();
+            if let Ok(addr) = listener.local_addr() {
+                self.listening
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((service.clone(), target, addr));
+            }
+            let backends = backends(cell, target, &self.drain, &cancel);
+            forward::serve(listener, backends, self.drain.clone(), cancel);
+        }
+        for cell in cells.values() {
+            for r in cell.snapshot().iter() {
+                self.spawn_replica(cell, r.index);
+            }
+        }
+    }
+
+    /// Adds services to the running stack (a deploy): binds their ports,
+    /// creates their volumes, runs their builds, then starts them (each
+    /// waits for its own dependencies).
+    ///
+    /// # Errors
+    /// A port in use, a failing build or an uncreatable volume directory;
+    /// nothing of these services runs then.
+    pub async fn add(&self, plans: Vec<ServicePlan>, build_them: bool) -> Result<(), Error> {
+        let listeners = bind_ports(&plans).await?;
+        create_volumes(&plans)?;
+        if build_them {
+            for plan in &plans {
+                build(plan, self.runtime.as_ref(), &self.logs).await?;
+            }
+        }
+        let cells = cells(plans, &UpOptions::default(), &self.events);
+        self.add_cells(cells, listeners);
+        Ok(())
+    }
+
+    /// Stops a service and forgets it (a deploy of a file without it):
+    /// its replicas stop with their grace periods, its forwarders close.
+    ///
+    /// # Errors
+    /// [`Error::UnknownService`].
+    pub async fn remove(&self, service: &str) -> Result<(), Error> {
+        self.stop_service(service).await?;
+        if let Some(cancel) = self
+            .service_forwarders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(service)
+        {
+            cancel.cancel();
+        }
+        self.listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(s, _, _)| s != service);
+        self.cells
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .shift_remove(service);
+        Ok(())
+    }
+
+    /// Replaces what a service runs (a deploy of a changed file): each
+    /// running replica is rolled onto `plan` in turn, its new process
+    /// ready before the old one is drained and stopped. When a new process
+    /// is not ready within `deadline`, the rollout stops and the replicas
+    /// already replaced are rolled back; the service keeps its old plan.
+    /// Replicas that were not running start again with the new plan.
+    ///
+    /// # Errors
+    /// [`Error::UnknownService`], or [`Error::Roll`] for the replica whose
+    /// new process did not become ready (after the rollback).
+    pub async fn replace(
+        &self,
+        service: &str,
+        plan: ServicePlan,
+        deadline: Duration,
+    ) -> Result<Vec<String>, Error> {
+        let cell = self.cell(service)?;
+        let old = cell.plan();
+        let new = Arc::new(plan);
+        if old.bind == berth_compose::Bind::Direct {
+            self.stop_service(service).await?;
+            cell.set_plan(new);
+            self.start_service(service)?;
+            return Ok(vec![format!(
+                "{service}: replaced in place (bind: direct cannot run two processes at once)"
+            )]);
+        }
+        let mut done = Vec::new();
+        let mut rolled: Vec<(String, mpsc::Sender<Command>)> = Vec::new();
+        let mut idle: Vec<u32> = Vec::new();
+        for r in cell.snapshot().iter() {
+            let Some(tx) = self.commands_if_running(service, r) else {
+                idle.push(r.index);
+                continue;
+            };
+            let name = r.name();
+            if let Err(reason) = roll(&tx, Some(new.clone()), Some(deadline)).await {
+                let mut failed = vec![format!("{name}: {reason}")];
+                for (back, tx) in rolled.iter().rev() {
+                    failed.push(match roll(&tx, Some(old.clone()), None).await {
+                        Ok(()) => format!("{back}: rolled back"),
+                        Err(e) => format!("{back}: rollback failed: {e}"),
+                    });
+                }
+                self.say(service, failed.join("; "));
+                return Err(Error::Roll {
+                    replica: name,
+                    reason,
+                });
+            }
+            done.push(format!("{name}: replaced without downtime"));
+            rolled.push((name, tx));
+        }
+        cell.set_plan(new);
+        for index in idle {
+            for t in self.take_tasks(service, Some(&[index])) {
+                t.stop.cancel();
+                let _ = t.handle.await;
+            }
+            cell.update(index, |s| {
+                s.state = ReplicaState::Waiting;
+                s.message = None;
+            });
+            self.spawn_replica(&cell, index);
+            done.push(format!(
+                "{service}-{index}: started with the new configuration"
+            ));
+        }
+        Ok(done)
+    }
+
+    /// A line in the stack's log stream, from berth, about a service.
+    fn say(&self, service: &str, message: String) {
+        self.logs.system(service, 0, message);
+    }
+
+    /// The command channel of a replica whose task runs a running process.
+    fn commands_if_running(
+        &self,
+        service: &str,
+        r: &crate::state::ReplicaStatus,
+    ) -> Option<mpsc::Sender<Command>> {
+        if r.state != ReplicaState::Running {
+            return None;
+        }
+        let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        tasks
+            .get(&(service.to_string(), r.index))
+            .filter(|t| !t.handle.is_finished())
+            .map(|t| t.commands.clone())
+    }
+
     fn spawn_replica(&self, cell: &Arc<ServiceCell>, index: u32) {
-        let deps = cell
-            .plan
-            .depends_on
-            .iter()
-            .filter_map(|d| {
-                self.cells
-                    .get(&d.service)
-                    .map(|c| (d.clone(), c.subscribe()))
-            })
-            .collect();
+        let plan = cell.plan();
+        let deps = {
+            let cells = self.cells.read().unwrap_or_else(PoisonError::into_inner);
+            plan.depends_on
+                .iter()
+                .filter_map(|d| cells.get(&d.service).map(|c| (d.clone(), c.subscribe())))
+                .collect()
+        };
         let stop = self.cancel.child_token();
         let (commands_tx, commands) = mpsc::channel(4);
         let drain = self.drain.clone();
         let replica = Replica {
             cell: cell.clone(),
+            plan,
             index,
             runtime: self.runtime.clone(),
             logs: self.logs.clone(),
@@ -175,12 +348,10 @@ impl Stack {
         keys.iter().filter_map(|k| tasks.remove(k)).collect()
     }
 
-    fn cell(&self, service: &str) -> Result<&Arc<ServiceCell>, Error> {
-        self.cells
-            .get(service)
-            .ok_or_else(|| Error::UnknownService {
-                service: service.to_string(),
-            })
+    fn cell(&self, service: &str) -> Result<Arc<ServiceCell>, Error> {
+        self.service(service).ok_or_else(|| Error::UnknownService {
+            service: service.to_string(),
+        })
     }
 
     /// Stops a service's replicas (they stay listed, as stopped).
@@ -253,10 +424,10 @@ impl Stack {
     }
 
     fn dependents_to_restart(&self, service: &str) -> Vec<String> {
-        self.cells
-            .values()
+        self.services()
+            .into_iter()
             .filter(|c| {
-                c.plan
+                c.plan()
                     .depends_on
                     .iter()
                     .any(|d| d.service == service && d.restart)
@@ -266,8 +437,8 @@ impl Stack {
     }
 
     async fn restart_one(&self, service: &str) -> Result<Vec<String>, Error> {
-        let cell = self.cell(service)?.clone();
-        if cell.plan.bind == berth_compose::Bind::Direct {
+        let cell = self.cell(service)?;
+        if cell.plan().bind == berth_compose::Bind::Direct {
             self.stop_service(service).await?;
             self.start_service(service)?;
             return Ok(vec![format!(
@@ -277,23 +448,15 @@ impl Stack {
         let mut done = Vec::new();
         for r in cell.snapshot().iter() {
             let name = r.name();
-            let sender = {
-                let tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
-                tasks
-                    .get(&(service.to_string(), r.index))
-                    .filter(|t| !t.handle.is_finished())
-                    .map(|t| t.commands.clone())
-            };
-            let running = r.state == ReplicaState::Running;
-            match (sender, running) {
-                (Some(tx), true) => {
-                    roll(&tx).await.map_err(|reason| Error::Roll {
+            match self.commands_if_running(service, r) {
+                Some(tx) => {
+                    roll(&tx, None, None).await.map_err(|reason| Error::Roll {
                         replica: name.clone(),
                         reason,
                     })?;
                     done.push(format!("{name}: restarted without downtime"));
                 }
-                _ => {
+                None => {
                     // Not running (starting, restarting, exited, failed):
                     // end whatever its task is doing, then start it again.
                     for t in self.take_tasks(service, Some(&[r.index])) {
@@ -319,8 +482,8 @@ impl Stack {
     /// [`Error::UnknownService`], or [`Error::DirectScale`] for more than
     /// one replica of a `bind: direct` service.
     pub async fn scale(&self, service: &str, replicas: u32) -> Result<(), Error> {
-        let cell = self.cell(service)?.clone();
-        if cell.plan.bind == berth_compose::Bind::Direct && replicas > 1 {
+        let cell = self.cell(service)?;
+        if cell.plan().bind == berth_compose::Bind::Direct && replicas > 1 {
             return Err(Error::DirectScale {
                 service: service.to_string(),
             });
@@ -354,7 +517,7 @@ impl Stack {
                     .collect::<Vec<_>>()
             })
             .collect();
-        self.drain.wait_idle(&addrs, cell.plan.stop_grace).await;
+        self.drain.wait_idle(&addrs, cell.plan().stop_grace).await;
         let tasks = self.take_tasks(service, Some(&doomed));
         for t in &tasks {
             t.stop.cancel();
@@ -369,22 +532,39 @@ impl Stack {
     }
 
     /// The services in start order.
-    pub fn services(&self) -> impl Iterator<Item = &Arc<ServiceCell>> {
-        self.cells.values()
+    pub fn services(&self) -> Vec<Arc<ServiceCell>> {
+        self.cells
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Where each forwarded declared port listens: (service, target, address).
+    pub fn listening(&self) -> Vec<(String, u16, std::net::SocketAddr)> {
+        self.listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The longest `stop_grace_period` of the stack's services: how long
     /// whatever fronts it (the proxy) may take to finish what is in flight.
     pub fn grace(&self) -> Duration {
-        self.cells
-            .values()
-            .map(|c| c.plan.stop_grace)
+        self.services()
+            .iter()
+            .map(|c| c.plan().stop_grace)
             .max()
             .unwrap_or(crate::plan::DEFAULT_STOP_GRACE)
     }
 
-    pub fn service(&self, name: &str) -> Option<&Arc<ServiceCell>> {
-        self.cells.get(name)
+    pub fn service(&self, name: &str) -> Option<Arc<ServiceCell>> {
+        self.cells
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
     }
 
     /// State and health changes as they happen.
@@ -400,7 +580,12 @@ impl Stack {
     /// stop signal and grace period; forwarders last, then whatever else
     /// hangs off the stack's token.
     pub async fn stop(&self) {
-        let order: Vec<String> = self.cells.keys().rev().cloned().collect();
+        let order: Vec<String> = self
+            .services()
+            .iter()
+            .rev()
+            .map(|c| c.name().to_string())
+            .collect();
         for service in order {
             let tasks: Vec<ReplicaTask> = {
                 let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
@@ -431,7 +616,7 @@ impl Stack {
     /// returns a one-line summary per service.
     pub async fn all_up(&self) -> Vec<String> {
         let mut receivers: Vec<watch::Receiver<Snapshot>> =
-            self.cells.values().map(|c| c.subscribe()).collect();
+            self.services().iter().map(|c| c.subscribe()).collect();
         loop {
             let mut done = true;
             let mut summary = Vec::new();
@@ -472,7 +657,7 @@ impl Stack {
     /// Waits until a replica fails, or every replica has exited by itself.
     pub async fn settled(&self) -> Settled {
         let mut receivers: Vec<watch::Receiver<Snapshot>> =
-            self.cells.values().map(|c| c.subscribe()).collect();
+            self.services().iter().map(|c| c.subscribe()).collect();
         // After a first failure, give replicas that are still starting a
         // moment to fail too, so one run reports every broken service.
         let mut failing_since: Option<tokio::time::Instant> = None;
@@ -572,11 +757,19 @@ fn backends(
 }
 
 /// Asks a replica's task for a rolling restart and waits for the outcome.
-async fn roll(task: &mpsc::Sender<Command>) -> Result<(), RollError> {
+async fn roll(
+    task: &mpsc::Sender<Command>,
+    to: Option<Arc<ServicePlan>>,
+    deadline: Option<Duration>,
+) -> Result<(), RollError> {
     let (reply, answer) = oneshot::channel();
-    task.send(Command::Roll(reply))
-        .await
-        .map_err(|_| RollError::Gone)?;
+    task.send(Command::Roll {
+        to,
+        deadline,
+        reply,
+    })
+    .await
+    .map_err(|_| RollError::Gone)?;
     answer.await.map_err(|_| RollError::Gone)?
 }
 
@@ -632,27 +825,6 @@ fn cells(
         cells.insert(cell.name().to_string(), cell);
     }
     cells
-}
-
-/// Forwards every declared port to its service's ready replicas until
-/// `cancel`; returns where each listens: (service, target, address).
-fn forward_ports(
-    listeners: Vec<(String, u16, tokio::net::TcpListener)>,
-    cells: &IndexMap<String, Arc<ServiceCell>>,
-    drain: &Arc<Drain>,
-    cancel: &CancellationToken,
-) -> Vec<(String, u16, std::net::SocketAddr)> {
-    let mut listening = Vec::new();
-    for (service, target, listener) in listeners {
-        if let Ok(addr) = listener.local_addr() {
-            listening.push((service.clone(), target, addr));
-        }
-        if let Some(cell) = cells.get(&service) {
-            let backends = backends(cell, target, drain, cancel);
-            forward::serve(listener, backends, drain.clone(), cancel.clone());
-        }
-    }
-    listening
 }
 
 /// Runs a service's `x-berth.build`, its output in the log stream.

@@ -23,7 +23,7 @@ use crate::deps::{Verdict, wait};
 use crate::error::RollError;
 use crate::health::{HealthView, Monitor};
 use crate::logs::{LogHub, Source};
-use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF};
+use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF, ServicePlan};
 use crate::runtime::{Exit, Process, ProcessSpec, Runtime};
 use crate::state::{Failure, Health, ReplicaState};
 
@@ -32,13 +32,21 @@ use crate::drain::Drain;
 /// Commands to a running replica task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Start a new incarnation, switch to it when ready, stop the old one.
-    Roll(oneshot::Sender<Result<(), RollError>>),
+    /// Start a new incarnation (running `to`, when given), switch to it
+    /// once ready, stop the old one; give up after `deadline`.
+    Roll {
+        to: Option<Arc<ServicePlan>>,
+        deadline: Option<std::time::Duration>,
+        reply: oneshot::Sender<Result<(), RollError>>,
+    },
 }
 
 /// What a replica's task needs.
 pub(crate) struct Replica {
     pub cell: Arc<ServiceCell>,
+    /// What this replica runs (the service's plan when it started, or the
+    /// one a deploy rolled it onto).
+    pub plan: Arc<ServicePlan>,
     pub index: u32,
     pub runtime: Arc<dyn Runtime>,
     pub logs: LogHub,
@@ -132,7 +140,7 @@ impl Replica {
         if !self.wait_for_dependencies().await {
             return;
         }
-        let plan = self.cell.plan.clone();
+        let plan = self.plan.clone();
         let mut backoff = plan.backoff;
         let mut restarts_done = 0u32;
         loop {
@@ -249,11 +257,13 @@ impl Replica {
     }
 
     /// Starts a process with fresh ports (avoiding `avoid`) and its monitor.
-    fn spawn(&self, avoid: &[u16]) -> Result<Incarnation, Failure> {
-        let plan = self.cell.plan.clone();
-        let ports = self.allocate_ports(avoid).map_err(|e| Failure::Start {
-            reason: format!("no free port for {}: {e}", self.label()),
-        })?;
+    fn spawn(&self, plan: &Arc<ServicePlan>, avoid: &[u16]) -> Result<Incarnation, Failure> {
+        let plan = plan.clone();
+        let ports = self
+            .allocate_ports(&plan, avoid)
+            .map_err(|e| Failure::Start {
+                reason: format!("no free port for {}: {e}", self.label()),
+            })?;
         let env = plan.replica_env(self.index, &ports);
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
@@ -343,7 +353,7 @@ impl Replica {
             r.state = ReplicaState::Starting;
             r.message = None;
         });
-        let mut cur = self.spawn(&[])?;
+        let mut cur = self.spawn(&self.plan, &[])?;
         self.publish_current(&cur);
         self.say(format!("started (pid {})", cur.pid));
         let outcome = self.follow(&mut cur).await?;
@@ -399,7 +409,7 @@ impl Replica {
     /// Publishes what the probes say about the current incarnation; ends
     /// it when it turned unhealthy and its policy restarts it.
     async fn health_changed(&mut self, cur: &mut Incarnation, view: HealthView) -> Option<Outcome> {
-        let plan = self.cell.plan.clone();
+        let plan = self.plan.clone();
         let before = self.cell.replica(self.index);
         // Unhealthy and to be restarted: `restarting` in the same update, so
         // that nobody (dependents, `up --wait`) takes a replica that heals
@@ -442,8 +452,12 @@ impl Replica {
     /// Carries out a command; ends the incarnation when the replica was
     /// stopped meanwhile.
     async fn obey(&mut self, cur: &mut Incarnation, command: Command) -> Option<Outcome> {
-        let Command::Roll(reply) = command;
-        match self.roll(cur).await {
+        let Command::Roll {
+            to,
+            deadline,
+            reply,
+        } = command;
+        match self.roll(cur, to, deadline).await {
             Ok(()) => {
                 let _ = reply.send(Ok(()));
                 None
@@ -464,20 +478,47 @@ impl Replica {
     /// `cur`; once ready it replaces `cur`, and the old one is drained and
     /// stopped in the background ([`RollError::Stopped`]: the replica was
     /// stopped meanwhile).
-    async fn roll(&mut self, cur: &mut Incarnation) -> Result<(), RollError> {
-        if self.cell.plan.bind == Bind::Direct {
+    async fn roll(
+        &mut self,
+        cur: &mut Incarnation,
+        to: Option<Arc<ServicePlan>>,
+        deadline: Option<std::time::Duration>,
+    ) -> Result<(), RollError> {
+        if self.plan.bind == Bind::Direct {
             return Err(RollError::Direct);
         }
+        let plan = to.unwrap_or_else(|| self.plan.clone());
         let avoid: Vec<u16> = cur.ports.values().copied().collect();
-        let mut next = self.spawn(&avoid).map_err(RollError::Spawn)?;
+        let mut next = self.spawn(&plan, &avoid).map_err(RollError::Spawn)?;
         self.say(format!(
             "rolling: new process {} started beside {}",
             next.pid, cur.pid
         ));
-        if let Err(reason) = self.until_ready(&mut next).await {
+        let ready = match deadline {
+            None => self.until_ready(&mut next).await,
+            Some(limit) => match tokio::time::timeout(limit, self.until_ready(&mut next)).await {
+                Ok(ready) => ready,
+                Err(_) => {
+                    let last = next.view.borrow().message.clone();
+                    self.say(format!(
+                        "rolling: the new process {} was not ready within {}s; keeping {}",
+                        next.pid,
+                        limit.as_secs(),
+                        cur.pid
+                    ));
+                    self.terminate(next.process.as_mut(), true).await;
+                    Err(RollError::Deadline {
+                        waited: limit,
+                        last,
+                    })
+                }
+            },
+        };
+        if let Err(reason) = ready {
             next.finish().await;
             return Err(reason);
         }
+        self.plan = plan;
         let old = std::mem::replace(cur, next);
         self.publish_current(cur);
         self.say(format!(
@@ -534,8 +575,8 @@ impl Replica {
     /// stop signal, and SIGKILL once the grace period is over.
     fn retire(&self, mut old: Incarnation) -> impl std::future::Future<Output = ()> + use<> {
         let drain = self.drain.clone();
-        let grace = self.cell.plan.stop_grace;
-        let signal = self.cell.plan.stop_signal;
+        let grace = self.plan.stop_grace;
+        let signal = self.plan.stop_signal;
         let force = self.force.clone();
         let logs = self.logs.clone();
         let (service, index) = (self.cell.name().to_string(), self.index);
@@ -574,7 +615,7 @@ impl Replica {
     async fn drain(&self, addrs: Vec<SocketAddr>) {
         let Some(drain) = &self.drain else { return };
         tokio::select! {
-            () = drain.wait_idle(&addrs, self.cell.plan.stop_grace) => {}
+            () = drain.wait_idle(&addrs, self.plan.stop_grace) => {}
             () = self.stop.cancelled() => {}
             () = self.force.cancelled() => {}
         }
@@ -584,7 +625,7 @@ impl Replica {
     /// period (at once when forced). `quiet` leaves the published state
     /// alone (processes nobody sees, or a replica already `restarting`).
     async fn terminate(&self, process: &mut dyn Process, quiet: bool) -> Exit {
-        let plan = &self.cell.plan;
+        let plan = &self.plan;
         if !quiet {
             self.set(|r| {
                 r.state = ReplicaState::Stopping;
@@ -610,8 +651,11 @@ impl Replica {
     /// A free loopback port per declared port (forwarded), or the declared
     /// ports themselves (direct). Key 0 stands for `$PORT` when the service
     /// declares none.
-    fn allocate_ports(&self, avoid: &[u16]) -> std::io::Result<BTreeMap<u16, u16>> {
-        let plan = &self.cell.plan;
+    fn allocate_ports(
+        &self,
+        plan: &ServicePlan,
+        avoid: &[u16],
+    ) -> std::io::Result<BTreeMap<u16, u16>> {
         let mut ports = BTreeMap::new();
         if plan.bind == Bind::Direct {
             for t in &plan.targets {
