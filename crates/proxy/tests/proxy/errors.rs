@@ -31,10 +31,7 @@ async fn no_ready_replica_is_503_naming_the_service() {
 
 #[tokio::test]
 async fn unreachable_replicas_are_502_and_browsers_get_html() {
-    let (a, b) = (backend("api-1").await, backend("api-2").await);
-    a.kill();
-    b.kill();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (a, b) = (refusing_backend("api-1"), refusing_backend("api-2"));
     let stack = FakeStack::new();
     stack.set("api", &[&a, &b]);
     let proxy = start(settings(vec![service_route("/", "api")]), stack).await;

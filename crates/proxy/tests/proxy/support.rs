@@ -371,6 +371,26 @@ pub fn backend_on(name: &str, listener: TcpListener) -> Backend {
     }
 }
 
+/// A replica that refuses connections, like one whose process died: its
+/// port stays bound (not listening) for as long as it lives, so nothing
+/// else can take the port meanwhile.
+pub fn refusing_backend(name: &str) -> Backend {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _bound = socket;
+        std::future::pending::<()>().await;
+    });
+    Backend {
+        name: name.into(),
+        addr,
+        hits: Arc::default(),
+        conns: Arc::default(),
+        task,
+    }
+}
+
 /// A replica that accepts connections and reads requests but never answers
 /// (a deadlocked process); `hits` counts the request heads it received.
 pub async fn hung_backend(name: &str) -> Backend {
