@@ -139,9 +139,14 @@ services:
 "#,
     );
     let mut up = t.arg("up").spawn();
-    up.wait_for("polite-1", 10 * SEC);
-    up.wait_for("stubborn-1", 10 * SEC);
-    std::thread::sleep(Duration::from_millis(300));
+    // Each says ready once its trap is set.
+    for name in ["polite-1 ", "stubborn-1 "] {
+        up.wait_for_line(
+            &format!("{name}ready"),
+            |l| l.starts_with(name) && l.ends_with("| ready"),
+            10 * SEC,
+        );
+    }
     let start = std::time::Instant::now();
     assert_eq!(up.interrupt(), Some(130));
     let took = start.elapsed();
@@ -177,7 +182,8 @@ fn a_second_interrupt_skips_the_grace_period() {
     up.wait_for("ready", 10 * SEC);
     let start = std::time::Instant::now();
     up.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(300));
+    // The first one is being handled: a graceful stop, 30 s at most.
+    up.wait_for("stopping (press Ctrl-C again to force)", 10 * SEC);
     up.signal(libc::SIGINT);
     assert_eq!(up.wait_exit(10 * SEC), Some(130));
     assert!(start.elapsed() < 5 * SEC);
