@@ -149,12 +149,14 @@ fn the_demo_api_is_balanced_and_its_websocket_echoes_through_the_proxy() {
         3
     );
     let (_, metrics) = http_get(&proxy, "/metrics").unwrap();
+    // Whole lines: a series and its exact value.
+    let has = |line: &str| metrics.lines().any(|l| l == line);
     assert!(
-        metrics.contains("berth_replica_ready{service=\"api\",replica=\"2\"} 1"),
+        has("berth_replica_ready{service=\"api\",replica=\"2\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("berth_replica_restarts_total{service=\"api\",replica=\"1\"} 0"),
+        has("berth_replica_restarts_total{service=\"api\",replica=\"1\"} 0"),
         "{metrics}"
     );
     assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");

@@ -175,7 +175,10 @@ async fn a_malformed_chunked_body_is_400_not_502() {
     }
     let metrics = get(&proxy.url("/metrics")).await.text();
     assert!(
-        metrics.contains("berth_proxy_requests_total{route=\"/\",code=\"400\",class=\"4xx\"} 2"),
+        has_line(
+            &metrics,
+            "berth_proxy_requests_total{route=\"/\",code=\"400\",class=\"4xx\"} 2"
+        ),
         "{metrics}"
     );
     assert!(!metrics.contains("class=\"5xx\""), "{metrics}");

@@ -61,7 +61,8 @@ async fn a_refusing_replica_is_ejected_and_skipped() {
     }
     let metrics = get(&proxy.url("/metrics")).await.text();
     assert!(
-        metrics.contains(
+        has_line(
+            &metrics,
             "berth_proxy_upstream_connect_failures_total{service=\"api\",replica=\"api-2\"} 1"
         ),
         "{metrics}"
@@ -147,8 +148,10 @@ async fn gets_to_a_hung_replica_are_retried_on_another_and_it_is_ejected() {
     assert_eq!(good.hits.load(Ordering::SeqCst), 20);
     let metrics = get(&proxy.url("/metrics")).await.text();
     assert!(
-        metrics
-            .contains("berth_proxy_upstream_timeouts_total{service=\"api\",replica=\"api-1\"} 1"),
+        has_line(
+            &metrics,
+            "berth_proxy_upstream_timeouts_total{service=\"api\",replica=\"api-1\"} 1"
+        ),
         "{metrics}"
     );
     // Each request is logged once, with the replica that answered.

@@ -301,6 +301,12 @@ pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
+/// Whether `text` has this whole line (a series and its exact value: not
+/// `... 1` matching `... 19`).
+pub fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
 /// Polls `done` until it holds, failing the test after 5 s.
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
