@@ -72,7 +72,8 @@ fn down_from_a_second_terminal_stops_a_foreground_up() {
         "services:\n  a:\n    command: [sh, -c, \"trap 'echo a got TERM; exit 0' TERM; echo ready; while true; do sleep 0.05; done\"]\n",
     );
     let mut up = t.arg("up").spawn();
-    up.wait_for("ready", 10 * SEC);
+    // Its own line, once the trap is set.
+    up.wait_for_output("a-1", "ready", 10 * SEC);
     up.test.run_args(["down"]).success();
     assert_eq!(up.wait_exit(10 * SEC), Some(0));
     assert!(up.seen.iter().any(|l| l.contains("a got TERM")));

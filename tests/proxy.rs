@@ -387,12 +387,23 @@ fn a_replica_killed_under_load_loses_no_request() {
     let load = Load::start(&proxy, 8);
     assert!(eventually(10 * SEC, || load.ok() >= 20));
     let ps = t.run_args(["ps", "--format", "json"]).success().json();
-    let pid = ps["services"][0]["replicas"][1]["pid"].as_u64().unwrap() as i32;
+    let victim = &ps["services"][0]["replicas"][1];
+    assert_eq!(victim["index"], 2, "{victim}");
+    let pid = victim["pid"].as_u64().unwrap() as i32;
+    // It dies with requests in flight: replica 2 holds what it gets until
+    // then, and those must be answered by another one.
+    let (hang, stuck) = (t.dir().join("hang.2"), t.dir().join("stuck.2"));
+    std::fs::write(&hang, "").unwrap();
+    assert!(
+        eventually(10 * SEC, || stuck.exists()),
+        "replica 2 got no request"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+    std::fs::remove_file(&hang).unwrap();
     // Under load all along: the killed replica comes back (restart: always)
     // and rejoins when ready.
     assert!(eventually(10 * SEC, || {

@@ -308,6 +308,22 @@ impl Running {
         )
     }
 
+    /// Waits for `replica` (e.g. `web-1`) itself to print `text` (a line
+    /// `web-1  | text`, not one of berth's own lines about it).
+    pub fn wait_for_output(
+        &mut self,
+        replica: &str,
+        text: &str,
+        timeout: std::time::Duration,
+    ) -> String {
+        let (lead, tail) = (format!("{replica} "), format!(" | {text}"));
+        self.wait_for_line(
+            &format!("{replica} printing {text:?}"),
+            |l| l.starts_with(&lead) && l.ends_with(&tail),
+            timeout,
+        )
+    }
+
     /// Waits for a stdout line (`what`) for which `is` holds; returns it.
     pub fn wait_for_line(
         &mut self,

@@ -140,13 +140,8 @@ services:
     );
     let mut up = t.arg("up").spawn();
     // Each says ready once its trap is set.
-    for name in ["polite-1 ", "stubborn-1 "] {
-        up.wait_for_line(
-            &format!("{name}ready"),
-            |l| l.starts_with(name) && l.ends_with("| ready"),
-            10 * SEC,
-        );
-    }
+    up.wait_for_output("polite-1", "ready", 10 * SEC);
+    up.wait_for_output("stubborn-1", "ready", 10 * SEC);
     let start = std::time::Instant::now();
     assert_eq!(up.interrupt(), Some(130));
     let took = start.elapsed();
@@ -179,7 +174,9 @@ fn a_second_interrupt_skips_the_grace_period() {
         "services:\n  stubborn:\n    command: [\"sh\", \"-c\", \"trap '' TERM; echo ready; while true; do sleep 0.1; done\"]\n    stop_grace_period: 30s\n",
     );
     let mut up = t.arg("up").spawn();
-    up.wait_for("ready", 10 * SEC);
+    // Its own line, once it ignores TERM (berth's "stack is up: stubborn 1/1
+    // ready" comes first, when TERM still ends it).
+    up.wait_for_output("stubborn-1", "ready", 10 * SEC);
     let start = std::time::Instant::now();
     up.signal(libc::SIGINT);
     // The first one is being handled: a graceful stop, 30 s at most.
