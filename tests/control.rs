@@ -72,7 +72,8 @@ fn down_from_a_second_terminal_stops_a_foreground_up() {
         "services:\n  a:\n    command: [sh, -c, \"trap 'echo a got TERM; exit 0' TERM; echo ready; while true; do sleep 0.05; done\"]\n",
     );
     let mut up = t.arg("up").spawn();
-    up.wait_for("ready", 10 * SEC);
+    // Its own line, once the trap is set.
+    up.wait_for_output("a-1", "ready", 10 * SEC);
     up.test.run_args(["down"]).success();
     assert_eq!(up.wait_exit(10 * SEC), Some(0));
     assert!(up.seen.iter().any(|l| l.contains("a got TERM")));
@@ -248,28 +249,65 @@ fn exec_runs_with_the_replica_environment_and_passes_the_exit_code() {
 
 #[test]
 fn events_report_transitions_as_they_happen() {
+    use std::io::BufRead;
     let port = free_port();
     let t = web_stack(port, 1);
     let _stack = t.up_detached();
-    let events = std::process::Command::new(crate::support::berth_bin())
+    let mut events = std::process::Command::new(crate::support::berth_bin())
         .args(["events", "--json"])
         .current_dir(t.dir())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let event =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    // The stream says nothing until something changes: a second replica
+    // comes and goes until one of its changes arrives, and the stream is
+    // known to be live.
+    let deadline = std::time::Instant::now() + 30 * SEC;
+    loop {
+        t.run_args(["scale", "web=2"]).success();
+        t.run_args(["scale", "web=1"]).success();
+        if let Ok(event) = rx.recv_timeout(Duration::from_millis(500)) {
+            assert_eq!(event["replica"], 2, "{event}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no event from the stream"
+        );
+    }
     t.run_args(["stop", "web"]).success();
+    // web-1's changes, in order, as they happen.
+    let mut states = Vec::new();
+    while states.last().map(String::as_str) != Some("stopped") {
+        let event = rx
+            .recv_timeout(10 * SEC)
+            .unwrap_or_else(|_| panic!("web-1 did not report stopped: {states:?}"));
+        if event["service"] == "web" && event["replica"] == 1 {
+            states.push(event["state"].as_str().unwrap().to_string());
+        }
+    }
+    // (A health change while stopping repeats the state.)
+    states.dedup();
+    assert_eq!(states, ["stopping", "stopped"]);
+    // The stream ends with the stack.
     t.run_args(["down"]).success();
-    let out = events.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let states: Vec<String> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|v| v["state"].as_str().unwrap_or("").to_string())
-        .collect();
     assert!(
-        states.contains(&"stopping".to_string()) && states.contains(&"stopped".to_string()),
-        "{text}"
+        eventually(10 * SEC, || events.try_wait().unwrap().is_some()),
+        "berth events still runs after down"
     );
 }
 

@@ -554,7 +554,9 @@ services:
 
 #[test]
 fn five_hung_replica_incidents_under_get_load_fail_no_request() {
-    let port = free_port();
+    // Both free: a fixed declared port (it was 8000) collides with the same
+    // test run by another checkout at the same time.
+    let (port, declared) = (free_port(), free_port());
     let t = Test::new()
         .file("server.py", REPLICA_SERVER)
         .compose(&format!(
@@ -568,7 +570,7 @@ x-berth:
 services:
   web:
     command: [python3, server.py]
-    expose: ["8000"]
+    expose: ["{declared}"]
     deploy: {{replicas: 2}}
     x-berth:
       ready: {{tcp: true}}

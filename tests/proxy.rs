@@ -149,12 +149,14 @@ fn the_demo_api_is_balanced_and_its_websocket_echoes_through_the_proxy() {
         3
     );
     let (_, metrics) = http_get(&proxy, "/metrics").unwrap();
+    // Whole lines: a series and its exact value.
+    let has = |line: &str| metrics.lines().any(|l| l == line);
     assert!(
-        metrics.contains("berth_replica_ready{service=\"api\",replica=\"2\"} 1"),
+        has("berth_replica_ready{service=\"api\",replica=\"2\"} 1"),
         "{metrics}"
     );
     assert!(
-        metrics.contains("berth_replica_restarts_total{service=\"api\",replica=\"1\"} 0"),
+        has("berth_replica_restarts_total{service=\"api\",replica=\"1\"} 0"),
         "{metrics}"
     );
     assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
@@ -264,14 +266,37 @@ fn a_websocket_keeps_its_replica_through_a_rolling_restart_for_the_grace_period(
     ws.send_text("before");
     assert_eq!(ws.read_text().as_deref(), Some("before"));
 
+    let api_pids = || -> Vec<u64> {
+        let ps = t.run_args(["ps", "--format", "json"]).success().json();
+        let services = ps["services"].as_array().unwrap();
+        let api = services.iter().find(|s| s["name"] == "api").unwrap();
+        let replicas = api["replicas"].as_array().unwrap();
+        replicas.iter().filter_map(|r| r["pid"].as_u64()).collect()
+    };
+    let old = api_pids();
+    assert_eq!(old.len(), 3, "{old:?}");
     let restarted = std::time::Instant::now();
     t.run_args(["restart", "api"])
         .success()
         .stdout_has("restarted without downtime");
-    // New replicas serve new requests; the old one this WebSocket is on is
-    // draining, and keeps the session until stop_grace_period (5 s) ends.
-    assert_eq!(http_get(&proxy, "/api/whoami").unwrap().0, 200);
-    std::thread::sleep(Duration::from_millis(500));
+    // New processes serve new requests, and once the proxy has let go of the
+    // old ones (three answers in a row from new ones), the old one this
+    // WebSocket is on is draining: it keeps the session until
+    // stop_grace_period (5 s) ends.
+    let mut fresh = 0;
+    let mut answered = Vec::new();
+    assert!(
+        eventually(5 * SEC, || {
+            let (status, body) = http_get(&proxy, "/api/whoami").unwrap();
+            assert_eq!(status, 200, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let pid = v["pid"].as_u64().unwrap();
+            answered.push(pid);
+            fresh = if old.contains(&pid) { 0 } else { fresh + 1 };
+            fresh >= 3
+        }),
+        "old {old:?}, answered by {answered:?}"
+    );
     ws.send_text("during the drain");
     assert_eq!(ws.read_text().as_deref(), Some("during the drain"));
     // Then the old replica is stopped and closes the session: Close 1001.
@@ -337,13 +362,22 @@ fn a_rolling_restart_through_the_proxy_loses_no_request() {
     let (t, proxy) = proxied_stack(3);
     let _stack = t.up_detached();
     let load = Load::start(&proxy, 8);
-    std::thread::sleep(Duration::from_millis(300));
+    // Requests flowing before, during and after each change.
+    let flowing = |more: usize| {
+        let from = load.ok();
+        assert!(
+            eventually(10 * SEC, || load.ok() >= from + more),
+            "requests stopped at {}",
+            load.ok()
+        );
+    };
+    flowing(20);
     t.run_args(["restart", "web"]).success();
     t.run_args(["scale", "web=5"]).success();
-    std::thread::sleep(Duration::from_millis(300));
+    flowing(20);
     t.run_args(["scale", "web=2"]).success();
-    std::thread::sleep(Duration::from_millis(300));
-    load.finish_without_failures(50);
+    flowing(20);
+    load.finish_without_failures(60);
 }
 
 #[test]
@@ -351,22 +385,35 @@ fn a_replica_killed_under_load_loses_no_request() {
     let (t, proxy) = proxied_stack(3);
     let _stack = t.up_detached();
     let load = Load::start(&proxy, 8);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(eventually(10 * SEC, || load.ok() >= 20));
     let ps = t.run_args(["ps", "--format", "json"]).success().json();
-    let pid = ps["services"][0]["replicas"][1]["pid"].as_u64().unwrap() as i32;
+    let victim = &ps["services"][0]["replicas"][1];
+    assert_eq!(victim["index"], 2, "{victim}");
+    let pid = victim["pid"].as_u64().unwrap() as i32;
+    // It dies with requests in flight: replica 2 holds what it gets until
+    // then, and those must be answered by another one.
+    let (hang, stuck) = (t.dir().join("hang.2"), t.dir().join("stuck.2"));
+    std::fs::write(&hang, "").unwrap();
+    assert!(
+        eventually(10 * SEC, || stuck.exists()),
+        "replica 2 got no request"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    load.finish_without_failures(1);
-    // The killed replica comes back (restart: always) and rejoins when ready.
+    std::fs::remove_file(&hang).unwrap();
+    // Under load all along: the killed replica comes back (restart: always)
+    // and rejoins when ready.
     assert!(eventually(10 * SEC, || {
         let ps = t.run_args(["ps", "--format", "json"]).success().json();
         let r = &ps["services"][0]["replicas"][1];
         r["ready"] == true && r["restarts"] == 1
     }));
+    let back = load.ok();
+    assert!(eventually(10 * SEC, || load.ok() >= back + 20));
+    load.finish_without_failures(40);
     let mut seen = std::collections::BTreeSet::new();
     assert!(eventually(5 * SEC, || {
         if let Ok((200, body)) = http_get(&proxy, "/") {

@@ -301,7 +301,37 @@ impl Running {
 
     /// Waits for a stdout line containing `needle`; returns it.
     pub fn wait_for(&mut self, needle: &str, timeout: std::time::Duration) -> String {
-        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+        self.wait_for_line(
+            &format!("a line containing {needle:?}"),
+            |l| l.contains(needle),
+            timeout,
+        )
+    }
+
+    /// Waits for `replica` (e.g. `web-1`) itself to print `text` (a line
+    /// `web-1  | text`, not one of berth's own lines about it).
+    pub fn wait_for_output(
+        &mut self,
+        replica: &str,
+        text: &str,
+        timeout: std::time::Duration,
+    ) -> String {
+        let (lead, tail) = (format!("{replica} "), format!(" | {text}"));
+        self.wait_for_line(
+            &format!("{replica} printing {text:?}"),
+            |l| l.starts_with(&lead) && l.ends_with(&tail),
+            timeout,
+        )
+    }
+
+    /// Waits for a stdout line (`what`) for which `is` holds; returns it.
+    pub fn wait_for_line(
+        &mut self,
+        what: &str,
+        is: impl Fn(&str) -> bool,
+        timeout: std::time::Duration,
+    ) -> String {
+        if let Some(l) = self.seen.iter().find(|l| is(l)) {
             return l.clone();
         }
         let deadline = std::time::Instant::now() + timeout;
@@ -310,12 +340,12 @@ impl Running {
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if line.contains(needle) {
+                    if is(&line) {
                         return line;
                     }
                 }
                 Err(_) => panic!(
-                    "no line containing {needle:?} within {timeout:?}\n--- stdout so far\n{}\n--- stderr\n{}",
+                    "no {what} within {timeout:?}\n--- stdout so far\n{}\n--- stderr\n{}",
                     self.seen.join("\n"),
                     self.stderr.lock().unwrap()
                 ),

@@ -139,9 +139,9 @@ services:
 "#,
     );
     let mut up = t.arg("up").spawn();
-    up.wait_for("polite-1", 10 * SEC);
-    up.wait_for("stubborn-1", 10 * SEC);
-    std::thread::sleep(Duration::from_millis(300));
+    // Each says ready once its trap is set.
+    up.wait_for_output("polite-1", "ready", 10 * SEC);
+    up.wait_for_output("stubborn-1", "ready", 10 * SEC);
     let start = std::time::Instant::now();
     assert_eq!(up.interrupt(), Some(130));
     let took = start.elapsed();
@@ -174,10 +174,13 @@ fn a_second_interrupt_skips_the_grace_period() {
         "services:\n  stubborn:\n    command: [\"sh\", \"-c\", \"trap '' TERM; echo ready; while true; do sleep 0.1; done\"]\n    stop_grace_period: 30s\n",
     );
     let mut up = t.arg("up").spawn();
-    up.wait_for("ready", 10 * SEC);
+    // Its own line, once it ignores TERM (berth's "stack is up: stubborn 1/1
+    // ready" comes first, when TERM still ends it).
+    up.wait_for_output("stubborn-1", "ready", 10 * SEC);
     let start = std::time::Instant::now();
     up.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(300));
+    // The first one is being handled: a graceful stop, 30 s at most.
+    up.wait_for("stopping (press Ctrl-C again to force)", 10 * SEC);
     up.signal(libc::SIGINT);
     assert_eq!(up.wait_exit(10 * SEC), Some(130));
     assert!(start.elapsed() < 5 * SEC);

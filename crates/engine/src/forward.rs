@@ -177,17 +177,20 @@ mod tests {
         }
         seen.sort();
         assert_eq!(seen, vec!["a", "a", "b", "b"]);
-        // b dies but is still listed: its connections go to a.
+        // b dies but is still listed: its connections go to a. (Its task
+        // has ended, its listener closed, once the handle says so.)
         hb.abort();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(hb.await.unwrap_err().is_cancelled());
         for _ in 0..4 {
             assert_eq!(read_tag(front).await, "a");
         }
-        // No backend at all: a connection waits for one to become ready.
+        // No backend at all: a connection waits for one to become ready,
+        // answered by none meanwhile (a 200 ms window: the thing checked is
+        // that nothing happens).
         tx.send_replace(Arc::from(Vec::new()));
-        let waiting = tokio::spawn(read_tag(front));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!waiting.is_finished());
+        let mut waiting = tokio::spawn(read_tag(front));
+        let early = tokio::time::timeout(Duration::from_millis(200), &mut waiting).await;
+        assert!(early.is_err(), "answered with no backend: {early:?}");
         tx.send_replace(Arc::from(vec![a]));
         assert_eq!(waiting.await.unwrap(), "a");
         cancel.cancel();

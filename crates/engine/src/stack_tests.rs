@@ -242,6 +242,8 @@ async fn a_failed_dependency_blocks_its_dependents_and_names_both() {
 #[tokio::test(start_paused = true)]
 async fn stop_goes_in_reverse_dependency_order_and_kills_after_the_grace_period() {
     let fake = FakeRuntime::new();
+    // api traps SIGTERM and goes on: only SIGKILL ends it.
+    fake.ignore("api", libc::SIGTERM);
     let stack = start(
         "services:\n  db:\n    command: [d]\n  api:\n    command: [a]\n    depends_on: [db]\n    stop_grace_period: 3s\n",
         &fake,
@@ -249,21 +251,26 @@ async fn stop_goes_in_reverse_dependency_order_and_kills_after_the_grace_period(
     .await;
     settle().await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stack.stop().await;
-    let signals: Vec<(String, i32)> = fake
+    // Without the SIGKILL, api would never end: fail rather than hang.
+    tokio::time::timeout(Duration::from_secs(60), stack.stop())
+        .await
+        .expect("the stack did not stop");
+    let signals: Vec<(String, i32, u128)> = fake
         .records()
         .into_iter()
         .filter_map(|r| match r {
-            Record::Signal { label, signal, .. } => Some((label, signal)),
+            Record::Signal { label, signal, at } => Some((label, signal, ms(at))),
             _ => None,
         })
         .collect();
-    // The fake exits on its first signal; api (the dependent) goes first.
+    // api (the dependent) goes first, and is killed once its 3 s are up;
+    // only then is db (which exits on its first signal) stopped.
     assert_eq!(
         signals,
         vec![
-            ("api-1".into(), libc::SIGTERM),
-            ("db-1".into(), libc::SIGTERM)
+            ("api-1".into(), libc::SIGTERM, 1000),
+            ("api-1".into(), libc::SIGKILL, 4000),
+            ("db-1".into(), libc::SIGTERM, 4000)
         ]
     );
 }

@@ -219,18 +219,20 @@ mod tests {
         api.record(503, 0.001);
         m.set_ready("/api", "api", 2);
         let text = m.encode(|out| out.push_str("berth_restarts_total{service=\"api\"} 1\n"));
-        assert!(
-            text.contains(
-                "berth_proxy_requests_total{route=\"/api\",code=\"200\",class=\"2xx\"} 2"
-            )
-        );
-        assert!(
-            text.contains(
-                "berth_proxy_requests_total{route=\"/api\",code=\"503\",class=\"5xx\"} 1"
-            )
-        );
-        assert!(text.contains("berth_proxy_request_duration_seconds_count{route=\"/api\"} 3"));
-        assert!(text.contains("berth_proxy_upstream_ready{route=\"/api\",service=\"api\"} 2"));
+        // Whole lines: `... 2` must not pass for `... 20`.
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(has(
+            "berth_proxy_requests_total{route=\"/api\",code=\"200\",class=\"2xx\"} 2"
+        ));
+        assert!(has(
+            "berth_proxy_requests_total{route=\"/api\",code=\"503\",class=\"5xx\"} 1"
+        ));
+        assert!(has(
+            "berth_proxy_request_duration_seconds_count{route=\"/api\"} 3"
+        ));
+        assert!(has(
+            "berth_proxy_upstream_ready{route=\"/api\",service=\"api\"} 2"
+        ));
         assert!(text.ends_with("berth_restarts_total{service=\"api\"} 1\n# EOF\n"));
     }
 }

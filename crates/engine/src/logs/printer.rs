@@ -157,6 +157,14 @@ mod tests {
         }
     }
 
+    /// Waits for the printer to end; a printer that never does fails the
+    /// test instead of hanging it.
+    async fn ended(printer: Printer) {
+        tokio::time::timeout(std::time::Duration::from_secs(5), printer.finished())
+            .await
+            .expect("the printer did not end within 5 s");
+    }
+
     fn batch(line: &str) -> Arc<[LogRecord]> {
         Arc::from([LogRecord {
             ts: SystemTime::now(),
@@ -179,7 +187,7 @@ mod tests {
         bus.publish(batch("two"));
         stop.cancel();
         bus.publish(batch("three"));
-        printer.finished().await;
+        ended(printer).await;
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         // "three" may or may not make it: it was published after the stop.
         assert!(text.starts_with("web-1  | one\nweb-1  | two\n"), "{text}");
@@ -191,7 +199,7 @@ mod tests {
         let f = Formatter::new(PrintOptions::default());
         let printer = Printer::spawn(bus.subscribe(), f, Closed, CancellationToken::new()).unwrap();
         bus.publish(batch("into the void"));
-        printer.finished().await;
+        ended(printer).await;
         // Publishing goes on without anyone listening.
         bus.publish(batch("still fine"));
     }
@@ -203,6 +211,6 @@ mod tests {
         let printer =
             Printer::spawn(bus.subscribe(), f, io::sink(), CancellationToken::new()).unwrap();
         drop(bus);
-        printer.finished().await;
+        ended(printer).await;
     }
 }

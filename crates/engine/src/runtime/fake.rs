@@ -3,7 +3,7 @@
 //!
 //! Each spawned process follows the script registered for its label prefix
 //! (service name): it runs for a while and exits with a code, or runs until
-//! signalled. Probes answer from a scripted queue. Every spawn and signal is
+//! signalled (by a signal it does not ignore). Probes answer from a scripted queue. Every spawn and signal is
 //! recorded with the (paused) clock's time.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -49,6 +49,7 @@ struct Inner {
     probes: BTreeMap<String, VecDeque<ProbeResult>>,
     records: Vec<Record>,
     fail_spawn: BTreeMap<String, SpawnError>,
+    ignored: BTreeMap<String, Vec<i32>>,
     next_pid: u32,
 }
 
@@ -89,6 +90,16 @@ impl FakeRuntime {
     /// then keep answering the last one.
     pub fn probes(&self, label: &str, results: Vec<ProbeResult>) {
         self.lock().probes.insert(label.to_string(), results.into());
+    }
+
+    /// Processes of `service` ignore `signal` (recorded all the same), as
+    /// a process that traps it and goes on would.
+    pub fn ignore(&self, service: &str, signal: i32) {
+        self.lock()
+            .ignored
+            .entry(service.to_string())
+            .or_default()
+            .push(signal);
     }
 
     /// Spawning `service` fails with `error`.
@@ -138,11 +149,13 @@ impl Runtime for FakeRuntime {
             run_for: None,
             code: 0,
         });
+        let ignored = inner.ignored.get(&service).cloned().unwrap_or_default();
         let (signal_tx, signal_rx) = watch::channel(None);
         Ok(Box::new(FakeProcess {
             pid: inner.next_pid,
             label: spec.label.clone(),
             script,
+            ignored,
             started: Instant::now(),
             signal_tx,
             signal_rx,
@@ -174,6 +187,7 @@ struct FakeProcess {
     pid: u32,
     label: String,
     script: Script,
+    ignored: Vec<i32>,
     started: Instant,
     signal_tx: watch::Sender<Option<i32>>,
     signal_rx: watch::Receiver<Option<i32>>,
@@ -192,7 +206,9 @@ impl Process for FakeProcess {
             signal,
             at,
         });
-        self.signal_tx.send_replace(Some(signal));
+        if !self.ignored.contains(&signal) {
+            self.signal_tx.send_replace(Some(signal));
+        }
         Ok(())
     }
 

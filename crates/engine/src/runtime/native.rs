@@ -439,24 +439,48 @@ mod tests {
     #[tokio::test]
     async fn processes_get_their_own_session_and_group_signals_reach_grandchildren() {
         let dir = tempfile::tempdir().unwrap();
-        let mut p = spawn(&spec(
-            &["sh", "-c", "sleep 30 & sleep 30; echo never"],
-            dir.path(),
-        ))
-        .unwrap();
+        // A grandchild that notes the SIGTERM it gets, and a leader that
+        // waits for it before dying of its own: the leader's exit takes
+        // the rest of the group with it (SIGKILL), so only a signal sent to
+        // the whole group gets there first.
+        let script = "trap 'wait; trap - TERM; kill -TERM $$' TERM; \
+            (trap 'echo got TERM > grandchild; exit 0' TERM; touch started; \
+            while :; do sleep 0.05; done) & wait";
+        let mut p = spawn(&spec(&["sh", "-c", script], dir.path())).unwrap();
         let pid = p.pid();
-        tokio::time::sleep(Duration::from_millis(200)).await;
         let stat = read_stat(pid).unwrap();
         assert_eq!(stat.pgrp, pid);
         assert_eq!(stat.session, pid);
+        until("the grandchild started", || {
+            dir.path().join("started").exists()
+        })
+        .await;
         p.signal(libc::SIGTERM).unwrap();
         let exit = tokio::time::timeout(Duration::from_secs(5), p.wait())
             .await
-            .unwrap()
+            .expect("the leader still waits for its grandchild after 5 s")
             .unwrap();
         assert_eq!(exit, Exit::Signal(libc::SIGTERM));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(group_stats(pid).is_none(), "the group must be empty");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("grandchild")).ok(),
+            Some("got TERM\n".to_string())
+        );
+        let group = || {
+            crate::proc::processes()
+                .filter(|(_, s)| s.pgrp == pid)
+                .count()
+        };
+        until("the group is empty", || group() == 0).await;
+        assert!(group_stats(pid).is_none(), "the session must be empty");
+    }
+
+    /// Polls `done` every 10 ms until it holds; fails the test after 5 s.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

@@ -1,6 +1,5 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use berth_compose::xberth::{LoadBalancing, RouteTarget};
 
@@ -44,7 +43,10 @@ async fn least_conn_avoids_the_busy_replica() {
     let proxy = start(settings(vec![route]), stack).await;
     let slow_url = proxy.url("/slow?ms=1500");
     let slow = tokio::spawn(async move { get(&slow_url).await.text() });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the slow request reached a replica", || {
+        a.hits.load(Ordering::SeqCst) + b.hits.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let busy = if a.hits.load(Ordering::SeqCst) == 1 {
         "api-1"
     } else {

@@ -1,6 +1,5 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -39,9 +38,7 @@ async fn a_backend_killed_under_load_loses_no_idempotent_request() {
             }
         }));
     }
-    while done.load(Ordering::SeqCst) < 200 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    eventually("200 requests done", || done.load(Ordering::SeqCst) >= 200).await;
     // The engine has not noticed yet: the dead replica stays in the set.
     assert!(b.hits.load(Ordering::SeqCst) > 0, "the victim was serving");
     b.kill();
@@ -55,9 +52,7 @@ async fn a_backend_killed_under_load_loses_no_idempotent_request() {
 #[tokio::test]
 async fn a_refusing_replica_is_ejected_and_skipped() {
     let a = backend("api-1").await;
-    let dead = backend("api-2").await;
-    dead.kill();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let dead = refusing_backend("api-2");
     let stack = FakeStack::new();
     stack.set("api", &[&a, &dead]);
     let proxy = start(settings(vec![service_route("/", "api")]), stack).await;
@@ -66,7 +61,8 @@ async fn a_refusing_replica_is_ejected_and_skipped() {
     }
     let metrics = get(&proxy.url("/metrics")).await.text();
     assert!(
-        metrics.contains(
+        has_line(
+            &metrics,
             "berth_proxy_upstream_connect_failures_total{service=\"api\",replica=\"api-2\"} 1"
         ),
         "{metrics}"
@@ -103,9 +99,7 @@ async fn a_post_is_not_retried_after_it_was_sent_but_a_get_is() {
 #[tokio::test]
 async fn a_post_is_retried_when_the_connect_failed() {
     let a = backend("api-1").await;
-    let dead = backend("api-2").await;
-    dead.kill();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let dead = refusing_backend("api-2");
     let stack = FakeStack::new();
     stack.set("api", &[&dead, &a]);
     let proxy = start(settings(vec![service_route("/", "api")]), stack).await;
@@ -154,8 +148,10 @@ async fn gets_to_a_hung_replica_are_retried_on_another_and_it_is_ejected() {
     assert_eq!(good.hits.load(Ordering::SeqCst), 20);
     let metrics = get(&proxy.url("/metrics")).await.text();
     assert!(
-        metrics
-            .contains("berth_proxy_upstream_timeouts_total{service=\"api\",replica=\"api-1\"} 1"),
+        has_line(
+            &metrics,
+            "berth_proxy_upstream_timeouts_total{service=\"api\",replica=\"api-1\"} 1"
+        ),
         "{metrics}"
     );
     // Each request is logged once, with the replica that answered.

@@ -1,3 +1,4 @@
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use berth_proxy::ServeOptions;
@@ -13,7 +14,10 @@ async fn in_flight_requests_finish_and_new_connections_are_refused() {
     let proxy = start(settings(vec![service_route("/", "api")]), stack).await;
     let url = proxy.url("/slow?ms=800");
     let slow = tokio::spawn(async move { get(&url).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually("the slow request reached the replica", || {
+        api.hits.load(Ordering::SeqCst) == 1
+    })
+    .await;
     let addr = proxy.addr;
     let started = Instant::now();
     proxy.stop().await;

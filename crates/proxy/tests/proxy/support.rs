@@ -301,6 +301,12 @@ pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
+/// Whether `text` has this whole line (a series and its exact value: not
+/// `... 1` matching `... 19`).
+pub fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
 /// Polls `done` until it holds, failing the test after 5 s.
 pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -367,6 +373,26 @@ pub fn backend_on(name: &str, listener: TcpListener) -> Backend {
         addr,
         hits,
         conns,
+        task,
+    }
+}
+
+/// A replica that refuses connections, like one whose process died: its
+/// port stays bound (not listening) for as long as it lives, so nothing
+/// else can take the port meanwhile.
+pub fn refusing_backend(name: &str) -> Backend {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _bound = socket;
+        std::future::pending::<()>().await;
+    });
+    Backend {
+        name: name.into(),
+        addr,
+        hits: Arc::default(),
+        conns: Arc::default(),
         task,
     }
 }
