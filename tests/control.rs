@@ -57,10 +57,11 @@ fn detached_up_then_ps_and_down_from_another_terminal() {
     );
     let (status, _) = http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
     assert_eq!(status, 200);
-    // A second up says so and exits 2.
+    // A second up reconciles the running stack with the file: the same
+    // file is nothing to do.
     t.run_args(["up", "-d"])
-        .code(2)
-        .stderr_has("is already running");
+        .success()
+        .stdout_has("nothing to do: the running stack matches the file");
     t.run_args(["down"]).success().stdout_has("stopped");
     assert!(http_get(&format!("127.0.0.1:{port}"), "/").is_err());
     t.run_args(["ps"]).success().stderr_has("is not running");

@@ -347,18 +347,35 @@ fn one_shot_stacks_finish_with_exit_0() {
 }
 
 #[test]
-fn a_second_up_on_a_running_project_exits_2() {
-    let t = Test::new()
-        .compose("services:\n  a:\n    command: [sh, -c, 'echo ready; exec sleep 60']\n");
+fn a_second_up_on_a_running_project_reconciles_it_and_one_on_a_starting_project_exits_2() {
+    let t = Test::new().compose(
+        "services:\n  a:\n    command: [sh, -c, 'echo ready; exec sleep 60']\n    x-berth: {ready: {log: ready}}\n  slow:\n    command: [sleep, '60']\n    depends_on: {a: {condition: service_healthy}}\n",
+    );
     let mut up = t.arg("up").spawn();
     up.wait_for("ready", 10 * SEC);
-    let second = up.test.run_args(["up"]);
-    assert_eq!(second.output.status.code(), Some(2), "{}", second.stderr());
-    assert!(
-        second.stderr().contains("is already running"),
-        "{}",
-        second.stderr()
-    );
+    let deadline = std::time::Instant::now() + 10 * SEC;
+    loop {
+        let second = up.test.run_args(["up"]);
+        match second.output.status.code() {
+            // Locked, and its control API not serving yet.
+            Some(2) => assert!(
+                second.stderr().contains("is already running (pid ")
+                    && second.stderr().contains("still starting"),
+                "{}",
+                second.stderr()
+            ),
+            Some(0) => {
+                assert!(
+                    second.stdout().contains("nothing to do"),
+                    "{}",
+                    second.stdout()
+                );
+                break;
+            }
+            other => panic!("{other:?}: {}", second.stderr()),
+        }
+        assert!(std::time::Instant::now() < deadline, "never reconciled");
+    }
     assert_eq!(up.interrupt(), Some(130));
 }
 

@@ -179,6 +179,13 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
             Ok(s) => start(&state, s),
             Err(r) => r,
         },
+        (Method::POST, "/v1/deploy") => match body::<super::Deploy>(req).await {
+            Ok(d) => match super::deploy::deploy(&state, &d).await {
+                Ok(report) => json(StatusCode::OK, &report),
+                Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+            },
+            Err(r) => r,
+        },
         (Method::POST, "/v1/scale") => match body::<Scale>(req).await {
             Ok(s) => scale(&state, s).await,
             Err(r) => r,

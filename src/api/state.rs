@@ -34,6 +34,11 @@ pub struct State {
     pub shutdown: CancellationToken,
     /// The project as the stack runs it now (the last deploy's).
     pub running: std::sync::Mutex<berth_compose::Project>,
+    /// berth's own environment, which services inherit.
+    pub inherited: std::collections::BTreeMap<String, String>,
+    pub state_dir: std::path::PathBuf,
+    /// Held while a deploy runs: one at a time.
+    pub deploying: tokio::sync::Mutex<()>,
 }
 
 impl State {

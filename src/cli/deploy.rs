@@ -74,7 +74,7 @@ pub fn print(report: &DeployReport, dry_run: bool) -> Result<(), Failure> {
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// Replicas of a service, overriding the file (repeatable)
-    #[arg(long, value_name = "SERVICE=N", value_parser = super::up::parse_scale)]
+    #[arg(long, value_name = "SERVICE=N", value_parser = super::parse_scale)]
     scale: Vec<(String, u32)>,
     /// Services to compare, with their dependencies (default: all)
     #[arg(value_name = "SERVICE")]

@@ -15,7 +15,7 @@ pub struct ServicesArgs {
 #[derive(Debug, Args)]
 pub struct ScaleArgs {
     /// SERVICE=N pairs
-    #[arg(value_name = "SERVICE=N", required = true, value_parser = super::up::parse_scale)]
+    #[arg(value_name = "SERVICE=N", required = true, value_parser = super::parse_scale)]
     scale: Vec<(String, u32)>,
 }
 

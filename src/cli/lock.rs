@@ -117,7 +117,7 @@ pub fn acquire(state_dir: &Path, project: &str) -> Result<Lock, Failure> {
                 p => p.to_string(),
             };
             Err(Failure::Usage(format!(
-                "project {project} is already running (pid {pid}); stop it with `berth down`"
+                "project {project} is already running (pid {pid}) and still starting; run `berth up` again once it is up to apply changes, or stop it with `berth down`"
             )))
         }
     }

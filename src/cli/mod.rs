@@ -5,6 +5,7 @@
 //! - `config.rs`: `berth config`.
 
 mod config;
+mod deploy;
 mod detach;
 mod down;
 mod events;
@@ -66,6 +67,8 @@ pub struct Global {
 pub enum Command {
     /// Validate the project and print its normalized model
     Config(config::ConfigArgs),
+    /// Show what `berth up` would change in the running stack
+    Diff(deploy::DiffArgs),
     /// Start the stack (in the foreground unless -d)
     Up(up::UpArgs),
     /// Stop the running stack in reverse dependency order
@@ -88,6 +91,17 @@ pub enum Command {
     Events(events::EventsArgs),
 }
 
+/// `SERVICE=N`.
+pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
+    let (name, n) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SERVICE=N, got {s:?}"))?;
+    let n = n
+        .parse()
+        .map_err(|_| format!("{n:?} is not a replica count"))?;
+    Ok((name.to_string(), n))
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors
@@ -95,6 +109,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
+        Command::Diff(args) => deploy::diff(&cli.global, args),
         Command::Up(args) => up::run(&cli.global, args),
         Command::Down(args) => down::run(&cli.global, args),
         Command::Ps(args) => ps::run(&cli.global, args),

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{Failure, Global, load};
-use crate::api::{self, Report, server::DownRequest};
+use crate::api::{self, DeployReport, Report, server::DownRequest};
 
 use super::detach::DETACHED;
 
@@ -31,7 +31,7 @@ pub struct UpArgs {
     #[arg(long)]
     wait: bool,
     /// Replicas of a service, overriding the file (repeatable)
-    #[arg(long, value_name = "SERVICE=N", value_parser = parse_scale)]
+    #[arg(long, value_name = "SERVICE=N", value_parser = super::parse_scale)]
     scale: Vec<(String, u32)>,
     /// Run the services' x-berth.build steps (the default; for docker compose habits)
     #[arg(long, conflicts_with = "no_build")]
@@ -45,20 +45,15 @@ pub struct UpArgs {
     /// Logs as JSON lines
     #[arg(long)]
     json: bool,
+    /// Say what would change in the running stack (or start), change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Stop services of the running stack that are no longer in the file
+    #[arg(long)]
+    remove_orphans: bool,
     /// Services to start, with their dependencies (default: all)
     #[arg(value_name = "SERVICE")]
     services: Vec<String>,
-}
-
-/// `SERVICE=N`.
-pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
-    let (name, n) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected SERVICE=N, got {s:?}"))?;
-    let n = n
-        .parse()
-        .map_err(|_| format!("{n:?} is not a replica count"))?;
-    Ok((name.to_string(), n))
 }
 
 pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
@@ -66,36 +61,33 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
     let loaded = load(&options)?;
     let mut project = loaded.project;
     if !args.services.is_empty() {
-        keep_with_dependencies(&mut project, &args.services);
+        project.retain_with_dependencies(&args.services);
     }
     for (name, _) in &args.scale {
         if !project.services.contains_key(name) {
             return Err(Failure::Usage(format!("--scale {name}=…: no such service")));
         }
     }
-    let inherited: BTreeMap<String, String> = std::env::vars_os()
-        .filter(|(k, _)| k != DETACHED && k != super::lock::LOCK_FD)
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
-    let plans = berth_engine::plan(&project, &inherited);
-    let mut scaled = plans.clone();
-    for p in &mut scaled {
-        if let Some((_, n)) = args.scale.iter().find(|(name, _)| *name == p.name) {
-            p.replicas = *n;
+    // A running project is reconciled with the file instead (not from the
+    // detached child, which is the one starting it).
+    if std::env::var_os(DETACHED).is_none() {
+        let change = super::deploy::Change {
+            services: args.services.clone(),
+            scale: args.scale.iter().cloned().collect(),
+            remove_orphans: args.remove_orphans,
+            dry_run: args.dry_run,
+            build: !args.no_build,
+        };
+        if let Some(report) = super::deploy::to_running(&options, &project, change)? {
+            return super::deploy::print(&report, args.dry_run);
         }
     }
-    let problems = berth_engine::native_problems(&project, &scaled);
-    if !problems.is_empty() {
-        return Err(Failure::Usage(
-            problems
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\nberth: "),
-        ));
+    let inherited = inherited_environment();
+    let plans = berth_engine::plan(&project, &inherited);
+    if args.dry_run {
+        return super::deploy::print(&fresh_plan(&plans, &args.scale), true);
     }
-    berth_engine::limits::ensure_open_files(&scaled, !args.detach)
-        .map_err(|e| Failure::Runtime(e.into()))?;
+    check_plans(&project, &plans, &args)?;
     let state_dir = project.settings.state_dir.clone();
     berth_engine::private::dir(&state_dir)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
@@ -123,18 +115,92 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(foreground(project, plans, options, printer, containment));
+    let run = Run {
+        project,
+        plans,
+        inherited,
+        options,
+        printer,
+        containment,
+    };
+    let result = runtime.block_on(foreground(run));
     drop(lock);
     result
 }
 
-async fn foreground(
+/// The environment berth's services inherit: berth's own, without what
+/// berth hands itself.
+fn inherited_environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter(|(k, _)| k != DETACHED && k != super::lock::LOCK_FD)
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// What `up --dry-run` says of a project that is not running.
+fn fresh_plan(plans: &[berth_engine::ServicePlan], scale: &[(String, u32)]) -> DeployReport {
+    let plan = plans
+        .iter()
+        .map(|p| {
+            let n = scale
+                .iter()
+                .find(|(name, _)| *name == p.name)
+                .map_or(p.replicas, |(_, n)| *n);
+            format!("{}: start ({n} replicas)", p.name)
+        })
+        .collect();
+    DeployReport {
+        plan,
+        ..DeployReport::default()
+    }
+}
+
+/// Refuses, before anything starts, what the native runtime cannot run
+/// and more replicas than open files allow.
+fn check_plans(
+    project: &Project,
+    plans: &[berth_engine::ServicePlan],
+    args: &UpArgs,
+) -> Result<(), Failure> {
+    let mut scaled = plans.to_vec();
+    for p in &mut scaled {
+        if let Some((_, n)) = args.scale.iter().find(|(name, _)| *name == p.name) {
+            p.replicas = *n;
+        }
+    }
+    let problems = berth_engine::native_problems(project, &scaled);
+    if !problems.is_empty() {
+        return Err(Failure::Usage(
+            problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\nberth: "),
+        ));
+    }
+    berth_engine::limits::ensure_open_files(&scaled, !args.detach)
+        .map_err(|e| Failure::Runtime(e.into()))
+}
+
+/// What a foreground run starts with.
+struct Run {
     project: Project,
     plans: Vec<berth_engine::ServicePlan>,
+    inherited: BTreeMap<String, String>,
     options: UpOptions,
     printer: Option<PrintOptions>,
     containment: berth_engine::contain::Containment,
-) -> Result<(), Failure> {
+}
+
+async fn foreground(run: Run) -> Result<(), Failure> {
+    let Run {
+        project,
+        plans,
+        inherited,
+        options,
+        printer,
+        containment,
+    } = run;
     // Every task of the run (the stack's, the proxy's, the API's, the log
     // printer) hangs off this token. Shutdown cancels its children in
     // order; whatever is left when the run ends, early on an error too, is
@@ -155,11 +221,7 @@ async fn foreground(
         &options,
         root.child_token(),
     );
-    let stack = tokio::select! {
-        s = start => s.map_err(|e| Failure::Runtime(e.into())),
-        () = signals.next() => Err(Failure::Interrupted),
-    };
-    let stack = match stack {
+    let stack = match interruptible(start, &mut signals).await {
         Ok(stack) => stack,
         Err(failure) => {
             // A build's output is on the terminal before the error.
@@ -190,11 +252,11 @@ async fn foreground(
         logs: logs.clone(),
         shutdown: root.child_token(),
         running: std::sync::Mutex::new(project.clone()),
+        inherited,
+        state_dir: state_dir.clone(),
+        deploying: tokio::sync::Mutex::new(()),
     });
-    let socket = api::socket_path(&state_dir);
-    let api = api::server::serve(&socket, state)
-        .await
-        .with_context(|| format!("cannot serve the control API on {}", socket.display()))?;
+    let api = serve_api(&state_dir, state).await?;
 
     let outcome = tokio::select! {
         settled = stack.settled() => Outcome::Settled(settled),
@@ -208,6 +270,29 @@ async fn foreground(
     drop(stack);
     let _ = std::io::stdout().flush();
     result
+}
+
+/// The stack once started, unless Ctrl-C comes first.
+async fn interruptible(
+    start: impl std::future::Future<Output = Result<Arc<Stack>, berth_engine::Error>>,
+    signals: &mut Signals,
+) -> Result<Arc<Stack>, Failure> {
+    tokio::select! {
+        s = start => s.map_err(|e| Failure::Runtime(e.into())),
+        () = signals.next() => Err(Failure::Interrupted),
+    }
+}
+
+/// The control API on the state directory's socket.
+async fn serve_api(
+    state_dir: &std::path::Path,
+    state: Arc<api::server::State>,
+) -> Result<api::server::ApiServer, Failure> {
+    let socket = api::socket_path(state_dir);
+    api::server::serve(&socket, state)
+        .await
+        .with_context(|| format!("cannot serve the control API on {}", socket.display()))
+        .map_err(Failure::Runtime)
 }
 
 /// How the run ends, once it has: stops what runs and says why.
@@ -482,20 +567,4 @@ fn summarize(failures: &[String]) -> String {
         ));
     }
     text
-}
-
-/// Keeps the named services and everything they depend on.
-fn keep_with_dependencies(project: &mut Project, names: &[String]) {
-    let mut keep: Vec<String> = Vec::new();
-    let mut stack: Vec<String> = names.to_vec();
-    while let Some(n) = stack.pop() {
-        if keep.contains(&n) {
-            continue;
-        }
-        if let Some(s) = project.services.get(&n) {
-            stack.extend(s.depends_on.keys().cloned());
-        }
-        keep.push(n);
-    }
-    project.services.retain(|k, _| keep.contains(k));
 }

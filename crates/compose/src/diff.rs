@@ -46,9 +46,15 @@ pub fn service_config(service: &Service) -> Map<String, Json> {
 
 /// The hex SHA-256 of [`service_config`].
 pub fn config_hash(service: &Service) -> String {
-    let text = Json::Object(service_config(service)).to_string();
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(Json::Object(service_config(service)).to_string().as_bytes())
+}
+
+/// The hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn sorted(value: Json) -> Json {

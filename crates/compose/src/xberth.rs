@@ -134,6 +134,9 @@ pub struct ServiceSettings {
     /// Readiness probe polled fast until the first success.
     pub ready: Option<Ready>,
     pub bind: Bind,
+    /// How long a deploy waits for a replacement replica to be ready
+    /// before it rolls the service back (`x-berth.deploy.timeout`).
+    pub deploy_timeout: Option<Duration>,
 }
 
 /// A build step: a string runs through `sh -c`, a list is an argv.
@@ -252,6 +255,13 @@ pub(crate) mod raw {
         pub build: Option<OneOrMany>,
         pub ready: Option<ReadyRaw>,
         pub bind: Bind,
+        pub deploy: DeployRaw,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct DeployRaw {
+        pub timeout: Option<Duration>,
     }
 
     #[derive(Debug, Deserialize, Default)]

@@ -40,6 +40,8 @@ pub struct ServicePlan {
     pub log_rotation: LogRotation,
     /// Directories to create before the first start (named volumes).
     pub volume_dirs: Vec<PathBuf>,
+    /// How long a deploy waits for a replacement replica to be ready.
+    pub deploy_timeout: Duration,
 }
 
 /// A dependency of a service.
@@ -195,8 +197,28 @@ fn plan_service(
         build: s.settings.build.clone(),
         log_rotation: s.logging.as_ref().map(|l| l.rotation).unwrap_or_default(),
         volume_dirs,
+        deploy_timeout: deploy_timeout(s),
     }
 }
+
+/// `x-berth.deploy.timeout`, else the health check's start period plus
+/// its retries' intervals; at least [`MIN_DEPLOY_TIMEOUT`].
+fn deploy_timeout(s: &Service) -> Duration {
+    if let Some(t) = s.settings.deploy_timeout {
+        return t.0;
+    }
+    let from_health = s
+        .healthcheck
+        .as_ref()
+        .filter(|h| h.is_enabled())
+        .map_or(Duration::ZERO, |h| {
+            h.start_period.map_or(Duration::ZERO, |d| d.0) + h.interval.0 * h.retries
+        });
+    from_health.max(MIN_DEPLOY_TIMEOUT)
+}
+
+/// The shortest wait for a replacement replica to be ready by default.
+pub const MIN_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The first restart delay: `deploy.restart_policy.delay` (at least 10 ms).
 fn backoff(s: &Service) -> Duration {

@@ -67,6 +67,8 @@ pub struct Stack {
     pub drain: Arc<Drain>,
     /// The bound address of every forwarded declared port: (service, target, address).
     listening: Mutex<Vec<(String, u16, std::net::SocketAddr)>>,
+    /// Bumped whenever services are added or removed.
+    generation: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -118,6 +120,7 @@ impl Stack {
             service_forwarders: Mutex::new(BTreeMap::new()),
             drain: Arc::default(),
             listening: Mutex::new(Vec::new()),
+            generation: watch::Sender::new(0),
         });
         stack.add_cells(cells, listeners);
         Ok(stack)
@@ -159,6 +162,7 @@ impl Stack {
                 self.spawn_replica(cell, r.index);
             }
         }
+        self.generation.send_modify(|g| *g += 1);
     }
 
     /// Adds services to the running stack (a deploy): binds their ports,
@@ -204,6 +208,7 @@ impl Stack {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .shift_remove(service);
+        self.generation.send_modify(|g| *g += 1);
         Ok(())
     }
 
@@ -246,7 +251,7 @@ impl Stack {
             if let Err(reason) = roll(&tx, Some(new.clone()), Some(deadline)).await {
                 let mut failed = vec![format!("{name}: {reason}")];
                 for (back, tx) in rolled.iter().rev() {
-                    failed.push(match roll(&tx, Some(old.clone()), None).await {
+                    failed.push(match roll(tx, Some(old.clone()), None).await {
                         Ok(()) => format!("{back}: rolled back"),
                         Err(e) => format!("{back}: rollback failed: {e}"),
                     });
@@ -276,6 +281,14 @@ impl Stack {
             ));
         }
         Ok(done)
+    }
+
+    /// Runs a service's `x-berth.build` (a deploy, before replacing it).
+    ///
+    /// # Errors
+    /// The build failed or could not run.
+    pub async fn build(&self, plan: &ServicePlan) -> Result<(), Error> {
+        build(plan, self.runtime.as_ref(), &self.logs).await
     }
 
     /// A line in the stack's log stream, from berth, about a service.
@@ -615,12 +628,11 @@ impl Stack {
     /// Waits until every replica is ready (or, for one-shot jobs, exited 0);
     /// returns a one-line summary per service.
     pub async fn all_up(&self) -> Vec<String> {
-        let mut receivers: Vec<watch::Receiver<Snapshot>> =
-            self.services().iter().map(|c| c.subscribe()).collect();
+        let mut followed = self.follow_all();
         loop {
             let mut done = true;
             let mut summary = Vec::new();
-            for rx in &mut receivers {
+            for rx in &mut followed.receivers {
                 let snap = rx.borrow_and_update().clone();
                 let Some(first) = snap.first() else { continue };
                 let ready = snap
@@ -646,18 +658,45 @@ impl Stack {
             if done {
                 return summary;
             }
-            let (result, _, _) =
-                futures_select_all(receivers.iter_mut().map(|rx| Box::pin(rx.changed()))).await;
-            if result.is_err() {
+            if !self.next_change(&mut followed).await {
                 return Vec::new();
             }
         }
     }
 
+    /// The snapshots of every service, followed.
+    fn follow_all(&self) -> Followed {
+        let generation = *self.generation.borrow();
+        Followed {
+            generation,
+            receivers: self.services().iter().map(|c| c.subscribe()).collect(),
+        }
+    }
+
+    /// Waits until a service's snapshot changes, or the services do (a
+    /// deploy added or removed one: then all are followed again). False
+    /// once the stack has no services left.
+    async fn next_change(&self, followed: &mut Followed) -> bool {
+        let mut generation = self.generation.subscribe();
+        if *generation.borrow_and_update() == followed.generation {
+            let changes = followed
+                .receivers
+                .iter_mut()
+                .map(|rx| Box::pin(rx.changed()));
+            tokio::select! {
+                (Ok(()), _, _) = futures_select_all(changes) => return true,
+                // A service went away (its snapshot's sender with it), or came.
+                _ = generation.changed() => {}
+                else => {}
+            }
+        }
+        *followed = self.follow_all();
+        !followed.receivers.is_empty()
+    }
+
     /// Waits until a replica fails, or every replica has exited by itself.
     pub async fn settled(&self) -> Settled {
-        let mut receivers: Vec<watch::Receiver<Snapshot>> =
-            self.services().iter().map(|c| c.subscribe()).collect();
+        let mut followed = self.follow_all();
         // After a first failure, give replicas that are still starting a
         // moment to fail too, so one run reports every broken service.
         let mut failing_since: Option<tokio::time::Instant> = None;
@@ -666,7 +705,7 @@ impl Stack {
             let mut all_done = true;
             let mut success = true;
             let mut starting = false;
-            for rx in &mut receivers {
+            for rx in &mut followed.receivers {
                 for r in rx.borrow_and_update().iter() {
                     match r.state {
                         ReplicaState::Failed => {
@@ -696,7 +735,12 @@ impl Stack {
                 }
                 let _ = tokio::time::timeout(
                     Duration::from_millis(50),
-                    futures_select_all(receivers.iter_mut().map(|rx| Box::pin(rx.changed()))),
+                    futures_select_all(
+                        followed
+                            .receivers
+                            .iter_mut()
+                            .map(|rx| Box::pin(rx.changed())),
+                    ),
                 )
                 .await;
                 continue;
@@ -704,13 +748,17 @@ impl Stack {
             if all_done {
                 return Settled::Finished { success };
             }
-            let changes = receivers.iter_mut().map(|rx| Box::pin(rx.changed()));
-            let (result, _, _) = futures_select_all(changes).await;
-            if result.is_err() {
+            if !self.next_change(&mut followed).await {
                 return Settled::Finished { success: false };
             }
         }
     }
+}
+
+/// Every service's snapshot receiver, as of a generation of the services.
+struct Followed {
+    generation: u64,
+    receivers: Vec<watch::Receiver<Snapshot>>,
 }
 
 /// The ready replicas of a service for one declared port, kept current;

@@ -189,6 +189,7 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> ServiceSett
         build,
         ready,
         bind: raw.bind,
+        deploy_timeout: raw.deploy.timeout,
     }
 }
 
