@@ -8,6 +8,7 @@ mod support;
 
 mod config;
 mod control;
+mod deploy;
 mod faults;
 mod logs;
 mod proxy;

@@ -1,0 +1,212 @@
+//! `berth up` on a running project: the stack is reconciled with the file,
+//! under client load through the proxy, with no failed request.
+
+use std::time::Duration;
+
+use crate::support::{Load, REPLICA_SERVER, Test, eventually, free_port, http_get};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// A proxied 3-replica service answering `V=<value> replica N pid P`,
+/// and a plain service beside it.
+fn stack(ports: Ports, value: &str, extra: &str) -> String {
+    let Ports { port, declared } = ports;
+    format!(
+        r#"
+x-berth:
+  proxy:
+    listen: ["127.0.0.1:{port}"]
+    routes:
+      - {{path: /, service: web}}
+services:
+  web:
+    command: [sh, -c, "exec python3 server.py"]
+    environment: {{V: "{value}"}}
+    expose: ["{declared}"]
+    deploy: {{replicas: 3}}
+    x-berth:
+      ready: {{http: /}}
+      deploy: {{timeout: 4s}}
+  worker:
+    command: [sleep, "120"]
+{extra}"#
+    )
+}
+
+/// The proxy's port and web's declared one (berth listens on it too, so
+/// tests side by side need their own).
+#[derive(Clone, Copy)]
+struct Ports {
+    port: u16,
+    declared: u16,
+}
+
+fn ports() -> Ports {
+    Ports {
+        port: free_port(),
+        declared: free_port(),
+    }
+}
+
+/// The replica server, answering with `$V` in front.
+fn server() -> String {
+    REPLICA_SERVER.replace(
+        "body = (\"replica",
+        "body = (os.environ.get(\"V\", \"\") + \" replica",
+    )
+}
+
+/// service -> pids of its replicas, from `ps`.
+fn pids(t: &Test, service: &str) -> Vec<u64> {
+    let ps = t.run_args(["ps", "--format", "json"]).json();
+    ps["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == service)
+        .flat_map(|s| s["replicas"].as_array().unwrap().clone())
+        .filter_map(|r| r["pid"].as_u64())
+        .collect()
+}
+
+fn services(t: &Test) -> Vec<String> {
+    let ps = t.run_args(["ps", "--format", "json"]).json();
+    ps["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn answers(addr: &str) -> String {
+    http_get(addr, "/").map(|r| r.1).unwrap_or_default()
+}
+
+#[test]
+fn a_changed_environment_replaces_only_its_service_under_load() {
+    let port = ports();
+    let addr = format!("127.0.0.1:{}", port.port);
+    let t = Test::new()
+        .file("server.py", &server())
+        .compose(&stack(port, "one", ""));
+    let _stack = t.up_detached();
+    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
+    let (web_before, worker_before) = (pids(&t, "web"), pids(&t, "worker"));
+    assert_eq!(web_before.len(), 3);
+
+    // The same file: nothing to do, nothing touched.
+    t.run_args(["up"])
+        .success()
+        .stdout_has("nothing to do: the running stack matches the file");
+    t.run_args(["diff"]).success().stdout_has("nothing to do");
+
+    std::fs::write(t.dir().join("compose.yaml"), stack(port, "two", "")).unwrap();
+    t.run_args(["up", "--dry-run"])
+        .success()
+        .stdout_is("web: replace (environment changed)\nworker: keep\n");
+    assert_eq!(pids(&t, "web"), web_before, "a dry run touched web");
+
+    let load = Load::start(&addr, 4);
+    assert!(eventually(10 * SEC, || load.ok() > 20));
+    t.run_args(["up"])
+        .success()
+        .stdout_has("web-1: replaced without downtime")
+        .stdout_has("web-3: replaced without downtime");
+    assert!(eventually(10 * SEC, || load.ok() > 60));
+    load.finish_without_failures(60);
+
+    let web_after = pids(&t, "web");
+    assert_eq!(web_after.len(), 3);
+    assert!(web_after.iter().all(|p| !web_before.contains(p)), "{web_before:?} {web_after:?}");
+    assert_eq!(pids(&t, "worker"), worker_before, "the unchanged service was touched");
+    for _ in 0..6 {
+        assert!(answers(&addr).starts_with("two "), "{}", answers(&addr));
+    }
+    let log = std::fs::read_to_string(t.dir().join(".berth/deploys.log")).unwrap();
+    assert!(log.contains("\"outcome\":\"done\""), "{log}");
+    assert!(log.contains("web: replace (environment changed)"), "{log}");
+}
+
+#[test]
+fn a_version_that_never_turns_ready_is_rolled_back_and_the_old_one_keeps_answering() {
+    let port = ports();
+    let addr = format!("127.0.0.1:{}", port.port);
+    let t = Test::new()
+        .file("server.py", &server())
+        .compose(&stack(port, "good", ""));
+    let _stack = t.up_detached();
+    assert!(eventually(10 * SEC, || answers(&addr).starts_with("good ")));
+    let before = pids(&t, "web");
+
+    // The new version listens nowhere: its ready probe never passes.
+    let broken = stack(port, "bad", "").replace(
+        "command: [sh, -c, \"exec python3 server.py\"]",
+        "command: [sh, -c, \"echo starting; exec sleep 120\"]",
+    );
+    std::fs::write(t.dir().join("compose.yaml"), broken).unwrap();
+    let load = Load::start(&addr, 4);
+    assert!(eventually(10 * SEC, || load.ok() > 20));
+    t.run_args(["up"])
+        .code(1)
+        .stdout_has("web: rolled back, the old version keeps serving")
+        .stdout_has("was not ready within 4s")
+        .stderr_has("the deploy of web failed and was rolled back");
+    load.finish_without_failures(20);
+    assert_eq!(pids(&t, "web"), before, "the old replicas were replaced");
+    assert!(answers(&addr).starts_with("good "));
+    // Still the old version for the next deploy: the change is still to do.
+    t.run_args(["diff"])
+        .success()
+        .stdout_has("web: replace (command, environment changed)");
+    let log = std::fs::read_to_string(t.dir().join(".berth/deploys.log")).unwrap();
+    assert!(log.contains("\"outcome\":\"rolled back\""), "{log}");
+}
+
+#[test]
+fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest() {
+    let port = ports();
+    let addr = format!("127.0.0.1:{}", port.port);
+    let t = Test::new()
+        .file("server.py", &server())
+        .compose(&stack(port, "one", ""));
+    let _stack = t.up_detached();
+    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
+    let web_before = pids(&t, "web");
+    let load = Load::start(&addr, 4);
+
+    // A new service starts; the rest keep their processes.
+    let added = stack(port, "one", "  cache:\n    command: [sleep, \"121\"]\n");
+    std::fs::write(t.dir().join("compose.yaml"), &added).unwrap();
+    t.run_args(["up", "--dry-run"])
+        .success()
+        .stdout_is("web: keep\nworker: keep\ncache: start (1 replicas)\n");
+    t.run_args(["up"]).success().stdout_has("cache: started");
+    assert!(eventually(10 * SEC, || pids(&t, "cache").len() == 1));
+    assert_eq!(pids(&t, "web"), web_before);
+
+    // Scaled through the file: web 3 -> 2, the remaining two untouched.
+    let scaled = added.replace("replicas: 3", "replicas: 2");
+    std::fs::write(t.dir().join("compose.yaml"), &scaled).unwrap();
+    t.run_args(["up"]).success().stdout_has("web: scaled 3 -> 2");
+    assert_eq!(pids(&t, "web"), web_before[..2].to_vec());
+
+    // worker leaves the file: listed as an orphan, stopped on request.
+    let without_worker = scaled.replace("  worker:\n    command: [sleep, \"120\"]\n", "");
+    std::fs::write(t.dir().join("compose.yaml"), &without_worker).unwrap();
+    t.run_args(["up"])
+        .success()
+        .stdout_has("warning: service worker is no longer in the file and keeps running");
+    assert!(services(&t).contains(&"worker".to_string()));
+    t.run_args(["up", "--dry-run", "--remove-orphans"])
+        .success()
+        .stdout_has("worker: stop (1 replicas)");
+    t.run_args(["up", "--remove-orphans"])
+        .success()
+        .stdout_has("worker: stopped and removed");
+    assert!(!services(&t).contains(&"worker".to_string()));
+    assert_eq!(pids(&t, "web"), web_before[..2].to_vec());
+    load.finish_without_failures(20);
+    // The stack keeps running after a service left it.
+    t.run_args(["up"]).success().stdout_has("nothing to do");
+}
