@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_engine::drain::{Drain, Listed};
 use berth_engine::logs::LogHub;
@@ -28,8 +28,12 @@ use tokio_util::sync::CancellationToken;
 pub struct EngineView {
     stack: Arc<Stack>,
     logs: LogHub,
-    /// Ready replicas per (service, declared port; 0 = `$PORT`).
-    channels: HashMap<(String, u16), watch::Receiver<Upstreams>>,
+    /// Ready replicas per (service, declared port; 0 = `$PORT`); a service
+    /// or port a deploy added is followed once a route asks for it.
+    channels: Mutex<HashMap<(String, u16), watch::Receiver<Upstreams>>>,
+    /// The engine's runtime, where followers run.
+    runtime: tokio::runtime::Handle,
+    cancel: CancellationToken,
 }
 
 impl EngineView {
@@ -37,6 +41,7 @@ impl EngineView {
     /// `cancel`. Must be called on the engine's runtime (it spawns the
     /// followers there).
     pub fn new(stack: Arc<Stack>, logs: LogHub, cancel: &CancellationToken) -> EngineView {
+        let runtime = tokio::runtime::Handle::current();
         let mut channels = HashMap::new();
         for cell in stack.services() {
             let mut targets = cell.plan().targets.clone();
@@ -44,14 +49,16 @@ impl EngineView {
                 targets.push(0);
             }
             for target in targets {
-                let followed = follow(&cell, target, &stack.drain, cancel);
+                let followed = follow(&cell, target, &stack.drain, cancel, &runtime);
                 channels.insert((cell.name().to_string(), target), followed);
             }
         }
         EngineView {
             stack,
             logs,
-            channels,
+            channels: Mutex::new(channels),
+            runtime,
+            cancel: cancel.clone(),
         }
     }
 }
@@ -146,6 +153,7 @@ fn follow(
     target: u16,
     drain: &Arc<Drain>,
     cancel: &CancellationToken,
+    runtime: &tokio::runtime::Handle,
 ) -> watch::Receiver<Upstreams> {
     let compute = move |snap: &berth_engine::Snapshot| -> Upstreams {
         snap.iter()
@@ -164,7 +172,7 @@ fn follow(
     listed.update(first.iter().map(|u| u.addr));
     let (tx, out) = watch::channel(first);
     let cancel = cancel.clone();
-    tokio::spawn(async move {
+    runtime.spawn(async move {
         loop {
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { return },
@@ -202,7 +210,20 @@ impl StackView for EngineView {
         let target = port
             .or_else(|| cell.plan().targets.first().copied())
             .unwrap_or(0);
-        self.channels.get(&(service.to_string(), target)).cloned()
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = (service.to_string(), target);
+        if let Some(rx) = channels.get(&key).filter(|rx| rx.has_changed().is_ok()) {
+            return Some(rx.clone());
+        }
+        let rx = follow(
+            &cell,
+            target,
+            &self.stack.drain,
+            &self.cancel,
+            &self.runtime,
+        );
+        channels.insert(key, rx.clone());
+        Some(rx)
     }
 
     fn health(&self) -> (bool, serde_json::Value) {

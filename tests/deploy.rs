@@ -118,8 +118,15 @@ fn a_changed_environment_replaces_only_its_service_under_load() {
 
     let web_after = pids(&t, "web");
     assert_eq!(web_after.len(), 3);
-    assert!(web_after.iter().all(|p| !web_before.contains(p)), "{web_before:?} {web_after:?}");
-    assert_eq!(pids(&t, "worker"), worker_before, "the unchanged service was touched");
+    assert!(
+        web_after.iter().all(|p| !web_before.contains(p)),
+        "{web_before:?} {web_after:?}"
+    );
+    assert_eq!(
+        pids(&t, "worker"),
+        worker_before,
+        "the unchanged service was touched"
+    );
     for _ in 0..6 {
         assert!(answers(&addr).starts_with("two "), "{}", answers(&addr));
     }
@@ -188,7 +195,9 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
     // Scaled through the file: web 3 -> 2, the remaining two untouched.
     let scaled = added.replace("replicas: 3", "replicas: 2");
     std::fs::write(t.dir().join("compose.yaml"), &scaled).unwrap();
-    t.run_args(["up"]).success().stdout_has("web: scaled 3 -> 2");
+    t.run_args(["up"])
+        .success()
+        .stdout_has("web: scaled 3 -> 2");
     assert_eq!(pids(&t, "web"), web_before[..2].to_vec());
 
     // worker leaves the file: listed as an orphan, stopped on request.
@@ -209,4 +218,51 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
     load.finish_without_failures(20);
     // The stack keeps running after a service left it.
     t.run_args(["up"]).success().stdout_has("nothing to do");
+}
+
+#[test]
+fn a_new_service_and_its_route_are_started_then_routed_live_under_load() {
+    let (port, other) = (ports(), free_port());
+    let addr = format!("127.0.0.1:{}", port.port);
+    let t = Test::new()
+        .file("server.py", &server())
+        .compose(&stack(port, "one", ""));
+    let _stack = t.up_detached();
+    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
+    let web_before = pids(&t, "web");
+    let (status, _) = http_get(&addr, "/api/x").unwrap();
+    assert_eq!(status, 200, "/ routes everything to web before");
+
+    let api = format!(
+        "  api:\n    command: [python3, server.py]\n    environment: {{V: api}}\n    expose: [\"{other}\"]\n    x-berth: {{ready: {{http: /}}}}\n"
+    );
+    let routed = stack(port, "one", &api).replace(
+        "      - {path: /, service: web}\n",
+        "      - {path: /, service: web}\n      - {path: /api, service: api}\n",
+    );
+    std::fs::write(t.dir().join("compose.yaml"), &routed).unwrap();
+    t.run_args(["up", "--dry-run"]).success().stdout_is(
+        "web: keep\nworker: keep\napi: start (1 replicas)\nproxy: routes changed (applied live)\n",
+    );
+    let load = Load::start(&addr, 4);
+    assert!(eventually(10 * SEC, || load.ok() > 20));
+    t.run_args(["up"])
+        .success()
+        .stdout_has("api: started\nproxy: routes swapped in");
+    let (status, body) = http_get(&addr, "/api/x").unwrap();
+    assert_eq!((status, body.starts_with("api ")), (200, true), "{body}");
+    assert!(answers(&addr).starts_with("one "));
+    load.finish_without_failures(20);
+    assert_eq!(pids(&t, "web"), web_before, "web was touched");
+    t.run_args(["up"]).success().stdout_has("nothing to do");
+
+    // A route change alone swaps the table; the services stay as they are.
+    let moved = routed.replace("{path: /api, service: api}", "{path: /v2, service: api}");
+    std::fs::write(t.dir().join("compose.yaml"), &moved).unwrap();
+    t.run_args(["up"])
+        .success()
+        .stdout_has("proxy: routes swapped in");
+    assert!(http_get(&addr, "/v2/x").unwrap().1.starts_with("api "));
+    assert!(answers(&addr).starts_with("one "));
+    assert_eq!(pids(&t, "web"), web_before);
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use berth_compose::Project;
 use berth_compose::diff::{Action, ProjectDiff, ServiceChange, diff};
+use berth_compose::xberth::ProxySettings;
 use berth_engine::ServicePlan;
 
 use super::state::State;
@@ -64,12 +65,55 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
     Ok((new, d))
 }
 
-/// The report of a plan before anything is applied.
-pub fn planned(d: &ProjectDiff, remove_orphans: bool) -> DeployReport {
-    let mut plan: Vec<String> = d.services.iter().map(ToString::to_string).collect();
-    if d.proxy {
-        plan.push("proxy: settings changed".to_string());
+/// How the edge proxy's settings change: whether its routes do (applied
+/// live), and the other settings that do (applied at the next start).
+#[derive(Debug, Default)]
+pub struct ProxyChange {
+    pub routes: bool,
+    pub others: Vec<String>,
+}
+
+impl ProxyChange {
+    pub fn of(old: Option<&ProxySettings>, new: Option<&ProxySettings>) -> ProxyChange {
+        let fields = |p: Option<&ProxySettings>| match p.map(serde_json::to_value) {
+            Some(Ok(serde_json::Value::Object(map))) => map,
+            _ => serde_json::Map::new(),
+        };
+        let (old, new) = (fields(old), fields(new));
+        let mut change = ProxyChange::default();
+        for key in old.keys().chain(new.keys()) {
+            if old.get(key) == new.get(key) || change.others.contains(key) {
+                continue;
+            }
+            if key == "routes" {
+                change.routes = true;
+            } else {
+                change.others.push(key.clone());
+            }
+        }
+        change
     }
+
+    /// Lines for the plan.
+    fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.routes {
+            lines.push("proxy: routes changed (applied live)".to_string());
+        }
+        if !self.others.is_empty() {
+            lines.push(format!(
+                "proxy: {} changed (applied at the next start: berth down, berth up)",
+                self.others.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
+/// The report of a plan before anything is applied.
+pub fn planned(d: &ProjectDiff, proxy: &ProxyChange, remove_orphans: bool) -> DeployReport {
+    let mut plan: Vec<String> = d.services.iter().map(ToString::to_string).collect();
+    plan.extend(proxy.lines());
     let orphans = if remove_orphans {
         Vec::new()
     } else {
@@ -92,7 +136,11 @@ pub fn planned(d: &ProjectDiff, remove_orphans: bool) -> DeployReport {
 pub async fn deploy(state: &State, request: &Deploy) -> Result<DeployReport, Refused> {
     let _one_at_a_time = state.deploying.lock().await;
     let (new, d) = compare(state, request)?;
-    let mut report = planned(&d, request.remove_orphans);
+    let proxy = ProxyChange::of(
+        state.model().settings.proxy.as_ref(),
+        new.settings.proxy.as_ref(),
+    );
+    let mut report = planned(&d, &proxy, request.remove_orphans);
     if request.dry_run || report.nothing_to_do {
         return Ok(report);
     }
@@ -118,7 +166,15 @@ pub async fn deploy(state: &State, request: &Deploy) -> Result<DeployReport, Ref
     }
     let started = std::time::SystemTime::now();
     let old = state.model();
-    let failed = match apply(state, request, &d, &new, &plans, &mut report).await {
+    let mut routes_applied = false;
+    let steps = Steps {
+        request,
+        d: &d,
+        new: &new,
+        plans: &plans,
+        proxy: &proxy,
+    };
+    let failed = match apply(state, &steps, &mut report, &mut routes_applied).await {
         Ok(failed) => failed,
         Err(why) => {
             report.failed = Some(why);
@@ -133,25 +189,32 @@ pub async fn deploy(state: &State, request: &Deploy) -> Result<DeployReport, Ref
         ));
     }
     let new_files = new.files.clone();
-    if d.proxy {
-        report.done.push(
-            "proxy: its settings changed; they apply when the stack is started again (berth down, berth up)"
-                .to_string(),
-        );
+    if !proxy.others.is_empty() {
+        report.done.push(format!(
+            "proxy: {} changed; applied when the stack is started again (berth down, berth up)",
+            proxy.others.join(", ")
+        ));
     }
     *state
         .running
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) =
-        now_running(&old, new, &failed, request);
+        now_running(&old, new, &failed, request, routes_applied);
     record(state, &new_files, &report, started);
     Ok(report)
 }
 
 /// The project the stack runs after a deploy: the new one, except the
 /// services that failed (still the old), the orphans left running, and
-/// the proxy settings (applied at the next start).
-fn now_running(old: &Project, new: Project, failed: &[String], request: &Deploy) -> Project {
+/// the proxy settings but its routes when they were swapped in (the rest
+/// applies at the next start).
+fn now_running(
+    old: &Project,
+    new: Project,
+    failed: &[String],
+    request: &Deploy,
+    routes_applied: bool,
+) -> Project {
     let mut running = new;
     for name in failed {
         if let Some(s) = old.services.get(name) {
@@ -165,25 +228,66 @@ fn now_running(old: &Project, new: Project, failed: &[String], request: &Deploy)
             }
         }
     }
+    let new_routes = running.settings.proxy.as_ref().map(|p| p.routes.clone());
     running.settings.proxy = old.settings.proxy.clone();
+    if routes_applied && let (Some(p), Some(routes)) = (running.settings.proxy.as_mut(), new_routes)
+    {
+        p.routes = routes;
+    }
     running
 }
 
+/// Swaps the new routes into the running proxy; whether it did.
+fn apply_routes(state: &State, new: &Project, report: &mut DeployReport) -> bool {
+    let (Some(table), Some(settings)) = (&state.routes, &new.settings.proxy) else {
+        report
+            .done
+            .push("proxy: not running; its routes apply at the next start".to_string());
+        return false;
+    };
+    match table.replace(settings) {
+        Ok(()) => {
+            report.done.push("proxy: routes swapped in".to_string());
+            true
+        }
+        Err(e) => {
+            report.done.push(format!("proxy: routes not changed ({e})"));
+            false
+        }
+    }
+}
+
+/// What a deploy applies.
+#[derive(Clone, Copy)]
+struct Steps<'a> {
+    request: &'a Deploy,
+    d: &'a ProjectDiff,
+    new: &'a Project,
+    plans: &'a BTreeMap<String, ServicePlan>,
+    proxy: &'a ProxyChange,
+}
+
 /// Applies the plan in dependency order: builds of replaced services
-/// first (a failing build changes nothing), new services, replacements
-/// (a service depending on a failed one is left alone), replica counts,
-/// orphans. Returns the services rolled back.
+/// first (a failing build changes nothing), new services (awaited until
+/// ready), replacements (a service depending on a failed one is left
+/// alone), the proxy's routes, replica counts, orphans. Returns the
+/// services rolled back.
 ///
 /// # Errors
 /// A build or a new service that failed: nothing was replaced.
 async fn apply(
     state: &State,
-    request: &Deploy,
-    d: &ProjectDiff,
-    new: &Project,
-    plans: &BTreeMap<String, ServicePlan>,
+    steps: &Steps<'_>,
     report: &mut DeployReport,
+    routes_applied: &mut bool,
 ) -> Result<Vec<String>, String> {
+    let Steps {
+        request,
+        d,
+        new,
+        plans,
+        proxy,
+    } = *steps;
     let stack = &state.stack;
     let of = |action: fn(&Action) -> bool| -> Vec<&ServiceChange> {
         d.services.iter().filter(|c| action(&c.action)).collect()
@@ -196,26 +300,14 @@ async fn apply(
             }
         }
     }
-    let starting = of(|a| *a == Action::Start);
-    let new_plans: Vec<ServicePlan> = starting
-        .iter()
-        .filter_map(|c| plans.get(&c.service).cloned())
-        .collect();
-    if !new_plans.is_empty() {
-        stack
-            .add(new_plans, request.build)
-            .await
-            .map_err(|e| e.chain())?;
-        for c in &starting {
-            report.done.push(format!("{}: started", c.service));
-        }
-    }
+    let unready = start_new(state, steps, &of(|a| *a == Action::Start), report).await?;
     let mut failed: Vec<String> = Vec::new();
     for c in replaced {
         let Some(plan) = plans.get(&c.service) else {
             continue;
         };
-        if let Some(dep) = depends_on_any(new, &c.service, &failed) {
+        let broken: Vec<String> = failed.iter().chain(&unready).cloned().collect();
+        if let Some(dep) = depends_on_any(new, &c.service, &broken) {
             report.done.push(format!(
                 "{}: not replaced, it depends on {dep}, which failed",
                 c.service
@@ -238,7 +330,15 @@ async fn apply(
             }
         }
     }
+    // Routes to new services once they run, away from orphans before they stop.
+    *routes_applied = proxy.routes && apply_routes(state, new, report);
     scale(state, d, &failed, report).await;
+    if let Some(first) = unready.first() {
+        report.failed = Some(format!(
+            "{} started but did not turn ready; see `berth logs {first}`",
+            unready.join(", ")
+        ));
+    }
     if request.remove_orphans {
         for c in of(|a| *a == Action::Stop) {
             stack.remove(&c.service).await.map_err(|e| e.chain())?;
@@ -267,6 +367,75 @@ async fn scale(state: &State, d: &ProjectDiff, failed: &[String], report: &mut D
                 .push(format!("{}: not scaled ({})", c.service, e.chain())),
         }
     }
+}
+
+/// Starts the new services and waits for them to be ready (each within
+/// its deploy timeout); returns those that were not.
+///
+/// # Errors
+/// A port in use, a failed build or volume: none of them runs.
+async fn start_new(
+    state: &State,
+    steps: &Steps<'_>,
+    starting: &[&ServiceChange],
+    report: &mut DeployReport,
+) -> Result<Vec<String>, String> {
+    let new_plans: Vec<ServicePlan> = starting
+        .iter()
+        .filter_map(|c| steps.plans.get(&c.service).cloned())
+        .collect();
+    if new_plans.is_empty() {
+        return Ok(Vec::new());
+    }
+    state
+        .stack
+        .add(new_plans, steps.request.build)
+        .await
+        .map_err(|e| e.chain())?;
+    let mut unready = Vec::new();
+    for c in starting {
+        let Some(plan) = steps.plans.get(&c.service) else {
+            continue;
+        };
+        if until_ready(state, &c.service, plan.deploy_timeout).await {
+            report.done.push(format!("{}: started", c.service));
+        } else {
+            report.done.push(format!(
+                "{}: started, but not ready within {}s",
+                c.service,
+                plan.deploy_timeout.as_secs()
+            ));
+            unready.push(c.service.clone());
+        }
+    }
+    Ok(unready)
+}
+
+/// Waits until every replica of a service is ready (or a one-shot job
+/// completed), up to `limit`; whether they all were.
+async fn until_ready(state: &State, service: &str, limit: std::time::Duration) -> bool {
+    let Some(cell) = state.stack.service(service) else {
+        return false;
+    };
+    let mut rx = cell.subscribe();
+    let all_ready = |snap: &berth_engine::Snapshot| {
+        snap.iter().all(|r| {
+            (r.state == berth_engine::ReplicaState::Running && r.ready)
+                || (r.state == berth_engine::ReplicaState::Exited
+                    && r.exit.is_some_and(berth_engine::Exit::success))
+        })
+    };
+    let wait = async {
+        loop {
+            if all_ready(&rx.borrow_and_update()) {
+                return true;
+            }
+            if rx.changed().await.is_err() {
+                return false;
+            }
+        }
+    };
+    tokio::time::timeout(limit, wait).await.unwrap_or(false)
 }
 
 /// A service among `failed` that `service` depends on, directly or not.

@@ -37,6 +37,8 @@ pub struct State {
     /// berth's own environment, which services inherit.
     pub inherited: std::collections::BTreeMap<String, String>,
     pub state_dir: std::path::PathBuf,
+    /// The edge proxy's route table, when it runs.
+    pub routes: Option<berth_proxy::RouteTable>,
     /// Held while a deploy runs: one at a time.
     pub deploying: tokio::sync::Mutex<()>,
 }

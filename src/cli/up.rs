@@ -254,6 +254,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         running: std::sync::Mutex::new(project.clone()),
         inherited,
         state_dir: state_dir.clone(),
+        routes: edge.proxy.as_ref().map(berth_proxy::Proxy::routes),
         deploying: tokio::sync::Mutex::new(()),
     });
     let api = serve_api(&state_dir, state).await?;

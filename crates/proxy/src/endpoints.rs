@@ -24,7 +24,8 @@ pub(crate) fn health(shared: &Shared) -> Response<Body> {
 
 /// Prometheus text: the proxy's series, then the engine's.
 pub(crate) fn metrics(shared: &Shared) -> Response<Body> {
-    for (label, pool) in shared.pools() {
+    let router = shared.router();
+    for (label, pool) in crate::shared::pools(&router) {
         let ready = pool.current().map_or(0, |set| set.len());
         shared.metrics.set_ready(label, &pool.service, ready);
     }

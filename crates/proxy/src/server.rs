@@ -42,9 +42,40 @@ impl Default for ServeOptions {
 pub struct Proxy {
     addrs: Vec<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+/// The route table of a running proxy, to change while it serves.
+#[derive(Debug, Clone)]
+pub struct RouteTable {
+    shared: Arc<Shared>,
+}
+
+impl RouteTable {
+    /// Compiles the routes of `settings` and swaps them in at once: new
+    /// requests are matched against them, requests and WebSockets already
+    /// under way go on. Only `routes` are taken from `settings`.
+    ///
+    /// # Errors
+    /// [`ProxyError::StaticRoot`] when a static route's directory does not
+    /// exist; the old routes stay.
+    pub fn replace(&self, settings: &crate::ProxySettings) -> Result<(), ProxyError> {
+        let shared = &self.shared;
+        let router = crate::setup::routes(settings, &shared.view, &shared.metrics)?;
+        shared.set_router(router);
+        Ok(())
+    }
 }
 
 impl Proxy {
+    /// Its route table, to change while it serves.
+    #[must_use]
+    pub fn routes(&self) -> RouteTable {
+        RouteTable {
+            shared: self.shared.clone(),
+        }
+    }
+
     /// The bound addresses, in `listen` order (real ports when `:0` was asked).
     #[must_use]
     pub fn local_addrs(&self) -> &[SocketAddr] {
@@ -139,7 +170,11 @@ pub(crate) fn start(
             .map_err(io)?;
         workers.push(worker);
     }
-    Ok(Proxy { addrs, workers })
+    Ok(Proxy {
+        addrs,
+        workers,
+        shared,
+    })
 }
 
 #[cfg(test)]

@@ -96,7 +96,8 @@ impl Conn {
         if shared.metrics_path.as_deref() == Some(path) {
             return (plain(&shared.builtin), Ok(endpoints::metrics(shared)));
         }
-        let Some((route, prefix)) = shared.router.find(host, path) else {
+        let router = shared.router();
+        let Some((route, prefix)) = router.find(host, path) else {
             return (plain(&shared.unrouted), Err(Failure::NoRoute));
         };
         let mut outcome = plain(&route.tag);

@@ -25,6 +25,39 @@ pub(crate) fn build(
     options: &ServeOptions,
 ) -> Result<Shared, ProxyError> {
     let metrics = Metrics::new();
+    let router = routes(settings, &view, &metrics)?;
+    let tag = |label: &str| RouteTag {
+        label: label.into(),
+        metrics: metrics.route(label),
+    };
+    let builtin = tag("builtin");
+    let unrouted = tag("none");
+    Ok(Shared {
+        router: std::sync::RwLock::new(Arc::new(router)),
+        health_path: settings.health_path.clone(),
+        metrics_path: settings.metrics_path.clone(),
+        builtin,
+        unrouted,
+        view,
+        metrics,
+        connect_timeout: settings.timeouts.connect.0,
+        access_log: settings.access_log,
+        max_header: settings.max_header_size.0,
+        timeouts: Timeouts::from(&settings.timeouts),
+        websocket_grace: options.websocket_grace.min(options.drain_timeout),
+        tasks: TaskTracker::new(),
+        shutdown,
+        hard_stop: CancellationToken::new(),
+    })
+}
+
+/// The route table of the settings: each route's target (a pool following
+/// the service's ready replicas, or a static site) and its metrics.
+pub(crate) fn routes(
+    settings: &ProxySettings,
+    view: &Arc<dyn StackView>,
+    metrics: &Metrics,
+) -> Result<Router<RouteEntry>, ProxyError> {
     let tag = |label: &str| RouteTag {
         label: label.into(),
         metrics: metrics.route(label),
@@ -73,23 +106,5 @@ pub(crate) fn build(
             },
         ));
     }
-    let builtin = tag("builtin");
-    let unrouted = tag("none");
-    Ok(Shared {
-        router: Router::new(routes),
-        health_path: settings.health_path.clone(),
-        metrics_path: settings.metrics_path.clone(),
-        builtin,
-        unrouted,
-        view,
-        metrics,
-        connect_timeout: settings.timeouts.connect.0,
-        access_log: settings.access_log,
-        max_header: settings.max_header_size.0,
-        timeouts: Timeouts::from(&settings.timeouts),
-        websocket_grace: options.websocket_grace.min(options.drain_timeout),
-        tasks: TaskTracker::new(),
-        shutdown,
-        hard_stop: CancellationToken::new(),
-    })
+    Ok(Router::new(routes))
 }

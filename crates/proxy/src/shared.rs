@@ -45,9 +45,12 @@ impl From<&ProxyTimeouts> for Timeouts {
     }
 }
 
+/// The route table; requests take the current one, a deploy swaps it.
+pub(crate) type Routes = Arc<Router<RouteEntry>>;
+
 /// Everything requests share, built once by `serve`.
 pub(crate) struct Shared {
-    pub(crate) router: Router<RouteEntry>,
+    pub(crate) router: std::sync::RwLock<Routes>,
     pub(crate) health_path: Option<String>,
     pub(crate) metrics_path: Option<String>,
     pub(crate) builtin: RouteTag,
@@ -68,18 +71,27 @@ pub(crate) struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("router", &self.router)
+            .field("router", &self.router())
             .finish_non_exhaustive()
     }
 }
 
 impl Shared {
-    /// Each service route's label and pool.
-    pub(crate) fn pools(&self) -> impl Iterator<Item = (&str, &Pool)> {
-        self.router.targets().filter_map(|r| match &r.target {
-            Target::Service(s) => Some((&*r.tag.label, &s.pool)),
-            Target::Static(_) => None,
-        })
+    /// The route table as it is now.
+    pub(crate) fn router(&self) -> Routes {
+        self.router
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `routes` the table new requests are matched against; requests
+    /// already matched finish on the old one.
+    pub(crate) fn set_router(&self, routes: Router<RouteEntry>) {
+        *self
+            .router
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(routes);
     }
 }
 
@@ -91,4 +103,12 @@ pub(crate) struct ServiceRoute {
     /// Upstream response timeout (504 after).
     pub(crate) timeout: Duration,
     pub(crate) max_body: u64,
+}
+
+/// Each service route's label and pool in a route table.
+pub(crate) fn pools(router: &Router<RouteEntry>) -> impl Iterator<Item = (&str, &Pool)> {
+    router.targets().filter_map(|r| match &r.target {
+        Target::Service(s) => Some((&*r.tag.label, &s.pool)),
+        Target::Static(_) => None,
+    })
 }
