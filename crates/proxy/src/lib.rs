@@ -111,6 +111,8 @@ pub async fn serve_with(
     options: ServeOptions,
 ) -> Result<Proxy, ProxyError> {
     let listeners = server::bind_all(&settings.listen)?;
-    let shared = setup::build(&settings, view, shutdown, &options)?;
+    // WebSockets get their grace within the drain, never beyond it.
+    let websocket_grace = options.websocket_grace.min(options.drain_timeout);
+    let shared = setup::build(&settings, view, shutdown, websocket_grace)?;
     server::start(listeners, Arc::new(shared), options)
 }

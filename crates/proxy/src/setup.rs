@@ -12,7 +12,6 @@ use crate::forward::ServiceRoute;
 use crate::metrics::Metrics;
 use crate::observe::RouteTag;
 use crate::router::Router;
-use crate::server::ServeOptions;
 use crate::shared::{RouteEntry, Shared, Target, Timeouts};
 use crate::static_files::StaticSite;
 use crate::view::StackView;
@@ -22,7 +21,7 @@ pub(crate) fn build(
     settings: &ProxySettings,
     view: Arc<dyn StackView>,
     shutdown: CancellationToken,
-    options: &ServeOptions,
+    websocket_grace: std::time::Duration,
 ) -> Result<Shared, ProxyError> {
     let metrics = Metrics::new();
     let router = routes(settings, &view, &metrics)?;
@@ -44,7 +43,7 @@ pub(crate) fn build(
         access_log: settings.access_log,
         max_header: settings.max_header_size.0,
         timeouts: Timeouts::from(&settings.timeouts),
-        websocket_grace: options.websocket_grace.min(options.drain_timeout),
+        websocket_grace,
         tasks: TaskTracker::new(),
         shutdown,
         hard_stop: CancellationToken::new(),
