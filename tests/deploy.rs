@@ -266,3 +266,52 @@ fn a_new_service_and_its_route_are_started_then_routed_live_under_load() {
     assert!(answers(&addr).starts_with("one "));
     assert_eq!(pids(&t, "web"), web_before);
 }
+
+#[test]
+fn a_failing_build_aborts_the_deploy_before_anything_is_replaced() {
+    let port = ports();
+    let addr = format!("127.0.0.1:{}", port.port);
+    let t = Test::new()
+        .file("server.py", &server())
+        .compose(&stack(port, "one", ""));
+    let _stack = t.up_detached();
+    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
+    let before = pids(&t, "web");
+    let broken_build = stack(port, "two", "").replace(
+        "      deploy: {timeout: 4s}\n",
+        "      deploy: {timeout: 4s}\n      build: \"echo compiling v2; exit 3\"\n",
+    );
+    std::fs::write(t.dir().join("compose.yaml"), broken_build).unwrap();
+    t.run_args(["up"])
+        .code(1)
+        .stderr_has("build of service web failed");
+    assert_eq!(pids(&t, "web"), before, "replaced despite the failed build");
+    assert!(answers(&addr).starts_with("one "));
+    let logs = t.run_args(["logs", "web"]).stdout();
+    assert!(logs.contains("compiling v2"), "{logs}");
+}
+
+#[test]
+fn a_changed_declared_port_is_rebound_and_routed_again() {
+    let port = ports();
+    let addr = format!("127.0.0.1:{}", port.port);
+    let t = Test::new()
+        .file("server.py", &server())
+        .compose(&stack(port, "one", ""));
+    let _stack = t.up_detached();
+    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
+    let old = format!("127.0.0.1:{}", port.declared);
+    assert!(answers(&old).starts_with("one "));
+    let moved = Ports {
+        declared: free_port(),
+        ..port
+    };
+    std::fs::write(t.dir().join("compose.yaml"), stack(moved, "one", "")).unwrap();
+    t.run_args(["up"])
+        .success()
+        .stdout_has("web: declared ports re-bound\nproxy: routes swapped in");
+    let new = format!("127.0.0.1:{}", moved.declared);
+    assert!(answers(&new).starts_with("one "), "{}", answers(&new));
+    assert!(http_get(&old, "/").is_err(), "the old port still answers");
+    assert!(answers(&addr).starts_with("one "));
+}

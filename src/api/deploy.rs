@@ -330,8 +330,12 @@ async fn apply(
             }
         }
     }
-    // Routes to new services once they run, away from orphans before they stop.
-    *routes_applied = proxy.routes && apply_routes(state, new, report);
+    // Routes to new services once they run, away from orphans before they
+    // stop; compiled again when a routed service's ports changed.
+    let ports_changed = d.services.iter().any(|c| {
+        matches!(&c.action, Action::Replace { keys } if keys.iter().any(|k| k == "ports" || k == "expose"))
+    });
+    *routes_applied = (proxy.routes || ports_changed) && apply_routes(state, new, report);
     scale(state, d, &failed, report).await;
     if let Some(first) = unready.first() {
         report.failed = Some(format!(

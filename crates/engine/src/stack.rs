@@ -60,8 +60,8 @@ pub struct Stack {
     /// Not a lifetime: once cancelled, stops skip their grace periods.
     force: CancellationToken,
     forwarders: CancellationToken,
-    /// Each service's forwarders, children of `forwarders`.
-    service_forwarders: Mutex<BTreeMap<String, CancellationToken>>,
+    /// Each service's forwarders (a child of `forwarders`, and their tasks).
+    service_forwarders: Mutex<BTreeMap<String, (CancellationToken, Vec<JoinHandle<()>>)>>,
     /// Uses of each replica address (routers listing it, connections and
     /// requests to it), for draining.
     pub drain: Arc<Drain>,
@@ -138,24 +138,9 @@ impl Stack {
             .unwrap_or_else(PoisonError::into_inner)
             .extend(cells.iter().map(|(k, v)| (k.clone(), v.clone())));
         for (service, target, listener) in listeners {
-            let Some(cell) = cells.get(&service) else {
-                continue;
-            };
-            let cancel = self
-                .service_forwarders
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .entry(service.clone())
-                .or_insert_with(|| self.forwarders.child_token())
-                .clone();
-            if let Ok(addr) = listener.local_addr() {
-                self.listening
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push((service.clone(), target, addr));
+            if let Some(cell) = cells.get(&service) {
+                self.forward(cell, target, listener);
             }
-            let backends = backends(cell, target, &self.drain, &cancel);
-            forward::serve(listener, backends, self.drain.clone(), cancel);
         }
         for cell in cells.values() {
             for r in cell.snapshot().iter() {
@@ -163,6 +148,61 @@ impl Stack {
             }
         }
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Forwards a declared port of a service to its ready replicas.
+    fn forward(&self, cell: &Arc<ServiceCell>, target: u16, listener: tokio::net::TcpListener) {
+        let service = cell.name().to_string();
+        let mut forwarders = self
+            .service_forwarders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = forwarders
+            .entry(service.clone())
+            .or_insert_with(|| (self.forwarders.child_token(), Vec::new()));
+        if let Ok(addr) = listener.local_addr() {
+            self.listening
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((service, target, addr));
+        }
+        let backends = backends(cell, target, &self.drain, &entry.0);
+        let task = forward::serve(listener, backends, self.drain.clone(), entry.0.clone());
+        entry.1.push(task);
+    }
+
+    /// Stops accepting on a service's declared ports (connections under way
+    /// go on) and waits until their listeners are closed.
+    async fn unforward(&self, service: &str) {
+        let removed = self
+            .service_forwarders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(service);
+        if let Some((cancel, tasks)) = removed {
+            cancel.cancel();
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
+        self.listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(s, _, _)| s != service);
+    }
+
+    /// Re-binds the declared ports of a service a deploy changed: the old
+    /// listeners close first (connections through them go on), then the
+    /// new ones forward to the same replicas.
+    ///
+    /// # Errors
+    /// A new port that cannot be bound.
+    async fn rebind(&self, cell: &Arc<ServiceCell>, plan: &ServicePlan) -> Result<(), Error> {
+        self.unforward(cell.name()).await;
+        for (_, target, listener) in bind_ports(std::slice::from_ref(plan)).await? {
+            self.forward(cell, target, listener);
+        }
+        Ok(())
     }
 
     /// Adds services to the running stack (a deploy): binds their ports,
@@ -192,18 +232,7 @@ impl Stack {
     /// [`Error::UnknownService`].
     pub async fn remove(&self, service: &str) -> Result<(), Error> {
         self.stop_service(service).await?;
-        if let Some(cancel) = self
-            .service_forwarders
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(service)
-        {
-            cancel.cancel();
-        }
-        self.listening
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(s, _, _)| s != service);
+        self.unforward(service).await;
         self.cells
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -265,7 +294,12 @@ impl Stack {
             done.push(format!("{name}: replaced without downtime"));
             rolled.push((name, tx));
         }
-        cell.set_plan(new);
+        let listen_changed = old.listen != new.listen;
+        cell.set_plan(new.clone());
+        if listen_changed {
+            self.rebind(&cell, &new).await?;
+            done.push(format!("{service}: declared ports re-bound"));
+        }
         for index in idle {
             for t in self.take_tasks(service, Some(&[index])) {
                 t.stop.cancel();
