@@ -45,6 +45,9 @@ struct ReplicaTask {
     commands: mpsc::Sender<Command>,
 }
 
+/// A service's forwarders: their token and accept tasks.
+type Forwarders = (CancellationToken, Vec<JoinHandle<()>>);
+
 /// A started stack.
 pub struct Stack {
     pub project: String,
@@ -61,7 +64,7 @@ pub struct Stack {
     force: CancellationToken,
     forwarders: CancellationToken,
     /// Each service's forwarders (a child of `forwarders`, and their tasks).
-    service_forwarders: Mutex<BTreeMap<String, (CancellationToken, Vec<JoinHandle<()>>)>>,
+    service_forwarders: Mutex<BTreeMap<String, Forwarders>>,
     /// Uses of each replica address (routers listing it, connections and
     /// requests to it), for draining.
     pub drain: Arc<Drain>,
