@@ -56,6 +56,38 @@ fn server() -> String {
     )
 }
 
+/// `stack(…, value, "")` up and answering with `value`; `down` when dropped.
+struct Running {
+    t: Test,
+    port: Ports,
+    /// The proxy's address.
+    addr: String,
+}
+
+impl Running {
+    fn start(value: &str) -> Running {
+        let port = ports();
+        let t = Test::new()
+            .file("server.py", &server())
+            .compose(&stack(port, value, ""));
+        t.run_args(["up", "-d", "--wait"]).success();
+        let running = Running {
+            t,
+            port,
+            addr: format!("127.0.0.1:{}", port.port),
+        };
+        let answering = format!("{value} ");
+        assert!(eventually(10 * SEC, || answers(&running.addr).starts_with(&answering)));
+        running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.t.run_args(["down", "--timeout", "2"]);
+    }
+}
+
 /// service -> pids of its replicas, from `ps`.
 fn pids(t: &Test, service: &str) -> Vec<u64> {
     let ps = t.run_args(["ps", "--format", "json"]).json();
@@ -85,14 +117,9 @@ fn answers(addr: &str) -> String {
 
 #[test]
 fn a_changed_environment_replaces_only_its_service_under_load() {
-    let port = ports();
-    let addr = format!("127.0.0.1:{}", port.port);
-    let t = Test::new()
-        .file("server.py", &server())
-        .compose(&stack(port, "one", ""));
-    let _stack = t.up_detached();
-    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
-    let (web_before, worker_before) = (pids(&t, "web"), pids(&t, "worker"));
+    let stack_up = Running::start("one");
+    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let (web_before, worker_before) = (pids(t, "web"), pids(t, "worker"));
     assert_eq!(web_before.len(), 3);
 
     // The same file: nothing to do, nothing touched.
@@ -105,7 +132,7 @@ fn a_changed_environment_replaces_only_its_service_under_load() {
     t.run_args(["up", "--dry-run"])
         .success()
         .stdout_is("web: replace (environment changed)\nworker: keep\n");
-    assert_eq!(pids(&t, "web"), web_before, "a dry run touched web");
+    assert_eq!(pids(t, "web"), web_before, "a dry run touched web");
 
     let load = Load::start(&addr, 4);
     assert!(eventually(10 * SEC, || load.ok() > 20));
@@ -116,14 +143,14 @@ fn a_changed_environment_replaces_only_its_service_under_load() {
     assert!(eventually(10 * SEC, || load.ok() > 60));
     load.finish_without_failures(60);
 
-    let web_after = pids(&t, "web");
+    let web_after = pids(t, "web");
     assert_eq!(web_after.len(), 3);
     assert!(
         web_after.iter().all(|p| !web_before.contains(p)),
         "{web_before:?} {web_after:?}"
     );
     assert_eq!(
-        pids(&t, "worker"),
+        pids(t, "worker"),
         worker_before,
         "the unchanged service was touched"
     );
@@ -137,14 +164,9 @@ fn a_changed_environment_replaces_only_its_service_under_load() {
 
 #[test]
 fn a_version_that_never_turns_ready_is_rolled_back_and_the_old_one_keeps_answering() {
-    let port = ports();
-    let addr = format!("127.0.0.1:{}", port.port);
-    let t = Test::new()
-        .file("server.py", &server())
-        .compose(&stack(port, "good", ""));
-    let _stack = t.up_detached();
-    assert!(eventually(10 * SEC, || answers(&addr).starts_with("good ")));
-    let before = pids(&t, "web");
+    let stack_up = Running::start("good");
+    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let before = pids(t, "web");
 
     // The new version listens nowhere: its ready probe never passes.
     let broken = stack(port, "bad", "").replace(
@@ -160,7 +182,7 @@ fn a_version_that_never_turns_ready_is_rolled_back_and_the_old_one_keeps_answeri
         .stdout_has("was not ready within 4s")
         .stderr_has("the deploy of web failed and was rolled back");
     load.finish_without_failures(20);
-    assert_eq!(pids(&t, "web"), before, "the old replicas were replaced");
+    assert_eq!(pids(t, "web"), before, "the old replicas were replaced");
     assert!(answers(&addr).starts_with("good "));
     // Still the old version for the next deploy: the change is still to do.
     t.run_args(["diff"])
@@ -172,14 +194,9 @@ fn a_version_that_never_turns_ready_is_rolled_back_and_the_old_one_keeps_answeri
 
 #[test]
 fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest() {
-    let port = ports();
-    let addr = format!("127.0.0.1:{}", port.port);
-    let t = Test::new()
-        .file("server.py", &server())
-        .compose(&stack(port, "one", ""));
-    let _stack = t.up_detached();
-    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
-    let web_before = pids(&t, "web");
+    let stack_up = Running::start("one");
+    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let web_before = pids(t, "web");
     let load = Load::start(&addr, 4);
 
     // A new service starts; the rest keep their processes.
@@ -189,8 +206,8 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
         .success()
         .stdout_is("web: keep\nworker: keep\ncache: start (1 replicas)\n");
     t.run_args(["up"]).success().stdout_has("cache: started");
-    assert!(eventually(10 * SEC, || pids(&t, "cache").len() == 1));
-    assert_eq!(pids(&t, "web"), web_before);
+    assert!(eventually(10 * SEC, || pids(t, "cache").len() == 1));
+    assert_eq!(pids(t, "web"), web_before);
 
     // Scaled through the file: web 3 -> 2, the remaining two untouched.
     let scaled = added.replace("replicas: 3", "replicas: 2");
@@ -198,7 +215,7 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
     t.run_args(["up"])
         .success()
         .stdout_has("web: scaled 3 -> 2");
-    assert_eq!(pids(&t, "web"), web_before[..2].to_vec());
+    assert_eq!(pids(t, "web"), web_before[..2].to_vec());
 
     // worker leaves the file: listed as an orphan, stopped on request.
     let without_worker = scaled.replace("  worker:\n    command: [sleep, \"120\"]\n", "");
@@ -206,15 +223,15 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
     t.run_args(["up"])
         .success()
         .stdout_has("warning: service worker is no longer in the file and keeps running");
-    assert!(services(&t).contains(&"worker".to_string()));
+    assert!(services(t).contains(&"worker".to_string()));
     t.run_args(["up", "--dry-run", "--remove-orphans"])
         .success()
         .stdout_has("worker: stop (1 replicas)");
     t.run_args(["up", "--remove-orphans"])
         .success()
         .stdout_has("worker: stopped and removed");
-    assert!(!services(&t).contains(&"worker".to_string()));
-    assert_eq!(pids(&t, "web"), web_before[..2].to_vec());
+    assert!(!services(t).contains(&"worker".to_string()));
+    assert_eq!(pids(t, "web"), web_before[..2].to_vec());
     load.finish_without_failures(20);
     // The stack keeps running after a service left it.
     t.run_args(["up"]).success().stdout_has("nothing to do");
@@ -222,14 +239,10 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
 
 #[test]
 fn a_new_service_and_its_route_are_started_then_routed_live_under_load() {
-    let (port, other) = (ports(), free_port());
-    let addr = format!("127.0.0.1:{}", port.port);
-    let t = Test::new()
-        .file("server.py", &server())
-        .compose(&stack(port, "one", ""));
-    let _stack = t.up_detached();
-    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
-    let web_before = pids(&t, "web");
+    let stack_up = Running::start("one");
+    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let other = free_port();
+    let web_before = pids(t, "web");
     let (status, _) = http_get(&addr, "/api/x").unwrap();
     assert_eq!(status, 200, "/ routes everything to web before");
 
@@ -253,7 +266,7 @@ fn a_new_service_and_its_route_are_started_then_routed_live_under_load() {
     assert_eq!((status, body.starts_with("api ")), (200, true), "{body}");
     assert!(answers(&addr).starts_with("one "));
     load.finish_without_failures(20);
-    assert_eq!(pids(&t, "web"), web_before, "web was touched");
+    assert_eq!(pids(t, "web"), web_before, "web was touched");
     t.run_args(["up"]).success().stdout_has("nothing to do");
 
     // A route change alone swaps the table; the services stay as they are.
@@ -264,19 +277,14 @@ fn a_new_service_and_its_route_are_started_then_routed_live_under_load() {
         .stdout_has("proxy: routes swapped in");
     assert!(http_get(&addr, "/v2/x").unwrap().1.starts_with("api "));
     assert!(answers(&addr).starts_with("one "));
-    assert_eq!(pids(&t, "web"), web_before);
+    assert_eq!(pids(t, "web"), web_before);
 }
 
 #[test]
 fn a_failing_build_aborts_the_deploy_before_anything_is_replaced() {
-    let port = ports();
-    let addr = format!("127.0.0.1:{}", port.port);
-    let t = Test::new()
-        .file("server.py", &server())
-        .compose(&stack(port, "one", ""));
-    let _stack = t.up_detached();
-    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
-    let before = pids(&t, "web");
+    let stack_up = Running::start("one");
+    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let before = pids(t, "web");
     let broken_build = stack(port, "two", "").replace(
         "      deploy: {timeout: 4s}\n",
         "      deploy: {timeout: 4s}\n      build: \"echo compiling v2; exit 3\"\n",
@@ -285,7 +293,7 @@ fn a_failing_build_aborts_the_deploy_before_anything_is_replaced() {
     t.run_args(["up"])
         .code(1)
         .stderr_has("build of service web failed");
-    assert_eq!(pids(&t, "web"), before, "replaced despite the failed build");
+    assert_eq!(pids(t, "web"), before, "replaced despite the failed build");
     assert!(answers(&addr).starts_with("one "));
     let logs = t.run_args(["logs", "web"]).stdout();
     assert!(logs.contains("compiling v2"), "{logs}");
@@ -293,13 +301,8 @@ fn a_failing_build_aborts_the_deploy_before_anything_is_replaced() {
 
 #[test]
 fn a_changed_declared_port_is_rebound_and_routed_again() {
-    let port = ports();
-    let addr = format!("127.0.0.1:{}", port.port);
-    let t = Test::new()
-        .file("server.py", &server())
-        .compose(&stack(port, "one", ""));
-    let _stack = t.up_detached();
-    assert!(eventually(10 * SEC, || answers(&addr).starts_with("one ")));
+    let stack_up = Running::start("one");
+    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
     let old = format!("127.0.0.1:{}", port.declared);
     assert!(answers(&old).starts_with("one "));
     let moved = Ports {

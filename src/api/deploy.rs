@@ -28,8 +28,8 @@ pub enum Refused {
 
 /// Loads the file as the client did and compares it with what runs.
 pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff), Refused> {
-    let loaded = berth_compose::load(&request.load.options())
-        .map_err(|d| Refused::Config(d.render(false)))?;
+    let loaded =
+        berth_compose::load(&request.load).map_err(|d| Refused::Config(d.render(false)))?;
     let mut new = loaded.project;
     if new.name != state.project {
         return Err(Refused::OtherProject {

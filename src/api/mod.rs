@@ -113,54 +113,11 @@ pub struct ApiError {
     pub error: String,
 }
 
-/// How a client loaded the project, so that the running stack loads the
-/// file the same way (the client's directory, flags and environment).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LoadInputs {
-    pub files: Vec<PathBuf>,
-    pub working_dir: PathBuf,
-    pub project_directory: Option<PathBuf>,
-    pub project_name: Option<String>,
-    pub env_files: Vec<PathBuf>,
-    pub profiles: Vec<String>,
-    pub services: Vec<String>,
-    pub environment: indexmap::IndexMap<String, String>,
-    /// The file's text when it was `-`.
-    pub stdin: Option<String>,
-}
-
-impl LoadInputs {
-    pub fn of(o: &berth_compose::LoadOptions) -> LoadInputs {
-        LoadInputs {
-            files: o.files.clone(),
-            working_dir: o.working_dir.clone(),
-            project_directory: o.project_directory.clone(),
-            project_name: o.project_name.clone(),
-            env_files: o.env_files.clone(),
-            profiles: o.profiles.clone(),
-            services: o.services.clone(),
-            environment: o.environment.clone(),
-            stdin: o.stdin.clone(),
-        }
-    }
-
-    pub fn options(&self) -> berth_compose::LoadOptions {
-        let mut o = berth_compose::LoadOptions::new(&self.working_dir, self.environment.clone());
-        o.files = self.files.clone();
-        o.project_directory = self.project_directory.clone();
-        o.project_name = self.project_name.clone();
-        o.env_files = self.env_files.clone();
-        o.profiles = self.profiles.clone();
-        o.services = self.services.clone();
-        o.stdin = self.stdin.clone();
-        o
-    }
-}
-
 /// Body of `POST /v1/deploy`: reconcile the running stack with the file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Deploy {
-    pub load: LoadInputs,
+    /// How the client loaded the file (its directory, flags, environment).
+    pub load: berth_compose::LoadOptions,
     /// Only these services (with their dependencies); empty: all.
     pub services: Vec<String>,
     /// `--scale`.

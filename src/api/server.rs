@@ -141,16 +141,21 @@ fn engine_error(e: &berth_engine::Error) -> Response<Body> {
 async fn body<T: serde::de::DeserializeOwned + Default>(
     req: Request<Incoming>,
 ) -> Result<T, Response<Body>> {
+    Ok(required_body::<Option<T>>(req).await?.unwrap_or_default())
+}
+
+/// A JSON body; an empty one is `null`.
+async fn required_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
     let bytes = req
         .into_body()
         .collect()
         .await
         .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?
         .to_bytes();
-    if bytes.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&bytes)
+    let text: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+    serde_json::from_slice(text)
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
 }
 
@@ -179,7 +184,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
             Ok(s) => start(&state, s),
             Err(r) => r,
         },
-        (Method::POST, "/v1/deploy") => match body::<super::Deploy>(req).await {
+        (Method::POST, "/v1/deploy") => match required_body::<super::Deploy>(req).await {
             Ok(d) => match super::deploy::deploy(&state, &d).await {
                 Ok(report) => json(StatusCode::OK, &report),
                 Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::{Failure, Global, print_stdout};
 use crate::api::client::{Client, ClientError};
-use crate::api::{Deploy, DeployReport, LoadInputs};
+use crate::api::{Deploy, DeployReport};
 
 /// What `up` asks of a running stack.
 #[derive(Debug, Clone, Default)]
@@ -30,7 +30,7 @@ pub fn to_running(
 ) -> Result<Option<DeployReport>, Failure> {
     let client = Client::new(&project.settings.state_dir, &project.name);
     let request = Deploy {
-        load: LoadInputs::of(options),
+        load: options.clone(),
         services: change.services,
         scale: change.scale,
         remove_orphans: change.remove_orphans,

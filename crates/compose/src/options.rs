@@ -8,8 +8,9 @@ use indexmap::IndexMap;
 use crate::yaml::ParseLimits;
 
 /// How to load a project; the CLI's `-f`, `-p`, `--project-directory`,
-/// `--env-file`, `--profile` land here.
-#[derive(Debug, Clone)]
+/// `--env-file`, `--profile` land here. It serializes, so that a running
+/// stack can load a file the way a client did (`berth up` on it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LoadOptions {
     /// `-f` files in order; empty means discovery from `working_dir` up.
     /// `-` reads standard input.
@@ -37,6 +38,7 @@ pub struct LoadOptions {
     /// Default network, resource names, implicit dependencies
     /// (`config --no-normalize` turns them off).
     pub normalize: bool,
+    #[serde(skip)]
     pub limits: ParseLimits,
     /// Standard input, when a file is `-` (tests set it; the CLI reads stdin).
     pub stdin: Option<String>,
