@@ -12,4 +12,5 @@ mod deploy;
 mod faults;
 mod logs;
 mod proxy;
+mod reconfigure;
 mod up;

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use berth_compose::Project;
 use berth_compose::diff::{Action, ProjectDiff, ServiceChange, diff};
-use berth_compose::xberth::ProxySettings;
 use berth_engine::ServicePlan;
 
+use super::edge::ProxyChange;
 use super::state::State;
 use super::{Deploy, DeployReport};
 
@@ -63,51 +63,6 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
         d.services.retain(|c| new.services.contains_key(&c.service));
     }
     Ok((new, d))
-}
-
-/// How the edge proxy's settings change: whether its routes do (applied
-/// live), and the other settings that do (applied at the next start).
-#[derive(Debug, Default)]
-pub struct ProxyChange {
-    pub routes: bool,
-    pub others: Vec<String>,
-}
-
-impl ProxyChange {
-    pub fn of(old: Option<&ProxySettings>, new: Option<&ProxySettings>) -> ProxyChange {
-        let fields = |p: Option<&ProxySettings>| match p.map(serde_json::to_value) {
-            Some(Ok(serde_json::Value::Object(map))) => map,
-            _ => serde_json::Map::new(),
-        };
-        let (old, new) = (fields(old), fields(new));
-        let mut change = ProxyChange::default();
-        for key in old.keys().chain(new.keys()) {
-            if old.get(key) == new.get(key) || change.others.contains(key) {
-                continue;
-            }
-            if key == "routes" {
-                change.routes = true;
-            } else {
-                change.others.push(key.clone());
-            }
-        }
-        change
-    }
-
-    /// Lines for the plan.
-    fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        if self.routes {
-            lines.push("proxy: routes changed (applied live)".to_string());
-        }
-        if !self.others.is_empty() {
-            lines.push(format!(
-                "proxy: {} changed (applied at the next start: berth down, berth up)",
-                self.others.join(", ")
-            ));
-        }
-        lines
-    }
 }
 
 /// The report of a plan before anything is applied.
@@ -189,10 +144,10 @@ pub async fn deploy(state: &State, request: &Deploy) -> Result<DeployReport, Ref
         ));
     }
     let new_files = new.files.clone();
-    if !proxy.others.is_empty() {
+    if !proxy.later.is_empty() {
         report.done.push(format!(
             "proxy: {} changed; applied when the stack is started again (berth down, berth up)",
-            proxy.others.join(", ")
+            proxy.later.join(", ")
         ));
     }
     *state
@@ -206,7 +161,7 @@ pub async fn deploy(state: &State, request: &Deploy) -> Result<DeployReport, Ref
 
 /// The project the stack runs after a deploy: the new one, except the
 /// services that failed (still the old), the orphans left running, and
-/// the proxy settings but its routes when they were swapped in (the rest
+/// the proxy settings but what a running proxy took live (the rest
 /// applies at the next start).
 fn now_running(
     old: &Project,
@@ -228,33 +183,12 @@ fn now_running(
             }
         }
     }
-    let new_routes = running.settings.proxy.as_ref().map(|p| p.routes.clone());
+    let new_proxy = running.settings.proxy.take();
     running.settings.proxy = old.settings.proxy.clone();
-    if routes_applied && let (Some(p), Some(routes)) = (running.settings.proxy.as_mut(), new_routes)
-    {
-        p.routes = routes;
+    if routes_applied && let (Some(p), Some(new)) = (running.settings.proxy.as_mut(), new_proxy) {
+        super::edge::take_live(p, new);
     }
     running
-}
-
-/// Swaps the new routes into the running proxy; whether it did.
-fn apply_routes(state: &State, new: &Project, report: &mut DeployReport) -> bool {
-    let (Some(table), Some(settings)) = (&state.routes, &new.settings.proxy) else {
-        report
-            .done
-            .push("proxy: not running; its routes apply at the next start".to_string());
-        return false;
-    };
-    match table.replace(settings) {
-        Ok(()) => {
-            report.done.push("proxy: routes swapped in".to_string());
-            true
-        }
-        Err(e) => {
-            report.done.push(format!("proxy: routes not changed ({e})"));
-            false
-        }
-    }
 }
 
 /// What a deploy applies.
@@ -335,7 +269,8 @@ async fn apply(
     let ports_changed = d.services.iter().any(|c| {
         matches!(&c.action, Action::Replace { keys } if keys.iter().any(|k| k == "ports" || k == "expose"))
     });
-    *routes_applied = (proxy.routes || ports_changed) && apply_routes(state, new, report);
+    *routes_applied =
+        (!proxy.live.is_empty() || ports_changed) && super::edge::apply(state, new, report);
     scale(state, d, &failed, report).await;
     if let Some(first) = unready.first() {
         report.failed = Some(format!(

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod deploy;
+pub mod edge;
 pub mod logs;
 pub mod server;
 pub mod state;

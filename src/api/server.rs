@@ -279,7 +279,11 @@ pub fn ps(state: &State) -> Ps {
         project: state.project.clone(),
         pid: std::process::id(),
         started_at: rfc3339(state.started_at),
-        proxy: state.proxy.clone(),
+        proxy: state
+            .proxy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
         services,
         log_lines_lost: state.logs.stats().lost_lines,
     }

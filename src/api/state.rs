@@ -25,8 +25,8 @@ pub struct State {
     pub stack: Arc<Stack>,
     pub project: String,
     pub started_at: SystemTime,
-    /// Where the edge proxy listens.
-    pub proxy: Vec<String>,
+    /// Where the edge proxy listens (a deploy may change it).
+    pub proxy: std::sync::Mutex<Vec<String>>,
     pub down: mpsc::Sender<DownRequest>,
     /// The log pipeline, for what could not be written.
     pub logs: berth_engine::logs::LogHub,

@@ -247,7 +247,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         stack: stack.clone(),
         project: project.name.clone(),
         started_at: SystemTime::now(),
-        proxy: edge.addrs.clone(),
+        proxy: std::sync::Mutex::new(edge.addrs.clone()),
         down: down_tx,
         logs: logs.clone(),
         shutdown: root.child_token(),

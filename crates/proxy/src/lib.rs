@@ -114,5 +114,5 @@ pub async fn serve_with(
     // WebSockets get their grace within the drain, never beyond it.
     let websocket_grace = options.websocket_grace.min(options.drain_timeout);
     let shared = setup::build(&settings, view, shutdown, websocket_grace)?;
-    server::start(listeners, Arc::new(shared), options)
+    server::start(&settings.listen, listeners, Arc::new(shared), options)
 }

@@ -7,12 +7,16 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::sync::{Mutex, PoisonError};
+
 use tokio::net::TcpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::conn;
 use crate::error::ProxyError;
 use crate::shared::Shared;
-use crate::worker::{Worker, run_worker};
+use crate::worker::{NewListener, Worker, run_worker};
 
 /// How the proxy runs and stops; the defaults suit most stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +46,57 @@ impl Default for ServeOptions {
 pub struct Proxy {
     addrs: Vec<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
-    shared: Arc<Shared>,
+    table: RouteTable,
 }
 
-/// The route table of a running proxy, to change while it serves.
+/// The routes and listeners of a running proxy, to change while it serves.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
     shared: Arc<Shared>,
+    /// To the acceptor: listeners to accept on.
+    listeners: mpsc::UnboundedSender<NewListener>,
+    /// Each `listen` address as written: where it is bound, and its stop.
+    bound: Arc<Mutex<Vec<(String, SocketAddr, CancellationToken)>>>,
 }
 
 impl RouteTable {
+    /// Makes the proxy listen on exactly `listen`: addresses it already
+    /// listens on are kept as they are, new ones are bound and accepted on,
+    /// gone ones stop accepting (connections through them go on until they
+    /// close or shutdown drains them). Returns where it listens now.
+    ///
+    /// # Errors
+    /// An address that cannot be bound; then nothing changed.
+    pub fn listen(&self, listen: &[String]) -> Result<Vec<SocketAddr>, ProxyError> {
+        let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
+        let new: Vec<&String> = listen
+            .iter()
+            .filter(|a| !bound.iter().any(|(had, _, _)| had == *a))
+            .collect();
+        let opened = new
+            .iter()
+            .map(|a| bind(a).map(|l| ((*a).clone(), l)))
+            .collect::<Result<Vec<_>, _>>()?;
+        bound.retain(|(address, _, stop)| {
+            let keep = listen.contains(address);
+            if !keep {
+                stop.cancel();
+            }
+            keep
+        });
+        for (address, listener) in opened {
+            let addr = listener.local_addr().map_err(|source| ProxyError::Listen {
+                address: address.clone(),
+                source,
+            })?;
+            let stop = self.shared.shutdown.child_token();
+            if self.listeners.send((listener, stop.clone())).is_ok() {
+                bound.push((address, addr, stop));
+            }
+        }
+        Ok(bound.iter().map(|(_, addr, _)| *addr).collect())
+    }
+
     /// Compiles the routes of `settings` and swaps them in at once: new
     /// requests are matched against them, requests and WebSockets already
     /// under way go on. Only `routes` are taken from `settings`.
@@ -68,12 +113,10 @@ impl RouteTable {
 }
 
 impl Proxy {
-    /// Its route table, to change while it serves.
+    /// Its routes and listeners, to change while it serves.
     #[must_use]
     pub fn routes(&self) -> RouteTable {
-        RouteTable {
-            shared: self.shared.clone(),
-        }
+        self.table.clone()
     }
 
     /// The bound addresses, in `listen` order (real ports when `:0` was asked).
@@ -129,6 +172,7 @@ fn bind(address: &str) -> Result<std::net::TcpListener, ProxyError> {
 
 /// Starts the workers; the returned handle ends with them.
 pub(crate) fn start(
+    listen: &[String],
     listeners: Vec<std::net::TcpListener>,
     shared: Arc<Shared>,
     options: ServeOptions,
@@ -155,7 +199,15 @@ pub(crate) fn start(
         inboxes.push((inbox, open));
     }
     let peers: Arc<[Worker]> = peers.into();
-    let mut listeners = Some(listeners);
+    let (listen_tx, listen_rx) = mpsc::unbounded_channel();
+    let mut bound = Vec::with_capacity(listeners.len());
+    for ((address, listener), addr) in listen.iter().zip(listeners).zip(&addrs) {
+        let stop = shared.shutdown.child_token();
+        if listen_tx.send((listener, stop.clone())).is_ok() {
+            bound.push((address.clone(), *addr, stop));
+        }
+    }
+    let mut listeners = Some(listen_rx);
     let mut workers = Vec::with_capacity(count);
     for (index, (inbox, open)) in inboxes.into_iter().enumerate() {
         // The first worker also accepts, for everyone.
@@ -173,7 +225,11 @@ pub(crate) fn start(
     Ok(Proxy {
         addrs,
         workers,
-        shared,
+        table: RouteTable {
+            shared,
+            listeners: listen_tx,
+            bound: Arc::new(Mutex::new(bound)),
+        },
     })
 }
 

@@ -23,6 +23,10 @@ use crate::shared::Shared;
 /// A connection accepted for a worker.
 pub(crate) type Accepted = (std::net::TcpStream, SocketAddr);
 
+/// A listener for the acceptor, and when to stop accepting on it (its
+/// connections go on).
+pub(crate) type NewListener = (std::net::TcpListener, tokio_util::sync::CancellationToken);
+
 /// How the acceptor reaches a worker.
 #[derive(Debug, Clone)]
 pub(crate) struct Worker {
@@ -52,7 +56,7 @@ impl Worker {
 pub(crate) fn run_worker(
     mut inbox: mpsc::UnboundedReceiver<Accepted>,
     open: Arc<AtomicUsize>,
-    acceptor: Option<(Vec<std::net::TcpListener>, Arc<[Worker]>)>,
+    acceptor: Option<(mpsc::UnboundedReceiver<NewListener>, Arc<[Worker]>)>,
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     drain_timeout: Duration,
@@ -69,17 +73,7 @@ pub(crate) fn run_worker(
     };
     runtime.block_on(async move {
         if let Some((listeners, peers)) = acceptor {
-            for listener in listeners {
-                let listener = listener
-                    .set_nonblocking(true)
-                    .and_then(|()| TcpListener::from_std(listener));
-                match listener {
-                    Ok(listener) => {
-                        tokio::spawn(accept_loop(listener, shared.clone(), peers.clone()));
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot accept on a listener"),
-                }
-            }
+            tokio::spawn(accept_all(listeners, shared.clone(), peers));
         }
         let client = client::build(shared.connect_timeout);
         loop {
@@ -112,13 +106,47 @@ pub(crate) fn run_worker(
     });
 }
 
-/// Accepts and hands each connection to the worker with the fewest open.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, workers: Arc<[Worker]>) {
+/// Accepts on every listener handed over, the first ones and those a
+/// reconfiguration adds, until shutdown.
+async fn accept_all(
+    mut listeners: mpsc::UnboundedReceiver<NewListener>,
+    shared: Arc<Shared>,
+    peers: Arc<[Worker]>,
+) {
+    loop {
+        let (listener, stop) = tokio::select! {
+            next = listeners.recv() => match next {
+                Some(next) => next,
+                None => return,
+            },
+            () = shared.shutdown.cancelled() => return,
+        };
+        let listener = listener
+            .set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(listener));
+        match listener {
+            Ok(listener) => {
+                tokio::spawn(accept_loop(listener, stop, shared.clone(), peers.clone()));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot accept on a listener"),
+        }
+    }
+}
+
+/// Accepts and hands each connection to the worker with the fewest open,
+/// until shutdown or `stop` (then the listener closes; its connections go on).
+async fn accept_loop(
+    listener: TcpListener,
+    stop: tokio_util::sync::CancellationToken,
+    shared: Arc<Shared>,
+    workers: Arc<[Worker]>,
+) {
     let mut next = 0usize;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shared.shutdown.cancelled() => return,
+            () = stop.cancelled() => return,
         };
         match accepted.and_then(|(stream, peer)| Ok((stream.into_std()?, peer))) {
             Ok(accepted) => {

@@ -1,0 +1,126 @@
+//! A deploy's changes to the running edge proxy: routes (and what they
+//! carry: body limits, response timeouts) are compiled and swapped in,
+//! listeners are added and retired, live; the rest of `x-berth.proxy`
+//! applies at the next start.
+
+use berth_compose::Project;
+use berth_compose::xberth::ProxySettings;
+use serde_json::{Map, Value as Json};
+
+use super::DeployReport;
+use super::state::State;
+
+/// How the proxy's settings change: the keys applied live, and those
+/// applied at the next start.
+#[derive(Debug, Default)]
+pub struct ProxyChange {
+    pub live: Vec<String>,
+    pub later: Vec<String>,
+}
+
+/// Keys a running proxy takes live: the routes carry the body limit and the
+/// response timeout; listeners are re-bound.
+const LIVE: &[&str] = &["routes", "max_body_size", "listen"];
+
+fn fields(p: Option<&ProxySettings>) -> Map<String, Json> {
+    match p.map(serde_json::to_value) {
+        Some(Ok(Json::Object(map))) => map,
+        _ => Map::new(),
+    }
+}
+
+impl ProxyChange {
+    pub fn of(old: Option<&ProxySettings>, new: Option<&ProxySettings>) -> ProxyChange {
+        let mut change = ProxyChange::default();
+        if old.is_none() || new.is_none() {
+            // Started or removed as a whole: at the next start.
+            if old != new {
+                change.later.push("the proxy".to_string());
+            }
+            return change;
+        }
+        let (old, new) = (fields(old), fields(new));
+        for key in old.keys().chain(new.keys()) {
+            let seen = change.live.contains(key) || change.later.contains(key);
+            if seen || old.get(key) == new.get(key) {
+                continue;
+            }
+            if LIVE.contains(&key.as_str()) || key == "timeouts" && only_response(&old, &new) {
+                change.live.push(key.clone());
+            } else {
+                change.later.push(key.clone());
+            }
+        }
+        change
+    }
+
+    /// Lines for the plan.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if !self.live.is_empty() {
+            lines.push(format!(
+                "proxy: {} changed (applied live)",
+                self.live.join(", ")
+            ));
+        }
+        if !self.later.is_empty() {
+            lines.push(format!(
+                "proxy: {} changed (applied at the next start: berth down, berth up)",
+                self.later.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
+/// Whether of the timeouts only `response` (which routes carry) differs.
+fn only_response(old: &Map<String, Json>, new: &Map<String, Json>) -> bool {
+    let without = |m: &Map<String, Json>| {
+        let mut t = m.get("timeouts").cloned().unwrap_or(Json::Null);
+        if let Json::Object(t) = &mut t {
+            t.remove("response");
+        }
+        t
+    };
+    without(old) == without(new)
+}
+
+/// What of `new` the running proxy took live, into `running`.
+pub fn take_live(running: &mut ProxySettings, new: ProxySettings) {
+    running.routes = new.routes;
+    running.max_body_size = new.max_body_size;
+    running.listen = new.listen;
+    running.timeouts.response = new.timeouts.response;
+}
+
+/// Swaps the new routes into the running proxy and makes it listen where
+/// the file says; whether it did.
+pub fn apply(state: &State, new: &Project, report: &mut DeployReport) -> bool {
+    let (Some(table), Some(settings)) = (&state.routes, &new.settings.proxy) else {
+        report
+            .done
+            .push("proxy: not running; its settings apply at the next start".to_string());
+        return false;
+    };
+    let addrs = match table.listen(&settings.listen) {
+        Ok(addrs) => addrs,
+        Err(e) => {
+            report.done.push(format!("proxy: nothing changed ({e})"));
+            return false;
+        }
+    };
+    if let Err(e) = table.replace(settings) {
+        report.done.push(format!("proxy: routes not changed ({e})"));
+        return false;
+    }
+    let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    report.done.push(format!(
+        "proxy: routes swapped in; listening on {}",
+        addrs.join(", ")
+    ));
+    *state
+        .proxy
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = addrs;
+    true
+}
