@@ -43,7 +43,7 @@ fn proxy_addrs(t: &Test) -> Vec<String> {
 }
 
 #[test]
-fn a_moved_listener_finishes_what_it_carries_and_other_settings_wait_for_a_restart() {
+fn a_moved_listener_finishes_what_it_carries_and_the_rest_applies_live_but_the_header_limit() {
     let t = Test::new()
         .file("server.py", REPLICA_SERVER)
         .compose(&file("127.0.0.1:0", "/health"));
@@ -89,10 +89,22 @@ fn a_moved_listener_finishes_what_it_carries_and_other_settings_wait_for_a_resta
     assert_eq!(answered.0, 200, "{answered:?}");
     assert!(http_get(&new, "/").unwrap().1.starts_with("replica "));
 
-    // health_path is not applied live: said so, and still the old one.
+    // health_path applies live too; the header size limit at the next start.
     std::fs::write(t.dir().join("compose.yaml"), file("0.0.0.0:0", "/hz")).unwrap();
     t.run_args(["up"])
         .success()
-        .stdout_has("proxy: health_path changed; applied when the stack is started again");
-    assert_eq!(http_get(&new, "/health").unwrap().0, 200);
+        .stdout_has("proxy: routes swapped in");
+    assert_eq!(http_get(&new, "/hz").unwrap().0, 200);
+    assert!(http_get(&new, "/health").unwrap().1.starts_with("replica "));
+    let bigger = file("0.0.0.0:0", "/hz").replace(
+        "    health_path:",
+        "    max_header_size: 128k\n    health_path:",
+    );
+    std::fs::write(t.dir().join("compose.yaml"), bigger).unwrap();
+    t.run_args(["up"])
+        .success()
+        .stdout_has("proxy: max_header_size changed; applied when the stack is started again");
+    t.run_args(["diff"])
+        .success()
+        .stdout_has("proxy: max_header_size changed (applied at the next start");
 }

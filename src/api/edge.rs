@@ -1,7 +1,8 @@
 //! A deploy's changes to the running edge proxy: routes (and what they
-//! carry: body limits, response timeouts) are compiled and swapped in,
-//! listeners are added and retired, live; the rest of `x-berth.proxy`
-//! applies at the next start.
+//! carry: body limits, response timeouts), `health_path`, `metrics_path`,
+//! `access_log` and the client timeouts are compiled and swapped in,
+//! listeners are added and retired, live; `max_header_size` and
+//! `timeouts.connect` apply at the next start.
 
 use berth_compose::Project;
 use berth_compose::xberth::ProxySettings;
@@ -18,9 +19,15 @@ pub struct ProxyChange {
     pub later: Vec<String>,
 }
 
-/// Keys a running proxy takes live: the routes carry the body limit and the
-/// response timeout; listeners are re-bound.
-const LIVE: &[&str] = &["routes", "max_body_size", "listen"];
+/// Keys a running proxy takes live (`timeouts` unless `connect` changed).
+const LIVE: &[&str] = &[
+    "routes",
+    "max_body_size",
+    "listen",
+    "health_path",
+    "metrics_path",
+    "access_log",
+];
 
 fn fields(p: Option<&ProxySettings>) -> Map<String, Json> {
     match p.map(serde_json::to_value) {
@@ -45,7 +52,7 @@ impl ProxyChange {
             if seen || old.get(key) == new.get(key) {
                 continue;
             }
-            if LIVE.contains(&key.as_str()) || key == "timeouts" && only_response(&old, &new) {
+            if LIVE.contains(&key.as_str()) || key == "timeouts" && same_connect(&old, &new) {
                 change.live.push(key.clone());
             } else {
                 change.later.push(key.clone());
@@ -73,24 +80,20 @@ impl ProxyChange {
     }
 }
 
-/// Whether of the timeouts only `response` (which routes carry) differs.
-fn only_response(old: &Map<String, Json>, new: &Map<String, Json>) -> bool {
-    let without = |m: &Map<String, Json>| {
-        let mut t = m.get("timeouts").cloned().unwrap_or(Json::Null);
-        if let Json::Object(t) = &mut t {
-            t.remove("response");
-        }
-        t
-    };
-    without(old) == without(new)
+/// Whether `timeouts.connect` (fixed in the workers' upstream clients) is
+/// the same.
+fn same_connect(old: &Map<String, Json>, new: &Map<String, Json>) -> bool {
+    let connect = |m: &Map<String, Json>| m.get("timeouts").and_then(|t| t.get("connect")).cloned();
+    connect(old) == connect(new)
 }
 
 /// What of `new` the running proxy took live, into `running`.
 pub fn take_live(running: &mut ProxySettings, new: ProxySettings) {
-    running.routes = new.routes;
-    running.max_body_size = new.max_body_size;
-    running.listen = new.listen;
-    running.timeouts.response = new.timeouts.response;
+    let connect = running.timeouts.connect;
+    let max_header_size = running.max_header_size;
+    *running = new;
+    running.timeouts.connect = connect;
+    running.max_header_size = max_header_size;
 }
 
 /// Swaps the new routes into the running proxy and makes it listen where

@@ -70,12 +70,13 @@ pub(crate) async fn serve(
     // A token of its own: polling the shared one on every wake-up would
     // take a lock every worker contends for.
     let shutdown = shared.shutdown.child_token();
+    let timeouts = shared.table().timeouts;
     let finished = tokio::select! {
         biased;
         result = conn.as_mut() => Some(result),
         () = shutdown.cancelled() => None,
-        () = idle(&activity, shared.timeouts.idle) => None,
-        () = head_deadline(&activity, shared.timeouts.header_read) => {
+        () = idle(&activity, timeouts.idle) => None,
+        () = head_deadline(&activity, timeouts.header_read) => {
             // Nothing to answer yet: a slow (or silent) client is dropped.
             tracing::debug!(%peer, "request head not received in time");
             return;

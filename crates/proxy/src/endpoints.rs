@@ -24,8 +24,8 @@ pub(crate) fn health(shared: &Shared) -> Response<Body> {
 
 /// Prometheus text: the proxy's series, then the engine's.
 pub(crate) fn metrics(shared: &Shared) -> Response<Body> {
-    let router = shared.router();
-    for (label, pool) in crate::shared::pools(&router) {
+    let table = shared.table();
+    for (label, pool) in crate::shared::pools(&table.router) {
         let ready = pool.current().map_or(0, |set| set.len());
         shared.metrics.set_ready(label, &pool.service, ready);
     }

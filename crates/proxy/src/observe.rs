@@ -48,10 +48,11 @@ impl Record {
         req: &http::Request<B>,
         request_id: HeaderValue,
         client: IpAddr,
+        access_log: bool,
     ) -> Self {
         shared.metrics.in_flight.inc();
         conn.request_started();
-        let path = shared.access_log.then(|| {
+        let path = access_log.then(|| {
             req.uri()
                 .path_and_query()
                 .map_or("/", |p| p.as_str())

@@ -97,17 +97,21 @@ impl RouteTable {
         Ok(bound.iter().map(|(_, addr, _)| *addr).collect())
     }
 
-    /// Compiles the routes of `settings` and swaps them in at once: new
-    /// requests are matched against them, requests and WebSockets already
-    /// under way go on. Only `routes` are taken from `settings`.
+    /// Compiles the routes of `settings` and swaps them in at once with
+    /// `health_path`, `metrics_path`, `access_log` and the client timeouts
+    /// (`header_read`, `idle`, `websocket_idle`; routes carry `response`
+    /// and the body limit): new requests and connections take them,
+    /// requests, connections and WebSockets under way go on as they were.
+    /// `listen` is [`RouteTable::listen`]; `max_header_size` and
+    /// `timeouts.connect` apply at the next start.
     ///
     /// # Errors
     /// [`ProxyError::StaticRoot`] when a static route's directory does not
-    /// exist; the old routes stay.
+    /// exist; nothing changed then.
     pub fn replace(&self, settings: &crate::ProxySettings) -> Result<(), ProxyError> {
         let shared = &self.shared;
-        let router = crate::setup::routes(settings, &shared.view, &shared.metrics)?;
-        shared.set_router(router);
+        let table = crate::setup::table(settings, &shared.view, &shared.metrics)?;
+        shared.set_table(table);
         Ok(())
     }
 }

@@ -27,7 +27,7 @@ use crate::headers::{forwarded_for, new_request_id};
 use crate::limits::check_head;
 use crate::observe::Outcome;
 use crate::observe::{Observed, Record, RouteTag};
-use crate::shared::{Shared, Target};
+use crate::shared::{Shared, Table, Target};
 use crate::{endpoints, error_page};
 
 /// One client connection's context: the worker's upstream client and who
@@ -47,9 +47,10 @@ impl Conn {
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
+        table: &Table,
     ) -> (Outcome, Response<Body>) {
         let accept = req.headers().get(ACCEPT).cloned();
-        let (outcome, result) = self.answer(req, request_id).await;
+        let (outcome, result) = self.answer(req, request_id, table).await;
         let response = result.unwrap_or_else(|failure| {
             match failure.source() {
                 ErrorSource::Upstream => {
@@ -68,6 +69,7 @@ impl Conn {
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
+        table: &Table,
     ) -> (Outcome, Result<Response<Body>, Failure>) {
         let shared = &*self.shared;
         let plain = |tag: &RouteTag| Outcome {
@@ -90,14 +92,13 @@ impl Conn {
             Err(f) => return (plain(&shared.unrouted), Err(f)),
         };
         let path = parts.uri.path();
-        if shared.health_path.as_deref() == Some(path) {
+        if table.health_path.as_deref() == Some(path) {
             return (plain(&shared.builtin), Ok(endpoints::health(shared)));
         }
-        if shared.metrics_path.as_deref() == Some(path) {
+        if table.metrics_path.as_deref() == Some(path) {
             return (plain(&shared.builtin), Ok(endpoints::metrics(shared)));
         }
-        let router = shared.router();
-        let Some((route, prefix)) = router.find(host, path) else {
+        let Some((route, prefix)) = table.router.find(host, path) else {
             return (plain(&shared.unrouted), Err(Failure::NoRoute));
         };
         let mut outcome = plain(&route.tag);
@@ -198,15 +199,17 @@ impl hyper::service::Service<Request<Incoming>> for Edge {
         let conn = self.0.clone();
         Box::pin(async move {
             let request_id = new_request_id();
+            let table = conn.shared.table();
             let record = Record::start(
                 conn.shared.clone(),
                 conn.activity.clone(),
                 &req,
                 request_id.clone(),
                 conn.peer.ip(),
+                table.access_log,
             );
             let accept_encoding = req.headers().get(ACCEPT_ENCODING).cloned();
-            let (outcome, response) = conn.dispatch(req, &request_id).await;
+            let (outcome, response) = conn.dispatch(req, &request_id, &table).await;
             let response = match accept_encoding {
                 Some(accepted) if compress::worth_it(&response) => {
                     compress::encode(accepted, response).await

@@ -12,7 +12,7 @@ use crate::forward::ServiceRoute;
 use crate::metrics::Metrics;
 use crate::observe::RouteTag;
 use crate::router::Router;
-use crate::shared::{RouteEntry, Shared, Target, Timeouts};
+use crate::shared::{RouteEntry, Shared, Table, Target, Timeouts};
 use crate::static_files::StaticSite;
 use crate::view::StackView;
 
@@ -24,7 +24,7 @@ pub(crate) fn build(
     websocket_grace: std::time::Duration,
 ) -> Result<Shared, ProxyError> {
     let metrics = Metrics::new();
-    let router = routes(settings, &view, &metrics)?;
+    let table = table(settings, &view, &metrics)?;
     let tag = |label: &str| RouteTag {
         label: label.into(),
         metrics: metrics.route(label),
@@ -32,17 +32,13 @@ pub(crate) fn build(
     let builtin = tag("builtin");
     let unrouted = tag("none");
     Ok(Shared {
-        router: std::sync::RwLock::new(Arc::new(router)),
-        health_path: settings.health_path.clone(),
-        metrics_path: settings.metrics_path.clone(),
+        table: std::sync::RwLock::new(Arc::new(table)),
         builtin,
         unrouted,
         view,
         metrics,
         connect_timeout: settings.timeouts.connect.0,
-        access_log: settings.access_log,
         max_header: settings.max_header_size.0,
-        timeouts: Timeouts::from(&settings.timeouts),
         websocket_grace,
         tasks: TaskTracker::new(),
         shutdown,
@@ -50,9 +46,24 @@ pub(crate) fn build(
     })
 }
 
+/// What of the settings a running proxy can change (see [`Table`]).
+pub(crate) fn table(
+    settings: &ProxySettings,
+    view: &Arc<dyn StackView>,
+    metrics: &Metrics,
+) -> Result<Table, ProxyError> {
+    Ok(Table {
+        router: routes(settings, view, metrics)?,
+        health_path: settings.health_path.clone(),
+        metrics_path: settings.metrics_path.clone(),
+        access_log: settings.access_log,
+        timeouts: Timeouts::from(&settings.timeouts),
+    })
+}
+
 /// The route table of the settings: each route's target (a pool following
 /// the service's ready replicas, or a static site) and its metrics.
-pub(crate) fn routes(
+fn routes(
     settings: &ProxySettings,
     view: &Arc<dyn StackView>,
     metrics: &Metrics,

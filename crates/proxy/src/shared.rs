@@ -45,23 +45,28 @@ impl From<&ProxyTimeouts> for Timeouts {
     }
 }
 
-/// The route table; requests take the current one, a deploy swaps it.
-pub(crate) type Routes = Arc<Router<RouteEntry>>;
+/// What a reconfiguration changes while the proxy serves: a connection
+/// takes the current table when it opens (its timeouts), a request when it
+/// arrives (everything else), and keeps it.
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub(crate) router: Router<RouteEntry>,
+    pub(crate) health_path: Option<String>,
+    pub(crate) metrics_path: Option<String>,
+    pub(crate) access_log: bool,
+    pub(crate) timeouts: Timeouts,
+}
 
 /// Everything requests share, built once by `serve`.
 pub(crate) struct Shared {
-    pub(crate) router: std::sync::RwLock<Routes>,
-    pub(crate) health_path: Option<String>,
-    pub(crate) metrics_path: Option<String>,
+    pub(crate) table: std::sync::RwLock<Arc<Table>>,
     pub(crate) builtin: RouteTag,
     pub(crate) unrouted: RouteTag,
     pub(crate) view: Arc<dyn StackView>,
     pub(crate) metrics: Metrics,
     /// Each worker builds its own upstream client with this connect timeout.
     pub(crate) connect_timeout: Duration,
-    pub(crate) access_log: bool,
     pub(crate) max_header: u64,
-    pub(crate) timeouts: Timeouts,
     pub(crate) websocket_grace: Duration,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -71,27 +76,27 @@ pub(crate) struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("router", &self.router())
+            .field("table", &self.table())
             .finish_non_exhaustive()
     }
 }
 
 impl Shared {
-    /// The route table as it is now.
-    pub(crate) fn router(&self) -> Routes {
-        self.router
+    /// The table as it is now.
+    pub(crate) fn table(&self) -> Arc<Table> {
+        self.table
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    /// Makes `routes` the table new requests are matched against; requests
-    /// already matched finish on the old one.
-    pub(crate) fn set_router(&self, routes: Router<RouteEntry>) {
+    /// Makes `table` the one new connections and requests take; those
+    /// under way finish with the old one.
+    pub(crate) fn set_table(&self, table: Table) {
         *self
-            .router
+            .table
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(routes);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(table);
     }
 }
 

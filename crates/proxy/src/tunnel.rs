@@ -41,7 +41,7 @@ pub(crate) fn spawn(
     busy: Option<ActiveGuard>,
 ) {
     let limits = TunnelLimits {
-        idle: shared.timeouts.websocket_idle,
+        idle: shared.table().timeouts.websocket_idle,
         websocket,
         shutdown: shared.shutdown.clone(),
         grace: shared.websocket_grace,
