@@ -43,7 +43,7 @@ fn proxy_addrs(t: &Test) -> Vec<String> {
 }
 
 #[test]
-fn a_moved_listener_finishes_what_it_carries_and_the_rest_applies_live_but_the_header_limit() {
+fn a_moved_listener_finishes_what_it_carries_and_every_proxy_setting_applies_live() {
     let t = Test::new()
         .file("server.py", REPLICA_SERVER)
         .compose(&file("127.0.0.1:0", "/health"));
@@ -89,22 +89,39 @@ fn a_moved_listener_finishes_what_it_carries_and_the_rest_applies_live_but_the_h
     assert_eq!(answered.0, 200, "{answered:?}");
     assert!(http_get(&new, "/").unwrap().1.starts_with("replica "));
 
-    // health_path applies live too; the header size limit at the next start.
+    // health_path applies live too, and so does the header size limit.
     std::fs::write(t.dir().join("compose.yaml"), file("0.0.0.0:0", "/hz")).unwrap();
     t.run_args(["up"])
         .success()
         .stdout_has("proxy: routes swapped in");
     assert_eq!(http_get(&new, "/hz").unwrap().0, 200);
     assert!(http_get(&new, "/health").unwrap().1.starts_with("replica "));
+    let long_header = |len: usize| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&new).unwrap();
+        // Two headers: the replica (Python) refuses a single line over 64k.
+        let pad = "x".repeat(len / 2);
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: {pad}\r\nX-Pad-2: {pad}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        answer.split_whitespace().nth(1).unwrap_or("").to_string()
+    };
+    assert_eq!(long_header(80_000), "431", "over the 64k default");
     let bigger = file("0.0.0.0:0", "/hz").replace(
         "    health_path:",
         "    max_header_size: 128k\n    health_path:",
     );
     std::fs::write(t.dir().join("compose.yaml"), bigger).unwrap();
+    t.run_args(["up", "--dry-run"])
+        .success()
+        .stdout_has("proxy: max_header_size changed (applied live)");
     t.run_args(["up"])
         .success()
-        .stdout_has("proxy: max_header_size changed; applied when the stack is started again");
-    t.run_args(["diff"])
-        .success()
-        .stdout_has("proxy: max_header_size changed (applied at the next start");
+        .stdout_has("proxy: routes swapped in");
+    assert_eq!(long_header(80_000), "200");
+    t.run_args(["diff"]).success().stdout_has("nothing to do");
 }

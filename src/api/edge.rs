@@ -1,8 +1,8 @@
 //! A deploy's changes to the running edge proxy: routes (and what they
 //! carry: body limits, response timeouts), `health_path`, `metrics_path`,
-//! `access_log` and the client timeouts are compiled and swapped in,
-//! listeners are added and retired, live; `max_header_size` and
-//! `timeouts.connect` apply at the next start.
+//! `access_log`, `max_header_size` and the timeouts are compiled and
+//! swapped in, listeners are added and retired: all of `x-berth.proxy`
+//! applies live.
 
 use berth_compose::Project;
 use berth_compose::xberth::ProxySettings;
@@ -19,7 +19,7 @@ pub struct ProxyChange {
     pub later: Vec<String>,
 }
 
-/// Keys a running proxy takes live (`timeouts` unless `connect` changed).
+/// Keys a running proxy takes live: all of them.
 const LIVE: &[&str] = &[
     "routes",
     "max_body_size",
@@ -27,6 +27,8 @@ const LIVE: &[&str] = &[
     "health_path",
     "metrics_path",
     "access_log",
+    "max_header_size",
+    "timeouts",
 ];
 
 fn fields(p: Option<&ProxySettings>) -> Map<String, Json> {
@@ -52,7 +54,7 @@ impl ProxyChange {
             if seen || old.get(key) == new.get(key) {
                 continue;
             }
-            if LIVE.contains(&key.as_str()) || key == "timeouts" && same_connect(&old, &new) {
+            if LIVE.contains(&key.as_str()) {
                 change.live.push(key.clone());
             } else {
                 change.later.push(key.clone());
@@ -80,20 +82,9 @@ impl ProxyChange {
     }
 }
 
-/// Whether `timeouts.connect` (fixed in the workers' upstream clients) is
-/// the same.
-fn same_connect(old: &Map<String, Json>, new: &Map<String, Json>) -> bool {
-    let connect = |m: &Map<String, Json>| m.get("timeouts").and_then(|t| t.get("connect")).cloned();
-    connect(old) == connect(new)
-}
-
 /// What of `new` the running proxy took live, into `running`.
 pub fn take_live(running: &mut ProxySettings, new: ProxySettings) {
-    let connect = running.timeouts.connect;
-    let max_header_size = running.max_header_size;
     *running = new;
-    running.timeouts.connect = connect;
-    running.max_header_size = max_header_size;
 }
 
 /// Swaps the new routes into the running proxy and makes it listen where

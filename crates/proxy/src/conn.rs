@@ -17,34 +17,34 @@ use crate::activity::{Activity, Tracked, idle};
 use crate::client::UpstreamClient;
 use crate::head;
 use crate::service::Edge;
-use crate::shared::Shared;
+use crate::shared::{Shared, Table};
 
 /// hyper's read buffer cannot be smaller than this.
 const MIN_BUF: usize = 8 * 1024;
 
 /// hyper's HTTP/1 read buffer: room for the largest head allowed and more;
 /// no head can be longer.
-fn read_buffer(shared: &Shared) -> usize {
-    usize::try_from(shared.max_header)
+fn read_buffer(max_header: u64) -> usize {
+    usize::try_from(max_header)
         .unwrap_or(usize::MAX)
         .max(MIN_BUF)
         .saturating_add(MIN_BUF)
 }
 
-/// The connection builder shared by every listener.
-pub(crate) fn builder(shared: &Shared) -> auto::Builder<TokioExecutor> {
+/// The connection builder for a largest head of `max_header` bytes.
+pub(crate) fn builder(max_header: u64) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .header_read_timeout(None)
-        .max_buf_size(read_buffer(shared))
+        .max_buf_size(read_buffer(max_header))
         .keep_alive(true);
     // No HTTP/2 keep-alive pings: their answers would count as traffic and
     // keep idle connections open past the idle timeout.
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(shared.max_header).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(max_header).unwrap_or(u32::MAX));
     builder
 }
 
@@ -54,7 +54,7 @@ pub(crate) async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    table: Arc<Table>,
     client: UpstreamClient,
 ) {
     let _ = stream.set_nodelay(true);
@@ -62,15 +62,15 @@ pub(crate) async fn serve(
     let io = TokioIo::new(Tracked::client(
         stream,
         activity.clone(),
-        read_buffer(&shared),
+        read_buffer(table.max_header),
     ));
     let service = Edge::new(shared.clone(), client, peer, activity.clone());
-    let conn = builder.serve_connection_with_upgrades(io, service);
+    let conn = table.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     // A token of its own: polling the shared one on every wake-up would
     // take a lock every worker contends for.
     let shutdown = shared.shutdown.child_token();
-    let timeouts = shared.table().timeouts;
+    let timeouts = table.timeouts;
     let finished = tokio::select! {
         biased;
         result = conn.as_mut() => Some(result),

@@ -13,7 +13,6 @@ use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::conn;
 use crate::error::ProxyError;
 use crate::shared::Shared;
 use crate::worker::{NewListener, Worker, run_worker};
@@ -98,12 +97,10 @@ impl RouteTable {
     }
 
     /// Compiles the routes of `settings` and swaps them in at once with
-    /// `health_path`, `metrics_path`, `access_log` and the client timeouts
-    /// (`header_read`, `idle`, `websocket_idle`; routes carry `response`
-    /// and the body limit): new requests and connections take them,
-    /// requests, connections and WebSockets under way go on as they were.
-    /// `listen` is [`RouteTable::listen`]; `max_header_size` and
-    /// `timeouts.connect` apply at the next start.
+    /// the rest of the settings but `listen` ([`RouteTable::listen`]):
+    /// new requests and connections take them (a worker builds its
+    /// upstream client again when the connect timeout changed); requests,
+    /// connections and WebSockets under way go on as they were.
     ///
     /// # Errors
     /// [`ProxyError::StaticRoot`] when a static route's directory does not
@@ -194,7 +191,6 @@ pub(crate) fn start(
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
     };
-    let builder = Arc::new(conn::builder(&shared));
     let mut inboxes = Vec::with_capacity(count);
     let mut peers = Vec::with_capacity(count);
     for _ in 0..count {
@@ -216,12 +212,12 @@ pub(crate) fn start(
     for (index, (inbox, open)) in inboxes.into_iter().enumerate() {
         // The first worker also accepts, for everyone.
         let acceptor = listeners.take().map(|l| (l, peers.clone()));
-        let (shared, builder) = (shared.clone(), builder.clone());
+        let shared = shared.clone();
         let drain_timeout = options.drain_timeout;
         let worker = std::thread::Builder::new()
             .name(format!("berth-proxy-{index}"))
             .spawn(move || {
-                run_worker(inbox, open, acceptor, shared, builder, drain_timeout);
+                run_worker(inbox, open, acceptor, shared, drain_timeout);
             })
             .map_err(io)?;
         workers.push(worker);

@@ -82,7 +82,7 @@ impl Conn {
             .activity
             .head()
             .is_some_and(HeadClock::take_repeated_length);
-        if let Err(f) = check_head(&parts, shared.max_header)
+        if let Err(f) = check_head(&parts, table.max_header)
             .and_then(|()| check_content_length(&parts, repeated_length))
         {
             return (plain(&shared.unrouted), Err(f));

@@ -37,8 +37,6 @@ pub(crate) fn build(
         unrouted,
         view,
         metrics,
-        connect_timeout: settings.timeouts.connect.0,
-        max_header: settings.max_header_size.0,
         websocket_grace,
         tasks: TaskTracker::new(),
         shutdown,
@@ -58,6 +56,9 @@ pub(crate) fn table(
         metrics_path: settings.metrics_path.clone(),
         access_log: settings.access_log,
         timeouts: Timeouts::from(&settings.timeouts),
+        max_header: settings.max_header_size.0,
+        builder: Arc::new(crate::conn::builder(settings.max_header_size.0)),
+        connect_timeout: settings.timeouts.connect.0,
     })
 }
 

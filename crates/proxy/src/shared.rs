@@ -55,6 +55,13 @@ pub(crate) struct Table {
     pub(crate) metrics_path: Option<String>,
     pub(crate) access_log: bool,
     pub(crate) timeouts: Timeouts,
+    /// Largest request head.
+    pub(crate) max_header: u64,
+    /// The connection builder for that head size.
+    pub(crate) builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    /// Each worker builds its upstream client with this connect timeout
+    /// (again when it changes).
+    pub(crate) connect_timeout: Duration,
 }
 
 /// Everything requests share, built once by `serve`.
@@ -64,9 +71,6 @@ pub(crate) struct Shared {
     pub(crate) unrouted: RouteTag,
     pub(crate) view: Arc<dyn StackView>,
     pub(crate) metrics: Metrics,
-    /// Each worker builds its own upstream client with this connect timeout.
-    pub(crate) connect_timeout: Duration,
-    pub(crate) max_header: u64,
     pub(crate) websocket_grace: Duration,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,

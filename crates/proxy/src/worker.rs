@@ -11,8 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -58,7 +56,6 @@ pub(crate) fn run_worker(
     open: Arc<AtomicUsize>,
     acceptor: Option<(mpsc::UnboundedReceiver<NewListener>, Arc<[Worker]>)>,
     shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     drain_timeout: Duration,
 ) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -75,7 +72,8 @@ pub(crate) fn run_worker(
         if let Some((listeners, peers)) = acceptor {
             tokio::spawn(accept_all(listeners, shared.clone(), peers));
         }
-        let client = client::build(shared.connect_timeout);
+        let mut connect_timeout = shared.table().connect_timeout;
+        let mut client = client::build(connect_timeout);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = inbox.recv() => match accepted {
@@ -88,13 +86,13 @@ pub(crate) fn run_worker(
                 open.fetch_sub(1, Ordering::Relaxed);
                 continue;
             };
-            let serve = conn::serve(
-                stream,
-                peer,
-                shared.clone(),
-                builder.clone(),
-                client.clone(),
-            );
+            // Each connection takes the table as it is when it opens.
+            let table = shared.table();
+            if table.connect_timeout != connect_timeout {
+                connect_timeout = table.connect_timeout;
+                client = client::build(connect_timeout);
+            }
+            let serve = conn::serve(stream, peer, shared.clone(), table, client.clone());
             let open = open.clone();
             shared.tasks.spawn(async move {
                 serve.await;
