@@ -125,3 +125,51 @@ fn a_moved_listener_finishes_what_it_carries_and_every_proxy_setting_applies_liv
     assert_eq!(long_header(80_000), "200");
     t.run_args(["diff"]).success().stdout_has("nothing to do");
 }
+
+#[test]
+fn every_deploy_is_an_event() {
+    let t = Test::new()
+        .file("server.py", REPLICA_SERVER)
+        .compose(&file("127.0.0.1:0", "/health"));
+    t.run_args(["up", "-d", "--wait"]).success();
+    let _down = crate::support::Detached { test: &t };
+    let mut events = t.command();
+    events
+        .args(["events"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut events = events.spawn().unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Deploys until one arrives: the stream only carries what happens after
+    // it subscribed, and nothing says when it has.
+    let deadline = std::time::Instant::now() + 30 * SEC;
+    let mut n = 0;
+    let line = loop {
+        n += 1;
+        let health = format!("/health{n}");
+        std::fs::write(t.dir().join("compose.yaml"), file("127.0.0.1:0", &health)).unwrap();
+        t.run_args(["up"]).success();
+        if let Ok(line) = rx.recv_timeout(SEC) {
+            break line;
+        }
+        assert!(std::time::Instant::now() < deadline, "no deploy event");
+    };
+    assert!(
+        line.contains("berth: deploy done: web: keep; proxy: health_path changed (applied live)"),
+        "{line}"
+    );
+    let _ = events.kill();
+    let _ = events.wait();
+}

@@ -425,11 +425,17 @@ fn record(
         "outcome": outcome,
         "failed": report.failed,
     });
-    state.logs.system(
-        "berth",
-        0,
-        format!("deploy {outcome}: {}", report.plan.join("; ")),
-    );
+    let message = format!("deploy {outcome}: {}", report.plan.join("; "));
+    state.logs.system("berth", 0, message.clone());
+    let _ = state.deploys.send(serde_json::json!({
+        "ts": humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        "kind": "deploy",
+        "outcome": outcome,
+        "plan": report.plan,
+        "done": report.done,
+        "failed": report.failed,
+        "message": message,
+    }));
     let path = state.state_dir.join("deploys.log");
     let written = berth_engine::private::append(&path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes()));

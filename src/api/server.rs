@@ -293,6 +293,7 @@ pub fn ps(state: &State) -> Ps {
 /// `{"ts","kind":"log_lines_lost","lost","message"}`.
 fn events(state: &State) -> Response<Body> {
     let mut events = state.stack.events();
+    let mut deploys = state.deploys.subscribe();
     let mut lost = state.logs.lost_lines();
     lost.mark_unchanged();
     let (tx, rx) = mpsc::channel(256);
@@ -303,6 +304,11 @@ fn events(state: &State) -> Response<Body> {
                 () = shutdown.cancelled() => return,
                 e = events.recv() => match e {
                     Ok(e) => serde_json::to_vec(&e).unwrap_or_default(),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                d = deploys.recv() => match d {
+                    Ok(d) => serde_json::to_vec(&d).unwrap_or_default(),
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },

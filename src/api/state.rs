@@ -39,6 +39,8 @@ pub struct State {
     pub state_dir: std::path::PathBuf,
     /// The edge proxy's route table, when it runs.
     pub routes: Option<berth_proxy::RouteTable>,
+    /// Each deploy's outcome, for `berth events`.
+    pub deploys: tokio::sync::broadcast::Sender<serde_json::Value>,
     /// Held while a deploy runs: one at a time.
     pub deploying: tokio::sync::Mutex<()>,
 }

@@ -1,4 +1,5 @@
-//! `berth events [--json]`: state and health transitions as they happen.
+//! `berth events [--json]`: state and health transitions, deploys and lost
+//! log lines, as they happen.
 
 use std::io::Write;
 
@@ -36,7 +37,10 @@ fn human(line: &[u8]) -> String {
             .unwrap_or("")
             .to_string()
     };
-    if v.get("kind").and_then(serde_json::Value::as_str) == Some("log_lines_lost") {
+    if matches!(
+        v.get("kind").and_then(serde_json::Value::as_str),
+        Some("log_lines_lost" | "deploy")
+    ) {
         return format!("{} berth: {}", s("ts"), s("message"));
     }
     let replica = v

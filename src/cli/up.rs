@@ -255,6 +255,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         inherited,
         state_dir: state_dir.clone(),
         routes: edge.proxy.as_ref().map(berth_proxy::Proxy::routes),
+        deploys: tokio::sync::broadcast::channel(16).0,
         deploying: tokio::sync::Mutex::new(()),
     });
     let api = serve_api(&state_dir, state).await?;
