@@ -422,29 +422,6 @@ impl Drop for Running {
     }
 }
 
-/// A TCP port free right now on 127.0.0.1, for a compose file to declare.
-///
-/// It is taken below the kernel's ephemeral range (32768 and up), where
-/// nothing that binds port 0 — berth giving replicas their ports, clients
-/// connecting — can take it in the meantime, and it is never handed out
-/// twice by one test process; tests running in parallel start from
-/// different places (their pids).
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20000;
-    const SPAN: u32 = 12000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7919);
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (FIRST + start.wrapping_add(n.wrapping_mul(101)) % SPAN) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
-}
-
 /// `berth ps --format json` of the project's running stack, polled until
 /// `has` holds (a foreground `up` may still be starting), for at most 30 s;
 /// `what` names what was looked for when it never comes.
