@@ -74,21 +74,48 @@ fn dechunk(body: &str) -> String {
     out
 }
 
+/// The port chromedriver (started with `--port=0`) says it listens on:
+/// "ChromeDriver was started successfully on port N." within 20 s. Its
+/// stdout is read to the end meanwhile, so that it never blocks on it.
+fn listening_port(driver: &mut Child) -> Option<u16> {
+    use std::io::BufRead;
+    let stdout = driver.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let port = line
+                .split("started successfully on port ")
+                .nth(1)
+                .and_then(|p| p.trim().trim_end_matches('.').parse::<u16>().ok());
+            if let Some(port) = port {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20)).ok()
+}
+
 impl Browser {
     /// Starts chromedriver and a headless Chromium session.
     pub fn start() -> Browser {
-        let port = crate::support::free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        // Port 0: chromedriver binds a free port and says which.
+        let mut driver = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is required for the browser tests (Debian package chromium-driver; .ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = match listening_port(&mut driver) {
+            Some(port) => port,
+            None => {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                panic!("chromedriver did not start");
+            }
+        };
         let profile = tempfile::tempdir().unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",

@@ -5,14 +5,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{Load, REPLICA_SERVER, Test, eventually, free_port, http_get};
+use crate::support::{Load, REPLICA_SERVER, Test, eventually, http_get, listening};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn web_stack(port: u16, replicas: u32) -> Test {
+/// `web` × `replicas`, its port 8000 published on a port berth picks
+/// (see [`web_addr`]).
+fn web_stack(replicas: u32) -> Test {
     Test::new().file("server.py", REPLICA_SERVER).compose(&format!(
-        "services:\n  web:\n    command: [python3, server.py]\n    environment: {{DELAY_MS: \"20\"}}\n    expose: [\"{port}\"]\n    deploy: {{replicas: {replicas}}}\n    x-berth:\n      ready: {{http: /}}\n"
+        "services:\n  web:\n    command: [python3, server.py]\n    environment: {{DELAY_MS: \"20\"}}\n    ports: [\"127.0.0.1::8000\"]\n    deploy: {{replicas: {replicas}}}\n    x-berth:\n      ready: {{http: /}}\n"
     ))
+}
+
+/// Where the running stack of [`web_stack`] listens for web's port 8000.
+fn web_addr(t: &Test) -> String {
+    listening(t, "web", 8000)
 }
 
 fn pids(t: &Test) -> Vec<u64> {
@@ -27,10 +34,10 @@ fn pids(t: &Test) -> Vec<u64> {
 
 #[test]
 fn detached_up_then_ps_and_down_from_another_terminal() {
-    let port = free_port();
-    let t = web_stack(port, 2);
+    let t = web_stack(2);
     let up = t.run_args(["up", "-d", "--wait"]).success();
     let _stack = crate::support::Detached { test: &t };
+    let addr = web_addr(&t);
     assert!(
         up.stdout().contains("web              2/2 running"),
         "{}",
@@ -45,7 +52,7 @@ fn detached_up_then_ps_and_down_from_another_terminal() {
     assert_eq!(mode & 0o777, 0o600);
     let table = t.run_args(["ps"]).success().stdout();
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(table.contains(&format!("127.0.0.1:{port}->")), "{table}");
+    assert!(table.contains(&format!("{addr}->")), "{table}");
     assert_eq!(table.matches("running   healthy").count(), 2, "{table}");
     let json = t.run_args(["ps", "--format", "json"]).success().json();
     assert_eq!(json["services"][0]["replicas"].as_array().unwrap().len(), 2);
@@ -55,7 +62,7 @@ fn detached_up_then_ps_and_down_from_another_terminal() {
             .unwrap()
             > 0
     );
-    let (status, _) = http_get(&format!("127.0.0.1:{port}"), "/").unwrap();
+    let (status, _) = http_get(&addr, "/").unwrap();
     assert_eq!(status, 200);
     // A second up reconciles the running stack with the file: the same
     // file is nothing to do.
@@ -63,7 +70,7 @@ fn detached_up_then_ps_and_down_from_another_terminal() {
         .success()
         .stdout_has("nothing to do: the running stack matches the file");
     t.run_args(["down"]).success().stdout_has("stopped");
-    assert!(http_get(&format!("127.0.0.1:{port}"), "/").is_err());
+    assert!(http_get(&addr, "/").is_err());
     t.run_args(["ps"]).success().stderr_has("is not running");
 }
 
@@ -82,11 +89,10 @@ fn down_from_a_second_terminal_stops_a_foreground_up() {
 
 #[test]
 fn restart_of_three_replicas_under_load_loses_no_request() {
-    let port = free_port();
-    let t = web_stack(port, 3);
+    let t = web_stack(3);
     let _stack = t.up_detached();
     let before = pids(&t);
-    let load = Load::start(&format!("127.0.0.1:{port}"), 8);
+    let load = Load::start(&web_addr(&t), 8);
     // Requests flowing before, during and after the restart.
     assert!(eventually(10 * SEC, || load.ok() >= 20));
     let restart = t.run_args(["restart", "web"]).success();
@@ -112,10 +118,9 @@ fn restart_of_three_replicas_under_load_loses_no_request() {
 
 #[test]
 fn scale_up_and_down_under_load_loses_no_request() {
-    let port = free_port();
-    let t = web_stack(port, 1);
+    let t = web_stack(1);
     let _stack = t.up_detached();
-    let load = Load::start(&format!("127.0.0.1:{port}"), 6);
+    let load = Load::start(&web_addr(&t), 6);
     assert!(eventually(10 * SEC, || load.ok() >= 10));
     t.run_args(["scale", "web=4"])
         .success()
@@ -193,9 +198,9 @@ fn logs_follow_survives_a_restart() {
 
 #[test]
 fn stop_and_start_a_service_of_a_running_stack() {
-    let port = free_port();
-    let t = web_stack(port, 1);
+    let t = web_stack(1);
     let _stack = t.up_detached();
+    let addr = web_addr(&t);
     t.run_args(["stop", "web"])
         .success()
         .stdout_has("web: stopped");
@@ -206,7 +211,7 @@ fn stop_and_start_a_service_of_a_running_stack() {
     assert_eq!(ps["services"][0]["replicas"][0]["state"], "stopped");
     t.run_args(["start", "web"]).success();
     assert!(eventually(10 * SEC, || matches!(
-        http_get(&format!("127.0.0.1:{port}"), "/"),
+        http_get(&addr, "/"),
         Ok((200, _))
     )));
     t.run_args(["down"]).success();
@@ -214,11 +219,10 @@ fn stop_and_start_a_service_of_a_running_stack() {
 
 #[test]
 fn exec_runs_with_the_replica_environment_and_passes_the_exit_code() {
-    let port = free_port();
-    let t = web_stack(port, 2).file(".env", "MODE=prod\n");
+    let t = web_stack(2).file(".env", "MODE=prod\n");
     std::fs::write(
         t.dir().join("compose.yaml"),
-        format!("services:\n  web:\n    command: [python3, server.py]\n    environment: [MODE]\n    expose: [\"{port}\"]\n    deploy: {{replicas: 2}}\n    x-berth:\n      ready: {{http: /}}\n"),
+        "services:\n  web:\n    command: [python3, server.py]\n    environment: [MODE]\n    ports: [\"127.0.0.1::8000\"]\n    deploy: {replicas: 2}\n    x-berth:\n      ready: {http: /}\n",
     )
     .unwrap();
     let _stack = t.up_detached();
@@ -251,8 +255,7 @@ fn exec_runs_with_the_replica_environment_and_passes_the_exit_code() {
 #[test]
 fn events_report_transitions_as_they_happen() {
     use std::io::BufRead;
-    let port = free_port();
-    let t = web_stack(port, 1);
+    let t = web_stack(1);
     let _stack = t.up_detached();
     let mut events = std::process::Command::new(crate::support::berth_bin())
         .args(["events", "--json"])
@@ -314,9 +317,9 @@ fn events_report_transitions_as_they_happen() {
 
 #[test]
 fn a_stale_socket_after_sigkill_of_a_detached_berth_is_replaced() {
-    let port = free_port();
-    let t = web_stack(port, 1);
+    let t = web_stack(1);
     let _stack = t.up_detached();
+    let addr = web_addr(&t);
     let ps = t.run_args(["ps", "--format", "json"]).success().json();
     let berth_pid = ps["pid"].as_u64().unwrap() as i32;
     nix::sys::signal::kill(
@@ -325,21 +328,17 @@ fn a_stale_socket_after_sigkill_of_a_detached_berth_is_replaced() {
     )
     .unwrap();
     // The guard cleans up the services; the socket file stays behind.
-    assert!(eventually(5 * SEC, || http_get(
-        &format!("127.0.0.1:{port}"),
-        "/"
-    )
-    .is_err()));
+    assert!(eventually(5 * SEC, || http_get(&addr, "/").is_err()));
     assert!(t.dir().join(".berth/berth.sock").exists());
     t.run_args(["ps"]).success().stderr_has("is not running");
     let _stack = t.up_detached();
-    assert_eq!(http_get(&format!("127.0.0.1:{port}"), "/").unwrap().0, 200);
+    assert_eq!(http_get(&web_addr(&t), "/").unwrap().0, 200);
     t.run_args(["down"]).success();
 }
 
 #[test]
 fn verbs_without_a_running_stack_say_so() {
-    let t = web_stack(free_port(), 1);
+    let t = web_stack(1);
     t.run_args(["restart"]).code(1).stderr_has("is not running");
     t.run_args(["down"]).success().stdout_has("is not running");
 }

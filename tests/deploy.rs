@@ -3,26 +3,26 @@
 
 use std::time::Duration;
 
-use crate::support::{Load, REPLICA_SERVER, Test, eventually, free_port, http_get};
+use crate::support::{Load, REPLICA_SERVER, Test, eventually, http_get, listening, proxy_addr};
 
 const SEC: Duration = Duration::from_secs(1);
 
 /// A proxied 3-replica service answering `V=<value> replica N pid P`,
-/// and a plain service beside it.
-fn stack(ports: Ports, value: &str, extra: &str) -> String {
-    let Ports { port, declared } = ports;
+/// and a plain service beside it. The proxy and web's port `declared`
+/// listen on ports berth picks ([`proxy_addr`], [`listening`]).
+fn stack(declared: u16, value: &str, extra: &str) -> String {
     format!(
         r#"
 x-berth:
   proxy:
-    listen: ["127.0.0.1:{port}"]
+    listen: ["127.0.0.1:0"]
     routes:
       - {{path: /, service: web}}
 services:
   web:
     command: [sh, -c, "exec python3 server.py"]
     environment: {{V: "{value}"}}
-    expose: ["{declared}"]
+    ports: ["127.0.0.1::{declared}"]
     deploy: {{replicas: 3}}
     x-berth:
       ready: {{http: /}}
@@ -33,20 +33,8 @@ services:
     )
 }
 
-/// The proxy's port and web's declared one (berth listens on it too, so
-/// tests side by side need their own).
-#[derive(Clone, Copy)]
-struct Ports {
-    port: u16,
-    declared: u16,
-}
-
-fn ports() -> Ports {
-    Ports {
-        port: free_port(),
-        declared: free_port(),
-    }
-}
+/// web's declared port in [`stack`].
+const DECLARED: u16 = 8000;
 
 /// The replica server, answering with `$V` in front.
 fn server() -> String {
@@ -59,23 +47,22 @@ fn server() -> String {
 /// `stack(…, value, "")` up and answering with `value`; `down` when dropped.
 struct Running {
     t: Test,
-    port: Ports,
     /// The proxy's address.
     addr: String,
 }
 
 impl Running {
     fn start(value: &str) -> Running {
-        let port = ports();
         let t = Test::new()
             .file("server.py", &server())
-            .compose(&stack(port, value, ""));
+            .compose(&stack(DECLARED, value, ""));
         t.run_args(["up", "-d", "--wait"]).success();
-        let running = Running {
+        let mut running = Running {
             t,
-            port,
-            addr: format!("127.0.0.1:{}", port.port),
+            addr: String::new(),
         };
+        // (Down when dropped from here on, even if the proxy is not found.)
+        running.addr = proxy_addr(&running.t);
         let answering = format!("{value} ");
         assert!(eventually(10 * SEC, || answers(&running.addr).starts_with(&answering)));
         running
@@ -118,7 +105,7 @@ fn answers(addr: &str) -> String {
 #[test]
 fn a_changed_environment_replaces_only_its_service_under_load() {
     let stack_up = Running::start("one");
-    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let (t, addr) = (&stack_up.t, stack_up.addr.clone());
     let (web_before, worker_before) = (pids(t, "web"), pids(t, "worker"));
     assert_eq!(web_before.len(), 3);
 
@@ -128,7 +115,7 @@ fn a_changed_environment_replaces_only_its_service_under_load() {
         .stdout_has("nothing to do: the running stack matches the file");
     t.run_args(["diff"]).success().stdout_has("nothing to do");
 
-    std::fs::write(t.dir().join("compose.yaml"), stack(port, "two", "")).unwrap();
+    std::fs::write(t.dir().join("compose.yaml"), stack(DECLARED, "two", "")).unwrap();
     t.run_args(["up", "--dry-run"])
         .success()
         .stdout_is("web: replace (environment changed)\nworker: keep\n");
@@ -165,11 +152,11 @@ fn a_changed_environment_replaces_only_its_service_under_load() {
 #[test]
 fn a_version_that_never_turns_ready_is_rolled_back_and_the_old_one_keeps_answering() {
     let stack_up = Running::start("good");
-    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let (t, addr) = (&stack_up.t, stack_up.addr.clone());
     let before = pids(t, "web");
 
     // The new version listens nowhere: its ready probe never passes.
-    let broken = stack(port, "bad", "").replace(
+    let broken = stack(DECLARED, "bad", "").replace(
         "command: [sh, -c, \"exec python3 server.py\"]",
         "command: [sh, -c, \"echo starting; exec sleep 120\"]",
     );
@@ -195,12 +182,15 @@ fn a_version_that_never_turns_ready_is_rolled_back_and_the_old_one_keeps_answeri
 #[test]
 fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest() {
     let stack_up = Running::start("one");
-    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let (t, addr) = (&stack_up.t, stack_up.addr.clone());
     let web_before = pids(t, "web");
     let load = Load::start(&addr, 4);
+    // Requests flowing before the changes (on a fast machine the changes
+    // are over before 20 requests otherwise).
+    assert!(eventually(10 * SEC, || load.ok() >= 20));
 
     // A new service starts; the rest keep their processes.
-    let added = stack(port, "one", "  cache:\n    command: [sleep, \"121\"]\n");
+    let added = stack(DECLARED, "one", "  cache:\n    command: [sleep, \"121\"]\n");
     std::fs::write(t.dir().join("compose.yaml"), &added).unwrap();
     t.run_args(["up", "--dry-run"])
         .success()
@@ -232,7 +222,10 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
         .stdout_has("worker: stopped and removed");
     assert!(!services(t).contains(&"worker".to_string()));
     assert_eq!(pids(t, "web"), web_before[..2].to_vec());
-    load.finish_without_failures(20);
+    // And after them.
+    let done = load.ok();
+    assert!(eventually(10 * SEC, || load.ok() >= done + 20));
+    load.finish_without_failures(40);
     // The stack keeps running after a service left it.
     t.run_args(["up"]).success().stdout_has("nothing to do");
 }
@@ -240,16 +233,13 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
 #[test]
 fn a_new_service_and_its_route_are_started_then_routed_live_under_load() {
     let stack_up = Running::start("one");
-    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
-    let other = free_port();
+    let (t, addr) = (&stack_up.t, stack_up.addr.clone());
     let web_before = pids(t, "web");
     let (status, _) = http_get(&addr, "/api/x").unwrap();
     assert_eq!(status, 200, "/ routes everything to web before");
 
-    let api = format!(
-        "  api:\n    command: [python3, server.py]\n    environment: {{V: api}}\n    expose: [\"{other}\"]\n    x-berth: {{ready: {{http: /}}}}\n"
-    );
-    let routed = stack(port, "one", &api).replace(
+    let api = "  api:\n    command: [python3, server.py]\n    environment: {V: api}\n    ports: [\"127.0.0.1::8001\"]\n    x-berth: {ready: {http: /}}\n";
+    let routed = stack(DECLARED, "one", api).replace(
         "      - {path: /, service: web}\n",
         "      - {path: /, service: web}\n      - {path: /api, service: api}\n",
     );
@@ -283,9 +273,9 @@ fn a_new_service_and_its_route_are_started_then_routed_live_under_load() {
 #[test]
 fn a_failing_build_aborts_the_deploy_before_anything_is_replaced() {
     let stack_up = Running::start("one");
-    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
+    let (t, addr) = (&stack_up.t, stack_up.addr.clone());
     let before = pids(t, "web");
-    let broken_build = stack(port, "two", "").replace(
+    let broken_build = stack(DECLARED, "two", "").replace(
         "      deploy: {timeout: 4s}\n",
         "      deploy: {timeout: 4s}\n      build: \"echo compiling v2; exit 3\"\n",
     );
@@ -302,18 +292,15 @@ fn a_failing_build_aborts_the_deploy_before_anything_is_replaced() {
 #[test]
 fn a_changed_declared_port_is_rebound_and_routed_again() {
     let stack_up = Running::start("one");
-    let (t, port, addr) = (&stack_up.t, stack_up.port, stack_up.addr.clone());
-    let old = format!("127.0.0.1:{}", port.declared);
+    let (t, addr) = (&stack_up.t, stack_up.addr.clone());
+    let old = listening(t, "web", DECLARED);
     assert!(answers(&old).starts_with("one "));
-    let moved = Ports {
-        declared: free_port(),
-        ..port
-    };
+    let moved = DECLARED + 1;
     std::fs::write(t.dir().join("compose.yaml"), stack(moved, "one", "")).unwrap();
     t.run_args(["up"])
         .success()
         .stdout_has("web: declared ports re-bound\nproxy: routes swapped in");
-    let new = format!("127.0.0.1:{}", moved.declared);
+    let new = listening(t, "web", moved);
     assert!(answers(&new).starts_with("one "), "{}", answers(&new));
     assert!(http_get(&old, "/").is_err(), "the old port still answers");
     assert!(answers(&addr).starts_with("one "));

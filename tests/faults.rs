@@ -6,13 +6,16 @@
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use crate::support::{Detached, Load, REPLICA_SERVER, Test, alive, eventually, free_port};
+use crate::support::{
+    Detached, Load, REPLICA_SERVER, Test, alive, eventually, listening, proxy_addr,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// `web` × `replicas` behind port `port`; a replica turns unhealthy while
-/// the file `sick.<replica>` exists, and each new process deletes its own.
-fn self_healing_stack(port: u16, replicas: u32) -> Test {
+/// `web` × `replicas` behind its port 8000 (published on a port berth
+/// picks: [`listening`]); a replica turns unhealthy while the file
+/// `sick.<replica>` exists, and each new process deletes its own.
+fn self_healing_stack(replicas: u32) -> Test {
     Test::new()
         .file("server.py", REPLICA_SERVER)
         .compose(&format!(
@@ -20,7 +23,7 @@ fn self_healing_stack(port: u16, replicas: u32) -> Test {
 services:
   web:
     command: ["sh", "-c", "rm -f sick.$$BERTH_REPLICA; exec python3 server.py"]
-    expose: ["{port}"]
+    ports: ["127.0.0.1::8000"]
     deploy: {{replicas: {replicas}}}
     restart: always
     stop_grace_period: 5s
@@ -61,14 +64,13 @@ fn one_unhealthy_episode(t: &Test, index: usize) {
 
 #[test]
 fn a_replica_restarted_for_being_unhealthy_rejoins_every_time() {
-    let port = free_port();
-    let t = self_healing_stack(port, 2);
+    let t = self_healing_stack(2);
     let _stack = t.up_detached();
     for _ in 0..3 {
         one_unhealthy_episode(&t, 2);
     }
     // Traffic reaches the healed replica again through the forwarder.
-    let addr = format!("127.0.0.1:{port}");
+    let addr = listening(&t, "web", 8000);
     assert!(eventually(10 * SEC, || {
         crate::support::http_get(&addr, "/").is_ok_and(|(_, body)| body.starts_with("replica 2"))
     }));
@@ -77,13 +79,12 @@ fn a_replica_restarted_for_being_unhealthy_rejoins_every_time() {
 #[test]
 fn up_wait_returns_when_a_replica_heals_during_start_up() {
     // The first process of each replica is unhealthy; the second is fine.
-    let port = free_port();
-    let t = Test::new().file("server.py", REPLICA_SERVER).compose(&format!(
+    let t = Test::new().file("server.py", REPLICA_SERVER).compose(
         r#"
 services:
   web:
     command: ["sh", "-c", "if [ -f once.$$BERTH_REPLICA ]; then touch ok.$$BERTH_REPLICA; fi; touch once.$$BERTH_REPLICA; exec python3 server.py"]
-    expose: ["{port}"]
+    ports: ["127.0.0.1::8000"]
     restart: on-failure
     healthcheck:
       test: ["CMD-SHELL", "test -f ok.$$BERTH_REPLICA"]
@@ -92,9 +93,9 @@ services:
       retries: 2
   app:
     command: ["sleep", "60"]
-    depends_on: {{web: {{condition: service_healthy}}}}
-"#
-    ));
+    depends_on: {web: {condition: service_healthy}}
+"#,
+    );
     let up = t.run_args(["up", "-d", "--wait"]);
     let _stack = Detached { test: &t };
     // The dependent waited for the healed replica instead of failing.
@@ -108,10 +109,9 @@ services:
 
 #[test]
 fn twenty_unhealthy_episodes_under_load_fail_no_request() {
-    let port = free_port();
-    let t = self_healing_stack(port, 3);
+    let t = self_healing_stack(3);
     let _stack = t.up_detached();
-    let load = Load::start(&format!("127.0.0.1:{port}"), 4);
+    let load = Load::start(&listening(&t, "web", 8000), 4);
     for episode in 0..20 {
         one_unhealthy_episode(&t, episode % 3 + 1);
     }
@@ -461,21 +461,20 @@ fn a_full_port_range_is_valid_compose_but_refused_natively_at_once() {
 #[test]
 fn log_lines_lost_on_a_full_disk_show_in_ps_events_and_metrics() {
     // The state directory on a tiny filesystem of its own (root only).
-    let port = free_port();
-    let t = Test::new().compose(&format!(
+    let t = Test::new().compose(
         r#"
 x-berth:
   state_dir: ./state
   proxy:
-    listen: ["127.0.0.1:{port}"]
+    listen: ["127.0.0.1:0"]
     metrics_path: /metrics
 services:
   chatty:
     command: ["sh", "-c", "while [ ! -f go ]; do sleep 0.05; done; i=0; while [ $$i -lt 20000 ]; do echo line $$i padded to be long enough to fill the disk quickly; i=$$((i+1)); done; exec sleep 60"]
   tick:
     command: ["sleep", "60"]
-"#
-    ));
+"#,
+    );
     let state = t.dir().join("state");
     std::fs::create_dir_all(&state).unwrap();
     let mounted = std::process::Command::new("mount")
@@ -498,6 +497,7 @@ services:
     }
     let _unmount = Unmount(state.clone());
     let stack = t.up_detached();
+    let proxy = proxy_addr(&t);
     let mut events = t
         .command()
         .args(["events", "--json"])
@@ -548,8 +548,7 @@ services:
     t.run_args(["ps"])
         .success()
         .stderr_has("log lines could not be written");
-    let (status, metrics) =
-        crate::support::http_get(&format!("127.0.0.1:{port}"), "/metrics").unwrap();
+    let (status, metrics) = crate::support::http_get(&proxy, "/metrics").unwrap();
     assert_eq!(status, 200);
     let line = metrics
         .lines()
@@ -566,30 +565,28 @@ services:
 
 #[test]
 fn five_hung_replica_incidents_under_get_load_fail_no_request() {
-    // Both free: a fixed declared port (it was 8000) collides with the same
+    // The proxy and web's port listen on ports berth picks: a number in the
+    // file (an exposed 8000 binds 127.0.0.1:8000) collides with the same
     // test run by another checkout at the same time.
-    let (port, declared) = (free_port(), free_port());
-    let t = Test::new()
-        .file("server.py", REPLICA_SERVER)
-        .compose(&format!(
-            r#"
+    let t = Test::new().file("server.py", REPLICA_SERVER).compose(
+        r#"
 x-berth:
   proxy:
-    listen: ["127.0.0.1:{port}"]
-    timeouts: {{response: 2s}}
+    listen: ["127.0.0.1:0"]
+    timeouts: {response: 2s}
     routes:
-      - {{path: /, service: web}}
+      - {path: /, service: web}
 services:
   web:
     command: [python3, server.py]
-    expose: ["{declared}"]
-    deploy: {{replicas: 2}}
+    ports: ["127.0.0.1::8000"]
+    deploy: {replicas: 2}
     x-berth:
-      ready: {{tcp: true}}
-"#
-        ));
+      ready: {tcp: true}
+"#,
+    );
     let _stack = t.up_detached();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = proxy_addr(&t);
     assert!(eventually(10 * SEC, || crate::support::http_get(
         &addr, "/"
     )

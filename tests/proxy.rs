@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::browser::Browser;
-use crate::support::{Load, REPLICA_SERVER, Test, eventually, free_port, http_get, shared_dir};
+use crate::support::{Load, REPLICA_SERVER, Test, eventually, http_get, proxy_addr, shared_dir};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -31,13 +31,13 @@ fn demo_api() -> PathBuf {
     demo
 }
 
-/// The repository's demo stack with free ports, a private state directory
-/// and the debug demo-api: (test, proxy address, api port).
-fn demo_stack() -> (Test, String, u16) {
+/// The repository's demo stack with a private state directory, the debug
+/// demo-api and ports berth picks: the proxy's ([`proxy_addr`] once it
+/// runs), and api's 8000 published instead of exposed (an exposed port
+/// binds 127.0.0.1:8000, which tests side by side would share).
+fn demo_stack() -> Test {
     let demo = demo_api();
     let demo = demo.display();
-    let proxy = free_port();
-    let api = free_port();
     let t = Test::new();
     let state = t.dir().join("state");
     let t = t.file(
@@ -49,14 +49,15 @@ services:
     command: !override ["{demo}", "migrate"]
   api:
     command: !override ["{demo}"]
-    expose: !override ["{api}"]
+    expose: !reset []
+    ports: ["127.0.0.1::8000"]
     stop_grace_period: 5s
     healthcheck:
       test: !override ["CMD", "{demo}", "healthcheck"]
 x-berth:
   state_dir: {state}
   proxy:
-    listen: !override ["127.0.0.1:{proxy}"]
+    listen: !override ["127.0.0.1:0"]
 "#,
             state = state.display()
         ),
@@ -64,15 +65,14 @@ x-berth:
     let root = repo().join("compose.yaml");
     // COMPOSE_FILE, so that other verbs (`restart`, `down`) find the stack too.
     let files = format!("{}:override.yaml", root.display());
-    let t = t.env("COMPOSE_FILE", &files).args(["up", "--no-build"]);
-    (t, format!("127.0.0.1:{proxy}"), api)
+    t.env("COMPOSE_FILE", &files).args(["up", "--no-build"])
 }
 
 #[test]
 fn the_demo_stack_works_in_a_real_browser() {
-    let (t, proxy, _) = demo_stack();
-    let mut up = t.spawn();
+    let mut up = demo_stack().spawn();
     up.wait_for("stack is up", 60 * SEC);
+    let proxy = proxy_addr(&up.test);
     let browser = Browser::start();
     browser.goto(&format!("http://{proxy}/"));
     // The page reads /env-config.js, lists the items the migration seeded,
@@ -125,9 +125,9 @@ fn the_demo_stack_works_in_a_real_browser() {
 
 #[test]
 fn the_demo_api_is_balanced_and_its_websocket_echoes_through_the_proxy() {
-    let (t, proxy, _) = demo_stack();
-    let mut up = t.spawn();
+    let mut up = demo_stack().spawn();
     up.wait_for("stack is up", 60 * SEC);
+    let proxy = proxy_addr(&up.test);
     let mut replicas = std::collections::BTreeSet::new();
     for _ in 0..30 {
         let (status, body) = http_get(&proxy, "/api/whoami").unwrap();
@@ -257,9 +257,10 @@ impl WebSocket {
 
 #[test]
 fn a_websocket_keeps_its_replica_through_a_rolling_restart_for_the_grace_period() {
-    let (t, proxy, _) = demo_stack();
+    let t = demo_stack();
     t.run_args(["up", "-d", "--wait", "--no-build"]).success();
     let _stack = crate::support::Detached { test: &t };
+    let proxy = proxy_addr(&t);
     let mut ws = WebSocket::open(&proxy, "/ws");
     let hello = ws.read_text().unwrap();
     assert!(hello.contains("replica"), "{hello}");
@@ -317,14 +318,15 @@ fn a_websocket_keeps_its_replica_through_a_rolling_restart_for_the_grace_period(
 fn native_quickstart_is_served_through_the_proxy() {
     let t = Test::new();
     crate::up::copy_dir(&shared_dir().join("stacks/native-quickstart"), t.dir());
-    let (api, proxy) = (free_port(), free_port());
+    // Ports berth picks instead of the stack's fixed ones (api's exposed
+    // 8000 binds 127.0.0.1:8000 too).
     let t = t.file(
         "compose.override.yaml",
-        &format!("services:\n  api:\n    expose: !override [\"{api}\"]\nx-berth:\n  proxy:\n    listen: !override [\"127.0.0.1:{proxy}\"]\n"),
+        "services:\n  api:\n    expose: !reset []\n    ports: [\"127.0.0.1::8000\"]\nx-berth:\n  proxy:\n    listen: !override [\"127.0.0.1:0\"]\n",
     );
     let mut up = t.arg("up").spawn();
     up.wait_for("stack is up", 30 * SEC);
-    let proxy = format!("127.0.0.1:{proxy}");
+    let proxy = proxy_addr(&up.test);
     let (status, page) = http_get(&proxy, "/").unwrap();
     assert_eq!(status, 200);
     assert!(page.contains("<html"), "{page}");
@@ -348,19 +350,19 @@ fn native_quickstart_is_served_through_the_proxy() {
 }
 
 /// The replica server dies at once on SIGTERM, so only draining keeps
-/// requests from failing.
-fn proxied_stack(replicas: u32) -> (Test, String) {
-    let proxy = free_port();
-    let t = Test::new().file("server.py", REPLICA_SERVER).compose(&format!(
-        "services:\n  web:\n    command: [python3, server.py]\n    environment: {{DELAY_MS: \"10\"}}\n    deploy: {{replicas: {replicas}}}\n    restart: always\n    x-berth:\n      ready: {{http: /}}\nx-berth:\n  proxy:\n    listen: [\"127.0.0.1:{proxy}\"]\n    access_log: false\n    routes:\n      - {{path: /, service: web}}\n"
-    ));
-    (t, format!("127.0.0.1:{proxy}"))
+/// requests from failing. The proxy listens on a port berth picks
+/// ([`proxy_addr`]).
+fn proxied_stack(replicas: u32) -> Test {
+    Test::new().file("server.py", REPLICA_SERVER).compose(&format!(
+        "services:\n  web:\n    command: [python3, server.py]\n    environment: {{DELAY_MS: \"10\"}}\n    deploy: {{replicas: {replicas}}}\n    restart: always\n    x-berth:\n      ready: {{http: /}}\nx-berth:\n  proxy:\n    listen: [\"127.0.0.1:0\"]\n    access_log: false\n    routes:\n      - {{path: /, service: web}}\n"
+    ))
 }
 
 #[test]
 fn a_rolling_restart_through_the_proxy_loses_no_request() {
-    let (t, proxy) = proxied_stack(3);
+    let t = proxied_stack(3);
     let _stack = t.up_detached();
+    let proxy = proxy_addr(&t);
     let load = Load::start(&proxy, 8);
     // Requests flowing before, during and after each change.
     let flowing = |more: usize| {
@@ -382,8 +384,9 @@ fn a_rolling_restart_through_the_proxy_loses_no_request() {
 
 #[test]
 fn a_replica_killed_under_load_loses_no_request() {
-    let (t, proxy) = proxied_stack(3);
+    let t = proxied_stack(3);
     let _stack = t.up_detached();
+    let proxy = proxy_addr(&t);
     let load = Load::start(&proxy, 8);
     assert!(eventually(10 * SEC, || load.ok() >= 20));
     let ps = t.run_args(["ps", "--format", "json"]).success().json();

@@ -422,27 +422,65 @@ impl Drop for Running {
     }
 }
 
-/// A TCP port free right now on 127.0.0.1, for a compose file to declare.
-///
-/// It is taken below the kernel's ephemeral range (32768 and up), where
-/// nothing that binds port 0 — berth giving replicas their ports, clients
-/// connecting — can take it in the meantime, and it is never handed out
-/// twice by one test process; tests running in parallel start from
-/// different places (their pids).
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20000;
-    const SPAN: u32 = 12000;
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7919);
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (FIRST + start.wrapping_add(n.wrapping_mul(101)) % SPAN) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
+/// `berth ps --format json` of the project's running stack, polled until
+/// `has` holds (a foreground `up` may still be starting), for at most 30 s;
+/// `what` names what was looked for when it never comes.
+pub fn ps_until(
+    t: &Test,
+    what: &str,
+    has: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let timeout = std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let run = t.run_args(["ps", "--format", "json"]);
+        if run.output.status.success()
+            && let Ok(ps) = serde_json::from_str::<serde_json::Value>(&run.stdout())
+            && has(&ps)
+        {
+            return ps;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "`berth ps` reported no {what} within {timeout:?}\n{}",
+            run.describe()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
+}
+
+/// Where the stack's edge proxy listens (its first address), as `ps`
+/// reports it: with `x-berth.proxy.listen: ["127.0.0.1:0"]`, the port berth
+/// bound itself.
+pub fn proxy_addr(t: &Test) -> String {
+    let first = |ps: &serde_json::Value| ps["proxy"][0].as_str().map(str::to_string);
+    let ps = ps_until(t, "proxy address", |ps| first(ps).is_some());
+    let addr = first(&ps).unwrap();
+    assert!(!addr.ends_with(":0"), "port 0 reported as bound: {ps}");
+    addr
+}
+
+/// Where berth listens for `service`'s declared port `declared`, as `ps`
+/// reports it: with `ports: ["127.0.0.1::<declared>"]`, the port berth
+/// bound itself.
+pub fn listening(t: &Test, service: &str, declared: u16) -> String {
+    let key = declared.to_string();
+    let find = |ps: &serde_json::Value| {
+        ps["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == service)?["listening"][&key]
+            .as_str()
+            .map(str::to_string)
+    };
+    let ps = ps_until(
+        t,
+        &format!("address for {service}'s port {declared}"),
+        |ps| find(ps).is_some(),
+    );
+    let addr = find(&ps).unwrap();
+    assert!(!addr.ends_with(":0"), "port 0 reported as bound: {ps}");
+    addr
 }
 
 /// A minimal HTTP/1.1 GET: (status, body).

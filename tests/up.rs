@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{REPLICA_SERVER, Test, alive, eventually, free_port, http_get, shared_dir};
+use crate::support::{REPLICA_SERVER, Test, alive, eventually, http_get, listening, shared_dir};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -228,25 +228,24 @@ services:
 
 #[test]
 fn declared_ports_forward_to_every_ready_replica() {
-    let port = free_port();
-    let t = Test::new()
-        .file("server.py", REPLICA_SERVER)
-        .compose(&format!(
-            r#"
+    // Published on a port berth picks (an exposed port would bind
+    // 127.0.0.1:<declared>, a number tests side by side would share).
+    let t = Test::new().file("server.py", REPLICA_SERVER).compose(
+        r#"
 services:
   web:
     command: ["python3", "server.py"]
-    expose: ["{port}"]
-    deploy: {{replicas: 3}}
+    ports: ["127.0.0.1::8000"]
+    deploy: {replicas: 3}
     x-berth:
-      ready: {{http: /}}
-"#
-        ));
+      ready: {http: /}
+"#,
+    );
     let mut up = t.arg("up").spawn();
     for i in 1..=3 {
         up.wait_for(&format!("web-{i}  | serving on"), 15 * SEC);
     }
-    let addr = format!("127.0.0.1:{port}");
+    let addr = listening(&up.test, "web", 8000);
     let mut seen = std::collections::BTreeSet::new();
     assert!(
         eventually(10 * SEC, || {
@@ -404,21 +403,21 @@ volumes:
 #[test]
 fn native_quickstart_runs_migration_then_two_healthy_api_replicas() {
     // The stack directory is read-only and fixes its ports; run a copy with
-    // free ports through an override file.
+    // ports berth picks through an override file: api's 8000 published
+    // instead of exposed (which binds 127.0.0.1:8000), and the proxy's
+    // listen list replaced (a plain list would be added to the stack's 8088).
     let src = shared_dir().join("stacks/native-quickstart");
     let t = Test::new();
     copy_dir(&src, t.dir());
 
-    let api = free_port();
-    let proxy = free_port();
     let t = t.file(
         "compose.override.yaml",
-        &format!("services:\n  api:\n    expose: !override [\"{api}\"]\nx-berth:\n  proxy:\n    listen: [\"127.0.0.1:{proxy}\"]\n"),
+        "services:\n  api:\n    expose: !reset []\n    ports: [\"127.0.0.1::8000\"]\nx-berth:\n  proxy:\n    listen: !override [\"127.0.0.1:0\"]\n",
     );
     let mut up = t.arg("up").spawn();
     up.wait_for("migration done", 20 * SEC);
     up.wait_for("migrate-1", 5 * SEC);
-    let addr = format!("127.0.0.1:{api}");
+    let addr = listening(&up.test, "api", 8000);
     let mut replicas = std::collections::BTreeSet::new();
     assert!(
         eventually(20 * SEC, || {
