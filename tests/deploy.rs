@@ -202,6 +202,9 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
     // Scaled through the file: web 3 -> 2, the remaining two untouched.
     let scaled = added.replace("replicas: 3", "replicas: 2");
     std::fs::write(t.dir().join("compose.yaml"), &scaled).unwrap();
+    t.run_args(["up", "--dry-run"])
+        .success()
+        .stdout_is("web: scale 3 -> 2\nworker: keep\ncache: keep\n");
     t.run_args(["up"])
         .success()
         .stdout_has("web: scaled 3 -> 2");
