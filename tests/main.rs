@@ -7,6 +7,7 @@ mod browser;
 mod support;
 
 mod config;
+mod confine;
 mod control;
 mod deploy;
 mod faults;

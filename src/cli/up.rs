@@ -243,21 +243,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
     };
     announce_when_up(&stack, &logs, &edge.addrs, root.child_token());
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
-    let state = Arc::new(api::server::State {
-        stack: stack.clone(),
-        project: project.name.clone(),
-        started_at: SystemTime::now(),
-        proxy: std::sync::Mutex::new(edge.addrs.clone()),
-        down: down_tx,
-        logs: logs.clone(),
-        shutdown: root.child_token(),
-        running: std::sync::Mutex::new(project.clone()),
-        inherited,
-        state_dir: state_dir.clone(),
-        routes: edge.proxy.as_ref().map(berth_proxy::Proxy::routes),
-        deploys: tokio::sync::broadcast::channel(16).0,
-        deploying: tokio::sync::Mutex::new(()),
-    });
+    let state = api_state(&project, &stack, &edge, &logs, inherited, down_tx, &root);
     let api = serve_api(&state_dir, state).await?;
 
     let outcome = tokio::select! {
@@ -283,6 +269,33 @@ async fn interruptible(
         s = start => s.map_err(|e| Failure::Runtime(e.into())),
         () = signals.next() => Err(Failure::Interrupted),
     }
+}
+
+/// What the control API's handlers share.
+fn api_state(
+    project: &Project,
+    stack: &Arc<Stack>,
+    edge: &Edge,
+    logs: &LogHub,
+    inherited: BTreeMap<String, String>,
+    down: mpsc::Sender<DownRequest>,
+    root: &CancellationToken,
+) -> Arc<api::server::State> {
+    Arc::new(api::server::State {
+        stack: stack.clone(),
+        project: project.name.clone(),
+        started_at: SystemTime::now(),
+        proxy: std::sync::Mutex::new(edge.addrs.clone()),
+        down,
+        logs: logs.clone(),
+        shutdown: root.child_token(),
+        running: std::sync::Mutex::new(project.clone()),
+        inherited,
+        state_dir: project.settings.state_dir.clone(),
+        routes: edge.proxy.as_ref().map(berth_proxy::Proxy::routes),
+        deploys: tokio::sync::broadcast::channel(16).0,
+        deploying: tokio::sync::Mutex::new(()),
+    })
 }
 
 /// The control API on the state directory's socket.

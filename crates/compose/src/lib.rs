@@ -17,6 +17,7 @@
 //! - `model`, `xberth`: the normalized model and berth's own settings.
 //! - `render`: the model as `berth config` prints it.
 
+mod confine;
 mod context;
 pub mod diag;
 pub mod diff;

@@ -13,6 +13,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+pub use crate::confine::{Confinement, ULIMITS, Ulimit};
 pub use crate::ports::PortConfig;
 pub use crate::units::{ByteSize, Duration};
 pub use crate::values::{
@@ -179,6 +180,10 @@ pub struct Service {
     /// value is printed from `other` like every `x-*` key.
     #[serde(skip)]
     pub settings: ServiceSettings,
+    /// `ulimits`, `security_opt`, `oom_score_adj` as the native runtime
+    /// applies them (the keys themselves stay in `other`).
+    #[serde(skip)]
+    pub confinement: Confinement,
     /// Every other key, in canonical form, `x-*` keys included.
     #[serde(skip)]
     pub other: IndexMap<String, Json>,

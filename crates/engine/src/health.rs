@@ -154,6 +154,7 @@ impl Monitor {
             env: self.env.clone(),
             working_dir: self.working_dir.clone(),
             label: format!("{}-{} healthcheck", self.plan.name, self.index),
+            confinement: self.plan.confinement.clone(),
         };
         let mut tally = Tally::new(hc);
         loop {

@@ -42,6 +42,8 @@ pub struct ServicePlan {
     pub volume_dirs: Vec<PathBuf>,
     /// How long a deploy waits for a replacement replica to be ready.
     pub deploy_timeout: Duration,
+    /// Limits and privileges of its processes (replicas, health checks).
+    pub confinement: berth_compose::Confinement,
 }
 
 /// A dependency of a service.
@@ -198,6 +200,7 @@ fn plan_service(
         log_rotation: s.logging.as_ref().map(|l| l.rotation).unwrap_or_default(),
         volume_dirs,
         deploy_timeout: deploy_timeout(s),
+        confinement: s.confinement.clone(),
     }
 }
 

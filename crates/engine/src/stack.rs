@@ -929,6 +929,7 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         env: plan.env.clone(),
         working_dir: plan.working_dir.clone(),
         label: format!("{} build", plan.name),
+        confinement: berth_compose::Confinement::default(),
     };
     let service = || plan.name.clone();
     let mut process = runtime.spawn(&spec).map_err(|source| Error::BuildSpawn {

@@ -231,6 +231,7 @@ fn bind_service(
         }
     };
     service.name = name.to_string();
+    service.confinement = crate::confine::read(ctx, name, node);
     if let Some(x) = node.get("x-berth") {
         service.settings = settings::service(ctx, name, x);
     }

@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 
 use crate::context::Ctx;
 use crate::diag::{Diagnostic, DiagnosticKind, Span};
-use crate::model::{Project, VolumeKind};
+use crate::model::{Project, Service, VolumeKind};
 use crate::yaml::Node;
 
 /// Container attributes that have no native equivalent, and what happens instead.
@@ -22,7 +22,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("cap_drop", "processes keep berth's own capabilities"),
     ("privileged", "processes run with berth's own privileges"),
     ("devices", "processes see the host's devices"),
-    ("security_opt", "no security profile is applied"),
     ("read_only", "the file system is not made read-only"),
     ("container_name", "there are no containers"),
     ("hostname", "processes see the host's name"),
@@ -50,7 +49,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("shm_size", "the host's /dev/shm is shared"),
     ("sysctls", "kernel parameters are not changed"),
     ("tmpfs", "no tmpfs is mounted"),
-    ("ulimits", "resource limits are inherited from berth"),
     ("user", "processes run as the user running berth"),
     ("group_add", "processes run as the user running berth"),
     ("userns_mode", "no user namespace is created"),
@@ -69,12 +67,55 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     ("storage_opt", "no storage driver is used"),
     ("oom_kill_disable", "OOM settings are not applied"),
-    ("oom_score_adj", "OOM settings are not applied"),
     ("pids_limit", "process limits are not applied"),
     ("blkio_config", "I/O limits are not applied"),
     ("device_cgroup_rules", "no device cgroup is created"),
     ("gpus", "GPUs are not reserved"),
 ];
+
+/// The service's keys the native runtime does not honour (or not all of):
+/// (what to name, the key it is written under, why).
+fn unhonoured(service: &Service) -> Vec<(&'static str, &'static str, &'static str)> {
+    let mut out: Vec<(&'static str, &'static str, &'static str)> = IGNORED
+        .iter()
+        .filter(|(field, _)| !(*field == "build" && service.settings.build.is_some()))
+        .filter(|(field, _)| {
+            service.other.contains_key(*field) || (*field == "user" && service.user.is_some())
+        })
+        .map(|(field, why)| (*field, *field, *why))
+        .collect();
+    if let Some(opts) = service.other.get("security_opt").and_then(|o| o.as_array())
+        && opts.iter().any(|o| {
+            !o.as_str()
+                .is_some_and(|o| o.starts_with("no-new-privileges"))
+        })
+    {
+        out.push((
+            "security_opt",
+            "security_opt",
+            "only no-new-privileges is applied; no seccomp, AppArmor or SELinux profile",
+        ));
+    }
+    if let Some(networks) = service.other.get("networks").and_then(|n| n.as_object())
+        && networks.keys().any(|k| k != "default")
+    {
+        out.push((
+            "networks",
+            "networks",
+            "networks are not isolated: every service shares the host's loopback",
+        ));
+    }
+    if let Some(limits) = service.deploy.as_ref().and_then(|d| d.resources.as_ref())
+        && (limits.limits.is_some() || limits.reservations.is_some())
+    {
+        out.push((
+            "deploy.resources",
+            "deploy",
+            "resource limits are not applied",
+        ));
+    }
+    out
+}
 
 pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
     let mut uses: IndexMap<String, (Vec<String>, Span, String)> = IndexMap::new();
@@ -91,33 +132,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
             tree.key_span_at(&["services", name], k)
                 .unwrap_or_else(|| tree.span_at(&["services", name]))
         };
-        for (field, why) in IGNORED {
-            if *field == "build" && service.settings.build.is_some() {
-                continue;
-            }
-            if service.other.contains_key(*field) || (*field == "user" && service.user.is_some()) {
-                note(field, name, key_span(field), why);
-            }
-        }
-        if let Some(networks) = service.other.get("networks").and_then(|n| n.as_object())
-            && networks.keys().any(|k| k != "default")
-        {
-            note(
-                "networks",
-                name,
-                key_span("networks"),
-                "networks are not isolated: every service shares the host's loopback",
-            );
-        }
-        if let Some(limits) = service.deploy.as_ref().and_then(|d| d.resources.as_ref())
-            && (limits.limits.is_some() || limits.reservations.is_some())
-        {
-            note(
-                "deploy.resources",
-                name,
-                key_span("deploy"),
-                "resource limits are not applied",
-            );
+        for (field, key, why) in unhonoured(service) {
+            note(field, name, key_span(key), why);
         }
         for (i, v) in service.volumes.iter().enumerate() {
             if matches!(

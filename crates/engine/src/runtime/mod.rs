@@ -42,6 +42,8 @@ pub struct ProcessSpec {
     pub working_dir: PathBuf,
     /// For messages: `api-2`, `api-2 healthcheck`.
     pub label: String,
+    /// Limits and privileges applied before it runs.
+    pub confinement: berth_compose::Confinement,
 }
 
 /// How a process ended.

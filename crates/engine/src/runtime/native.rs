@@ -131,7 +131,7 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
-    new_session(&mut cmd);
+    new_session(&mut cmd, crate::confine::Prepared::new(&spec.confinement));
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound {
             program: program.display().to_string(),
@@ -162,10 +162,10 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
     })
 }
 
-/// In the child, between fork and exec: a new session, and death with the
-/// parent.
+/// In the child, between fork and exec: a new session, death with the
+/// parent, and the service's confinement.
 #[allow(unsafe_code)]
-fn new_session(cmd: &mut tokio::process::Command) {
+fn new_session(cmd: &mut tokio::process::Command, confinement: crate::confine::Prepared) {
     let parent = std::process::id();
     // berth may have raised its own limit of open files for a large stack;
     // services get the one berth was started with.
@@ -175,7 +175,8 @@ fn new_session(cmd: &mut tokio::process::Command) {
     });
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe system calls (setsid, setrlimit, prctl,
-    // getppid, kill); it allocates nothing and takes no locks.
+    // open, write, close, getppid, kill); it allocates nothing and takes no
+    // locks.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
@@ -184,6 +185,7 @@ fn new_session(cmd: &mut tokio::process::Command) {
             if let Some(limit) = files.as_ref() {
                 libc::setrlimit(libc::RLIMIT_NOFILE, limit);
             }
+            confinement.apply()?;
             #[cfg(target_os = "linux")]
             {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) < 0 {
@@ -415,6 +417,7 @@ mod tests {
             env: BTreeMap::from([("PATH".to_string(), "/usr/bin:/bin".to_string())]),
             working_dir: dir.to_path_buf(),
             label: "t".into(),
+            confinement: berth_compose::Confinement::default(),
         }
     }
 
