@@ -11,6 +11,7 @@ mod confine;
 mod control;
 mod deploy;
 mod faults;
+mod identity;
 mod logs;
 mod proxy;
 mod reconfigure;

@@ -16,6 +16,8 @@ type Resource = libc::c_int;
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     limits: Vec<(Resource, libc::rlimit)>,
+    /// uid, gid and supplementary groups to switch to.
+    identity: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
     no_new_privileges: bool,
     /// The text to write to `/proc/self/oom_score_adj`.
     oom_score_adj: Option<Vec<u8>>,
@@ -50,7 +52,7 @@ fn resource(name: &str) -> Option<Resource> {
 }
 
 impl Prepared {
-    pub(crate) fn new(c: &Confinement) -> Prepared {
+    pub(crate) fn new(c: &Confinement, identity: Option<&Identity>) -> Prepared {
         let value = |v: Option<u64>| v.map_or(libc::RLIM_INFINITY, |v| v as libc::rlim_t);
         Prepared {
             limits: c
@@ -64,6 +66,7 @@ impl Prepared {
                     resource(u.name).map(|r| (r, limit))
                 })
                 .collect(),
+            identity: identity.map(|i| (i.uid, i.gid, i.groups.clone())),
             no_new_privileges: c.no_new_privileges,
             oom_score_adj: c.oom_score_adj.map(|n| n.to_string().into_bytes()),
         }
@@ -87,10 +90,7 @@ impl Prepared {
             // SAFETY: plain system calls; the path is a static C string and
             // the text was formatted before the fork.
             unsafe {
-                if self.no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
+                // Before giving up root: lowering the score takes privilege.
                 if let Some(text) = &self.oom_score_adj {
                     let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
                     if fd < 0 {
@@ -105,6 +105,103 @@ impl Prepared {
                 }
             }
         }
+        if let Some((uid, gid, groups)) = &self.identity {
+            // SAFETY: plain system calls; the group list was built before
+            // the fork. Groups first, then the group, then the user: each
+            // step needs the privilege the next one gives up.
+            unsafe {
+                #[cfg(target_os = "linux")]
+                let set = libc::setgroups(groups.len(), groups.as_ptr());
+                #[cfg(not(target_os = "linux"))]
+                let set = libc::setgroups(groups.len() as libc::c_int, groups.as_ptr());
+                if set < 0 || libc::setgid(*gid) < 0 || libc::setuid(*uid) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        #[cfg(target_os = "linux")]
+        // SAFETY: a plain system call.
+        unsafe {
+            if self.no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         Ok(())
     }
+}
+
+/// Who a service's processes run as: `user` and `group_add`, resolved on
+/// this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups: the user's own (as `initgroups` gives) and
+    /// `group_add`.
+    pub groups: Vec<u32>,
+    /// From the user database, for `HOME` and `USER`.
+    pub name: Option<String>,
+    pub home: Option<std::path::PathBuf>,
+}
+
+/// Resolves `user: name|uid[:group|gid]` and `group_add` (names or gids).
+///
+/// # Errors
+/// A user or group this machine does not know, said in words.
+pub fn resolve(user: &str, group_add: &[String]) -> Result<Identity, String> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let (who, group) = match user.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (user, None),
+    };
+    let found = match who.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)).ok().flatten(),
+        Err(_) => Some(
+            User::from_name(who)
+                .ok()
+                .flatten()
+                .ok_or_else(|| format!("user {who:?} does not exist on this machine"))?,
+        ),
+    };
+    let uid = match &found {
+        Some(u) => u.uid.as_raw(),
+        None => who.parse::<u32>().unwrap_or_default(),
+    };
+    let group_id = |g: &str| -> Result<u32, String> {
+        match g.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => Group::from_name(g)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+                .ok_or_else(|| format!("group {g:?} does not exist on this machine")),
+        }
+    };
+    let gid = match group {
+        Some(g) => group_id(g)?,
+        None => found.as_ref().map_or(uid, |u| u.gid.as_raw()),
+    };
+    let mut groups = vec![gid];
+    if let Some(u) = &found
+        && let Ok(name) = std::ffi::CString::new(u.name.clone())
+    {
+        #[cfg(target_os = "linux")]
+        if let Ok(own) = nix::unistd::getgrouplist(&name, Gid::from_raw(gid)) {
+            groups.extend(own.iter().map(|g| g.as_raw()));
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = name;
+    }
+    for g in group_add {
+        groups.push(group_id(g)?);
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(Identity {
+        uid,
+        gid,
+        groups,
+        name: found.as_ref().map(|u| u.name.clone()),
+        home: found.map(|u| u.dir),
+    })
 }

@@ -155,6 +155,7 @@ impl Monitor {
             working_dir: self.working_dir.clone(),
             label: format!("{}-{} healthcheck", self.plan.name, self.index),
             confinement: self.plan.confinement.clone(),
+            identity: self.plan.identity.clone(),
         };
         let mut tally = Tally::new(hc);
         loop {

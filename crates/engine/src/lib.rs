@@ -32,7 +32,7 @@
 //! - `logs/`: the log pipeline (files, live subscribers, terminal).
 
 pub mod cell;
-mod confine;
+pub mod confine;
 pub mod contain;
 pub mod deps;
 pub mod drain;

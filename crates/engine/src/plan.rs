@@ -44,6 +44,9 @@ pub struct ServicePlan {
     pub deploy_timeout: Duration,
     /// Limits and privileges of its processes (replicas, health checks).
     pub confinement: berth_compose::Confinement,
+    /// Who they run as (`user`, `group_add`); `None`: as berth, or a user
+    /// this machine does not know ([`native_problems`] says so).
+    pub identity: Option<crate::confine::Identity>,
 }
 
 /// A dependency of a service.
@@ -152,6 +155,18 @@ pub fn native_problems(project: &Project, plans: &[ServicePlan]) -> Vec<PlanErro
                 plan.replicas
             ));
         }
+        if let Some(Err(why)) = identity(s) {
+            problem(format!("{why}; create it, or change `user`/`group_add`"));
+        } else if let Some(who) = &plan.identity
+            && !is_root()
+            && who.uid != nix::unistd::getuid().as_raw()
+        {
+            problem(format!(
+                "user: running as uid {} needs berth to run as root (it runs as uid {})",
+                who.uid,
+                nix::unistd::getuid()
+            ));
+        }
         if plan.listen.len() > MAX_PORTS {
             problem(format!(
                 "{} ports declared; natively berth listens on each declared port itself and takes at most {MAX_PORTS} per service — declare the ports the service uses",
@@ -173,7 +188,22 @@ fn plan_service(
         None => project.directory.clone(),
         Some(w) => translate(w, &mounts).unwrap_or_else(|| project.directory.join(w)),
     };
-    let (env, volume_dirs) = environment(project, s, inherited, &mounts);
+    let identity = identity(s).and_then(Result::ok);
+    let (mut env, volume_dirs) = environment(project, s, inherited, &mounts);
+    if let Some(who) = &identity {
+        // As a login would, unless the file says otherwise.
+        let unset = |k: &str| !s.environment.contains_key(k);
+        if let (Some(home), true) = (&who.home, unset("HOME")) {
+            env.insert("HOME".into(), home.to_string_lossy().into_owned());
+        }
+        if let Some(name) = &who.name {
+            for k in ["USER", "LOGNAME"] {
+                if unset(k) {
+                    env.insert(k.into(), name.clone());
+                }
+            }
+        }
+    }
     let (targets, mut listen) = ports(s);
     let bind = s.settings.bind;
     if bind == Bind::Direct {
@@ -201,6 +231,7 @@ fn plan_service(
         volume_dirs,
         deploy_timeout: deploy_timeout(s),
         confinement: s.confinement.clone(),
+        identity,
     }
 }
 
@@ -222,6 +253,29 @@ fn deploy_timeout(s: &Service) -> Duration {
 
 /// The shortest wait for a replacement replica to be ready by default.
 pub const MIN_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `user` and `group_add` resolved on this machine (`None`: neither set).
+fn identity(s: &Service) -> Option<Result<crate::confine::Identity, String>> {
+    let groups: Vec<String> = s
+        .other
+        .get("group_add")
+        .and_then(|g| g.as_array())
+        .map(|g| {
+            g.iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    match &s.user {
+        Some(user) => Some(crate::confine::resolve(user, &groups)),
+        None if groups.is_empty() => None,
+        // Extra groups for berth's own user.
+        None => Some(crate::confine::resolve(
+            &nix::unistd::getuid().to_string(),
+            &groups,
+        )),
+    }
+}
 
 /// The first restart delay: `deploy.restart_policy.delay` (at least 10 ms).
 fn backoff(s: &Service) -> Duration {
@@ -381,6 +435,10 @@ fn translate(container_path: &str, mounts: &[Mount]) -> Option<PathBuf> {
         .filter_map(|m| p.strip_prefix(&m.target).ok().map(|rest| (m, rest)))
         .max_by_key(|(m, _)| m.target.len())
         .map(|(m, rest)| m.host.join(rest))
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 /// A signal's number on this system (`SIGTERM` for a name this system

@@ -881,13 +881,38 @@ async fn bind_ports(
 }
 
 /// Creates the directories of the services' volumes.
+/// Creates the directories of the services' volumes. One that a service
+/// running as another user creates is that user's, and the directories
+/// above it in the state directory (`volumes/`, the private state
+/// directory itself) let others pass through, not list (0701, as Docker's
+/// own data directory).
 fn create_volumes(plans: &[ServicePlan]) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let me = nix::unistd::geteuid().as_raw();
     for plan in plans {
         for dir in &plan.volume_dirs {
-            std::fs::create_dir_all(dir).map_err(|source| Error::Volume {
+            let error = |source| Error::Volume {
                 path: dir.clone(),
                 source,
-            })?;
+            };
+            let existed = dir.is_dir();
+            std::fs::create_dir_all(dir).map_err(error)?;
+            let Some(who) = plan.identity.as_ref().filter(|w| w.uid != me) else {
+                continue;
+            };
+            if !existed {
+                std::os::unix::fs::chown(dir, Some(who.uid), Some(who.gid)).map_err(error)?;
+            }
+            for above in dir.ancestors().skip(1).take(2) {
+                let mode = std::fs::metadata(above)
+                    .map_err(error)?
+                    .permissions()
+                    .mode();
+                if mode & 0o001 == 0 {
+                    let passable = std::fs::Permissions::from_mode((mode | 0o001) & 0o7777);
+                    std::fs::set_permissions(above, passable).map_err(error)?;
+                }
+            }
         }
     }
     Ok(())
@@ -930,6 +955,7 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         working_dir: plan.working_dir.clone(),
         label: format!("{} build", plan.name),
         confinement: berth_compose::Confinement::default(),
+        identity: None,
     };
     let service = || plan.name.clone();
     let mut process = runtime.spawn(&spec).map_err(|source| Error::BuildSpawn {

@@ -273,6 +273,7 @@ impl Replica {
             working_dir: plan.working_dir.clone(),
             label: self.label(),
             confinement: plan.confinement.clone(),
+            identity: plan.identity.clone(),
         };
         // Registered before spawning so a `log:` ready probe sees the first line.
         let log_wait: Option<crate::health::LogWait> = match plan.ready.as_ref().map(|r| &r.probe) {

@@ -49,8 +49,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("shm_size", "the host's /dev/shm is shared"),
     ("sysctls", "kernel parameters are not changed"),
     ("tmpfs", "no tmpfs is mounted"),
-    ("user", "processes run as the user running berth"),
-    ("group_add", "processes run as the user running berth"),
     ("userns_mode", "no user namespace is created"),
     ("runtime", "there is no container runtime"),
     ("isolation", "there is no container runtime"),
@@ -79,9 +77,7 @@ fn unhonoured(service: &Service) -> Vec<(&'static str, &'static str, &'static st
     let mut out: Vec<(&'static str, &'static str, &'static str)> = IGNORED
         .iter()
         .filter(|(field, _)| !(*field == "build" && service.settings.build.is_some()))
-        .filter(|(field, _)| {
-            service.other.contains_key(*field) || (*field == "user" && service.user.is_some())
-        })
+        .filter(|(field, _)| service.other.contains_key(*field))
         .map(|(field, why)| (*field, *field, *why))
         .collect();
     if let Some(opts) = service.other.get("security_opt").and_then(|o| o.as_array())

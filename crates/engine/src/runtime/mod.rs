@@ -44,6 +44,8 @@ pub struct ProcessSpec {
     pub label: String,
     /// Limits and privileges applied before it runs.
     pub confinement: berth_compose::Confinement,
+    /// Who it runs as (`None`: as berth).
+    pub identity: Option<crate::confine::Identity>,
 }
 
 /// How a process ended.

@@ -131,7 +131,10 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(false);
-    new_session(&mut cmd, crate::confine::Prepared::new(&spec.confinement));
+    new_session(
+        &mut cmd,
+        crate::confine::Prepared::new(&spec.confinement, spec.identity.as_ref()),
+    );
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound {
             program: program.display().to_string(),
@@ -418,6 +421,7 @@ mod tests {
             working_dir: dir.to_path_buf(),
             label: "t".into(),
             confinement: berth_compose::Confinement::default(),
+            identity: None,
         }
     }
 
