@@ -162,14 +162,14 @@ fn routes_to_unknown_services_are_errors() {
 }
 
 #[test]
-fn container_network_mode_is_an_error_and_cap_add_a_warning() {
+fn container_network_mode_is_an_error_and_a_device_a_warning() {
     Test::new()
-        .compose("services:\n  a:\n    command: [x]\n    network_mode: \"container:abc\"\n  b:\n    command: [y]\n    cap_add: [NET_ADMIN]\n")
+        .compose("services:\n  a:\n    command: [x]\n    network_mode: \"container:abc\"\n  b:\n    command: [y]\n    devices: [\"/dev/fuse\"]\n")
         .args(["config", "-q"])
         .run()
         .code(2)
         .stderr_has("joins another container's network")
-        .stderr_has("cap_add is not honoured by the native runtime");
+        .stderr_has("devices is not honoured by the native runtime");
 }
 
 #[test]

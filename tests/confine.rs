@@ -53,11 +53,12 @@ services:
 fn bad_limits_are_errors_at_their_line_and_other_security_options_a_warning() {
     Test::new()
         .compose(
-            "services:\n  c:\n    command: [sleep, '1']\n    ulimits:\n      nofiles: 10\n      nproc: {soft: 20, hard: 10}\n",
+            "services:\n  c:\n    command: [sleep, '1']\n    ulimits:\n      nofiles: 10\n      nproc: {soft: 20, hard: 10}\n    cap_add: [NET_FLY]\n",
         )
         .args(["config", "-q"])
         .run()
         .code(2)
+        .stderr_has("services.c.cap_add[0]: \"NET_FLY\" is not a Linux capability\n --> compose.yaml:7:15")
         .stderr_has("services.c.ulimits.nofiles: \"nofiles\" is not a resource limit\n --> compose.yaml:5:16")
         .stderr_has("services.c.ulimits.nproc: soft limit 20 is above the hard limit 10\n --> compose.yaml:6:14");
     Test::new()
@@ -68,4 +69,70 @@ fn bad_limits_are_errors_at_their_line_and_other_security_options_a_warning() {
         .run()
         .success()
         .stderr_has("security_opt is not honoured by the native runtime (only no-new-privileges is applied");
+}
+
+#[test]
+fn capabilities_are_dropped_and_granted_as_the_file_says() {
+    if !nix::unistd::geteuid().is_root() {
+        // Without root, processes hold no capability to drop or keep; CI runs as root.
+        eprintln!("not root: capabilities cannot be tested here");
+        return;
+    }
+    let t = Test::new().compose(
+        r#"
+services:
+  none:
+    command: [sh, -c, 'grep -E "CapEff|CapBnd" /proc/self/status']
+    cap_drop: [ALL]
+  some:
+    command: [sh, -c, 'grep CapBnd /proc/self/status']
+    cap_drop: [NET_RAW, cap_mknod]
+  bind:
+    command: [sh, -c, 'grep -E "CapEff|CapAmb" /proc/self/status']
+    user: nobody
+    cap_drop: [ALL]
+    cap_add: [NET_BIND_SERVICE]
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    for s in ["none-1 exited", "some-1 exited", "bind-1 exited"] {
+        up.wait_for(s, 10 * SEC);
+    }
+    let lines = up.drain().to_vec();
+    let of = |service: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(service))
+            .filter_map(|l| l.split_once('|'))
+            .map(|(_, text)| text.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let none = of("none-1 ");
+    assert!(
+        none.contains(&"CapEff: 0000000000000000".to_string()),
+        "{none:?}"
+    );
+    assert!(
+        none.contains(&"CapBnd: 0000000000000000".to_string()),
+        "{none:?}"
+    );
+    // NET_RAW is bit 13, MKNOD bit 27: gone from the bounding set, the rest kept.
+    let some = of("some-1 ");
+    let bnd = some
+        .iter()
+        .find_map(|l| l.strip_prefix("CapBnd: "))
+        .map(|hex| u64::from_str_radix(hex, 16).unwrap())
+        .unwrap_or_else(|| panic!("{some:?}"));
+    assert_eq!(bnd & (1 << 13 | 1 << 27), 0, "{bnd:x}");
+    assert_ne!(bnd & (1 << 0 | 1 << 10), 0, "{bnd:x}");
+    // NET_BIND_SERVICE (bit 10) as another user: effective and ambient.
+    let bind = of("bind-1 ");
+    assert!(
+        bind.contains(&"CapEff: 0000000000000400".to_string()),
+        "{bind:?}"
+    );
+    assert!(
+        bind.contains(&"CapAmb: 0000000000000400".to_string()),
+        "{bind:?}"
+    );
 }

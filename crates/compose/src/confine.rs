@@ -26,6 +26,64 @@ pub const ULIMITS: &[&str] = &[
     "stack",
 ];
 
+/// Linux capabilities by number, without `CAP_`.
+pub const CAPABILITIES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// Every capability's bit.
+pub const ALL_CAPABILITIES: u64 = (1 << CAPABILITIES.len()) - 1;
+
+/// A capability's number: `NET_ADMIN`, `CAP_NET_ADMIN`, any case.
+pub fn capability(name: &str) -> Option<u32> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    CAPABILITIES
+        .iter()
+        .position(|c| *c == bare)
+        .and_then(|i| u32::try_from(i).ok())
+}
+
 /// One `ulimits` entry; `None` is unlimited (`-1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ulimit {
@@ -44,6 +102,9 @@ pub struct Confinement {
     pub no_new_privileges: bool,
     /// -1000 to 1000.
     pub oom_score_adj: Option<i32>,
+    /// The capabilities the processes keep (`cap_drop`, then `cap_add`,
+    /// from berth's own), as a bit set; `None`: neither is set.
+    pub capabilities: Option<u64>,
 }
 
 /// Reads the confinement of service `name` from its node, reporting every
@@ -99,6 +160,7 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> Confinement {
             }
         }
     }
+    out.capabilities = capabilities(node, &mut bad);
     if let Some(adj) = node.get("oom_score_adj") {
         match adj
             .scalar_string()
@@ -114,6 +176,35 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> Confinement {
         }
     }
     out
+}
+
+/// `cap_drop` then `cap_add` as the set of capabilities kept.
+fn capabilities(node: &Node, bad: &mut impl FnMut(&Node, String, String, &str)) -> Option<u64> {
+    let mut set = |key: &str| -> Option<u64> {
+        let items = node.get(key)?.as_seq()?;
+        let mut bits = 0u64;
+        for (i, item) in items.iter().enumerate() {
+            let name = item.scalar_string().unwrap_or_default();
+            if name.eq_ignore_ascii_case("ALL") {
+                bits = ALL_CAPABILITIES;
+            } else if let Some(n) = capability(&name) {
+                bits |= 1 << n;
+            } else {
+                bad(
+                    item,
+                    format!("{key}[{i}]"),
+                    format!("{name:?} is not a Linux capability"),
+                    "write a capability such as NET_BIND_SERVICE or CAP_CHOWN, or ALL",
+                );
+            }
+        }
+        Some(bits)
+    };
+    let (drop, add) = (set("cap_drop"), set("cap_add"));
+    if drop.is_none() && add.is_none() {
+        return None;
+    }
+    Some((ALL_CAPABILITIES & !drop.unwrap_or(0)) | add.unwrap_or(0))
 }
 
 /// A limit: a number for both, or `{soft, hard}`; -1 is unlimited.

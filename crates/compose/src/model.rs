@@ -13,7 +13,9 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-pub use crate::confine::{Confinement, ULIMITS, Ulimit};
+pub use crate::confine::{
+    ALL_CAPABILITIES, CAPABILITIES, Confinement, ULIMITS, Ulimit, capability,
+};
 pub use crate::ports::PortConfig;
 pub use crate::units::{ByteSize, Duration};
 pub use crate::values::{

@@ -19,6 +19,8 @@ pub(crate) struct Prepared {
     /// uid, gid and supplementary groups to switch to.
     identity: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
     no_new_privileges: bool,
+    /// The capabilities kept (bit set), when `cap_drop`/`cap_add` say.
+    capabilities: Option<u64>,
     /// The text to write to `/proc/self/oom_score_adj`.
     oom_score_adj: Option<Vec<u8>>,
 }
@@ -68,6 +70,9 @@ impl Prepared {
                 .collect(),
             identity: identity.map(|i| (i.uid, i.gid, i.groups.clone())),
             no_new_privileges: c.no_new_privileges,
+            // A process of another user than root holds none to drop, and
+            // cannot change its bounding set.
+            capabilities: c.capabilities.filter(|_| nix::unistd::geteuid().is_root()),
             oom_score_adj: c.oom_score_adj.map(|n| n.to_string().into_bytes()),
         }
     }
@@ -105,6 +110,11 @@ impl Prepared {
                 }
             }
         }
+        #[cfg(target_os = "linux")]
+        if let Some(keep) = self.capabilities {
+            // SAFETY: plain system calls.
+            unsafe { bound(keep, self.identity.is_some())? };
+        }
         if let Some((uid, gid, groups)) = &self.identity {
             // SAFETY: plain system calls; the group list was built before
             // the fork. Groups first, then the group, then the user: each
@@ -120,6 +130,11 @@ impl Prepared {
             }
         }
         #[cfg(target_os = "linux")]
+        if let (Some(keep), Some(_)) = (self.capabilities, &self.identity) {
+            // SAFETY: plain system calls.
+            unsafe { raise(keep)? };
+        }
+        #[cfg(target_os = "linux")]
         // SAFETY: a plain system call.
         unsafe {
             if self.no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
@@ -128,6 +143,97 @@ impl Prepared {
         }
         Ok(())
     }
+}
+
+/// Drops every capability not in `keep` from the bounding set, so no
+/// process of the service can gain it; root keeps the rest across exec.
+/// When the user is about to change, asks to keep the permitted set across
+/// `setuid` (see [`raise`]).
+///
+/// # Safety
+/// Only system calls.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+unsafe fn bound(keep: u64, switching_user: bool) -> io::Result<()> {
+    for cap in 0..64u32 {
+        if keep & (1 << cap) != 0 {
+            continue;
+        }
+        // SAFETY: a plain system call; EINVAL past the kernel's last
+        // capability ends the loop.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                break;
+            }
+            return Err(e);
+        }
+    }
+    // SAFETY: a plain system call.
+    if switching_user && keep != 0 && unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// After `setuid` to a user: the kept capabilities as effective,
+/// permitted, inheritable and ambient, so the program exec'd has them.
+///
+/// # Safety
+/// Only system calls.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+unsafe fn raise(keep: u64) -> io::Result<()> {
+    if keep == 0 {
+        return Ok(());
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let half = |shift: u32| {
+        let bits = (keep >> shift) as u32;
+        Data {
+            effective: bits,
+            permitted: bits,
+            inheritable: bits,
+        }
+    };
+    let data = [half(0), half(32)];
+    // SAFETY: capset with a version 3 header and its two data words.
+    if unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    for cap in 0..64u64 {
+        if keep & (1 << cap) == 0 {
+            continue;
+        }
+        let raise = libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong;
+        // SAFETY: a plain system call.
+        if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, raise, cap, 0, 0) } < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINVAL) {
+                // Past the kernel's last capability.
+                break;
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Who a service's processes run as: `user` and `group_add`, resolved on

@@ -167,6 +167,12 @@ pub fn native_problems(project: &Project, plans: &[ServicePlan]) -> Vec<PlanErro
                 nix::unistd::getuid()
             ));
         }
+        if s.other.contains_key("cap_add") && !is_root() {
+            problem(
+                "cap_add: granting capabilities takes berth running as root (without it, processes have none to add)"
+                    .to_string(),
+            );
+        }
         if plan.listen.len() > MAX_PORTS {
             problem(format!(
                 "{} ports declared; natively berth listens on each declared port itself and takes at most {MAX_PORTS} per service — declare the ports the service uses",

@@ -18,8 +18,6 @@ const IGNORED: &[(&str, &str)] = &[
         "build",
         "images are not built natively; use `x-berth.build` for a native build step",
     ),
-    ("cap_add", "processes keep berth's own capabilities"),
-    ("cap_drop", "processes keep berth's own capabilities"),
     ("privileged", "processes run with berth's own privileges"),
     ("devices", "processes see the host's devices"),
     ("read_only", "the file system is not made read-only"),
