@@ -13,6 +13,7 @@ mod deploy;
 mod faults;
 mod identity;
 mod logs;
+mod postgres;
 mod proxy;
 mod reconfigure;
 mod up;
