@@ -24,17 +24,7 @@ services:
     let mut up = t.arg("up").spawn();
     up.wait_for("c-1 exited", 10 * SEC);
     up.wait_for("plain-1 exited", 10 * SEC);
-    // Each line of a service, its whitespace squeezed.
-    let lines = up.drain().to_vec();
-    let of = |service: &str| -> Vec<String> {
-        lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(service))
-            .filter_map(|l| l.split_once('|'))
-            .map(|(_, text)| text.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect()
-    };
-    let (c, plain) = (of("c-1 "), of("plain-1 "));
+    let (c, plain) = (up.output_of("c-1"), up.output_of("plain-1"));
     for want in [
         "nofile=256/512",
         "Max processes 300 300 processes",
@@ -98,16 +88,7 @@ services:
     for s in ["none-1 exited", "some-1 exited", "bind-1 exited"] {
         up.wait_for(s, 10 * SEC);
     }
-    let lines = up.drain().to_vec();
-    let of = |service: &str| -> Vec<String> {
-        lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(service))
-            .filter_map(|l| l.split_once('|'))
-            .map(|(_, text)| text.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect()
-    };
-    let none = of("none-1 ");
+    let none = up.output_of("none-1");
     assert!(
         none.contains(&"CapEff: 0000000000000000".to_string()),
         "{none:?}"
@@ -117,7 +98,7 @@ services:
         "{none:?}"
     );
     // NET_RAW is bit 13, MKNOD bit 27: gone from the bounding set, the rest kept.
-    let some = of("some-1 ");
+    let some = up.output_of("some-1");
     let bnd = some
         .iter()
         .find_map(|l| l.strip_prefix("CapBnd: "))
@@ -126,7 +107,7 @@ services:
     assert_eq!(bnd & (1 << 13 | 1 << 27), 0, "{bnd:x}");
     assert_ne!(bnd & (1 << 0 | 1 << 10), 0, "{bnd:x}");
     // NET_BIND_SERVICE (bit 10) as another user: effective and ambient.
-    let bind = of("bind-1 ");
+    let bind = up.output_of("bind-1");
     assert!(
         bind.contains(&"CapEff: 0000000000000400".to_string()),
         "{bind:?}"

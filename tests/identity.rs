@@ -33,13 +33,7 @@ volumes:
     );
     let mut up = t.arg("up").spawn();
     up.wait_for("c-1 exited", 10 * SEC);
-    let lines: Vec<String> = up
-        .drain()
-        .iter()
-        .filter_map(|l| l.strip_prefix("c-1 "))
-        .filter_map(|l| l.split_once('|'))
-        .map(|(_, text)| text.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let lines = up.output_of("c-1");
     for want in [
         "who=65534:65534 groups=65534 100 user=nobody",
         "volume=ok",

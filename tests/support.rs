@@ -361,6 +361,18 @@ impl Running {
         &self.seen
     }
 
+    /// What a replica (`c-1`) printed so far, each line's whitespace
+    /// squeezed (the log prefix pads names to one width).
+    pub fn output_of(&mut self, replica: &str) -> Vec<String> {
+        let prefix = format!("{replica} ");
+        self.drain()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| l.split_once('|'))
+            .map(|(_, text)| text.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
     /// Count of lines seen so far containing `needle`.
     pub fn count(&mut self, needle: &str) -> usize {
         self.drain().iter().filter(|l| l.contains(needle)).count()
