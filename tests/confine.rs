@@ -117,3 +117,30 @@ services:
         "{bind:?}"
     );
 }
+
+#[test]
+fn a_read_only_service_writes_its_volume_and_dev_and_nothing_else() {
+    let t = Test::new().compose(
+        r#"
+services:
+  c:
+    command: [sh, -c, 'touch $$BERTH_VOLUME_DATA/written && echo "volume=ok"; touch ./outside 2>/dev/null || echo "outside=denied"; echo x > /dev/null && echo "dev=ok"; cat compose.yaml > /dev/null && echo "read=ok"']
+    read_only: true
+    volumes: ["data:/data"]
+  free:
+    command: [sh, -c, 'touch ./outside-free && echo "outside=ok"']
+volumes:
+  data: {}
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("c-1 exited", 10 * SEC);
+    up.wait_for("free-1 exited", 10 * SEC);
+    let c = up.output_of("c-1");
+    for want in ["volume=ok", "outside=denied", "dev=ok", "read=ok"] {
+        assert!(c.iter().any(|l| l == want), "{want:?} not in {c:?}");
+    }
+    assert!(!up.test.dir().join("outside").exists());
+    // The same write from a service that is not read_only.
+    assert!(up.output_of("free-1").iter().any(|l| l == "outside=ok"));
+}

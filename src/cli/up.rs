@@ -168,6 +168,17 @@ fn check_plans(
             p.replicas = *n;
         }
     }
+    let unenforced: Vec<&str> = plans
+        .iter()
+        .filter(|p| p.confinement.read_only)
+        .map(|p| p.name.as_str())
+        .collect();
+    if !unenforced.is_empty() && !berth_engine::confine::read_only_enforced() {
+        eprintln!(
+            "berth: warning: read_only is not enforced for {}: this kernel has no Landlock",
+            unenforced.join(", ")
+        );
+    }
     let problems = berth_engine::native_problems(project, &scaled);
     if !problems.is_empty() {
         return Err(Failure::Usage(

@@ -102,6 +102,9 @@ pub struct Confinement {
     pub no_new_privileges: bool,
     /// -1000 to 1000.
     pub oom_score_adj: Option<i32>,
+    /// `read_only: true`: nothing but the service's volumes (and `/dev`)
+    /// is writable.
+    pub read_only: bool,
     /// The capabilities the processes keep (`cap_drop`, then `cap_add`,
     /// from berth's own), as a bit set; `None`: neither is set.
     pub capabilities: Option<u64>,
@@ -161,6 +164,9 @@ pub(crate) fn read(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> Confinement {
         }
     }
     out.capabilities = capabilities(node, &mut bad);
+    out.read_only = node
+        .get("read_only")
+        .is_some_and(|n| matches!(n.value, Value::Bool(true)));
     if let Some(adj) = node.get("oom_score_adj") {
         match adj
             .scalar_string()

@@ -13,8 +13,12 @@ type Resource = libc::__rlimit_resource_t;
 type Resource = libc::c_int;
 
 /// A confinement ready to apply in a forked child.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Prepared {
+    /// `read_only`: the Landlock ruleset, created with its rules before the
+    /// fork, enforced in the child.
+    #[cfg(target_os = "linux")]
+    landlock: Option<landlock::RulesetCreated>,
     limits: Vec<(Resource, libc::rlimit)>,
     /// uid, gid and supplementary groups to switch to.
     identity: Option<(libc::uid_t, libc::gid_t, Vec<libc::gid_t>)>,
@@ -54,9 +58,19 @@ fn resource(name: &str) -> Option<Resource> {
 }
 
 impl Prepared {
-    pub(crate) fn new(c: &Confinement, identity: Option<&Identity>) -> Prepared {
+    pub(crate) fn new(
+        c: &Confinement,
+        identity: Option<&Identity>,
+        writable: &[std::path::PathBuf],
+    ) -> Prepared {
         let value = |v: Option<u64>| v.map_or(libc::RLIM_INFINITY, |v| v as libc::rlim_t);
         Prepared {
+            #[cfg(target_os = "linux")]
+            landlock: if c.read_only {
+                read_only(writable)
+            } else {
+                None
+            },
             limits: c
                 .ulimits
                 .iter()
@@ -83,7 +97,7 @@ impl Prepared {
     /// Only async-signal-safe system calls: fit for a forked child before
     /// exec (nothing is allocated or locked).
     #[allow(unsafe_code)]
-    pub(crate) unsafe fn apply(&self) -> io::Result<()> {
+    pub(crate) unsafe fn apply(&mut self) -> io::Result<()> {
         for (resource, limit) in &self.limits {
             // SAFETY: a plain system call on memory this process owns.
             if unsafe { libc::setrlimit(*resource, limit) } < 0 {
@@ -134,6 +148,14 @@ impl Prepared {
             // SAFETY: plain system calls.
             unsafe { raise(keep)? };
         }
+        // Last: the ruleset's system calls need no privilege, and it sets
+        // no-new-privileges itself.
+        #[cfg(target_os = "linux")]
+        if let Some(ruleset) = self.landlock.take() {
+            ruleset
+                .restrict_self()
+                .map_err(|_| io::Error::from_raw_os_error(libc::EPERM))?;
+        }
         #[cfg(target_os = "linux")]
         // SAFETY: a plain system call.
         unsafe {
@@ -142,6 +164,45 @@ impl Prepared {
             }
         }
         Ok(())
+    }
+}
+
+/// The Landlock ruleset of `read_only: true`: writing, creating and
+/// removing anywhere is denied but under the service's writable volumes
+/// and `/dev`; reading and executing stay as they are. `None` where the
+/// kernel has no Landlock (`up` warns; see [`read_only_enforced`]).
+#[cfg(target_os = "linux")]
+fn read_only(writable: &[std::path::PathBuf]) -> Option<landlock::RulesetCreated> {
+    use landlock::{
+        ABI, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+        RulesetCreatedAttr,
+    };
+    let write = AccessFs::from_write(ABI::V1);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(write)
+        .ok()?
+        .create()
+        .ok()?;
+    let dev = std::path::PathBuf::from("/dev");
+    for path in writable.iter().chain([&dev]) {
+        // A bind mount's source that does not exist has nothing to allow.
+        if let Ok(fd) = PathFd::new(path) {
+            ruleset = ruleset.add_rule(PathBeneath::new(fd, write)).ok()?;
+        }
+    }
+    Some(ruleset)
+}
+
+/// Whether this kernel enforces `read_only` (Landlock).
+pub fn read_only_enforced() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        read_only(&[]).is_some()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }
 

@@ -156,6 +156,7 @@ impl Monitor {
             label: format!("{}-{} healthcheck", self.plan.name, self.index),
             confinement: self.plan.confinement.clone(),
             identity: self.plan.identity.clone(),
+            writable: self.plan.writable.clone(),
         };
         let mut tally = Tally::new(hc);
         loop {

@@ -44,6 +44,9 @@ pub struct ServicePlan {
     pub deploy_timeout: Duration,
     /// Limits and privileges of its processes (replicas, health checks).
     pub confinement: berth_compose::Confinement,
+    /// The host directories of its writable volumes (all that a
+    /// `read_only` service may write, with `/dev`).
+    pub writable: Vec<PathBuf>,
     /// Who they run as (`user`, `group_add`); `None`: as berth, or a user
     /// this machine does not know ([`native_problems`] says so).
     pub identity: Option<crate::confine::Identity>,
@@ -237,6 +240,11 @@ fn plan_service(
         volume_dirs,
         deploy_timeout: deploy_timeout(s),
         confinement: s.confinement.clone(),
+        writable: mounts
+            .iter()
+            .filter(|m| !m.read_only)
+            .map(|m| m.host.clone())
+            .collect(),
         identity,
     }
 }
@@ -377,6 +385,7 @@ struct Mount {
     target: String,
     host: PathBuf,
     named: bool,
+    read_only: bool,
 }
 
 fn mounts(project: &Project, s: &Service) -> Vec<Mount> {
@@ -389,6 +398,7 @@ fn mounts(project: &Project, s: &Service) -> Vec<Mount> {
                         target: v.target.clone(),
                         host: project.directory.join(src),
                         named: false,
+                        read_only: v.read_only,
                     });
                 }
             }
@@ -407,6 +417,7 @@ fn mounts(project: &Project, s: &Service) -> Vec<Mount> {
                     target: v.target.clone(),
                     host: project.settings.state_dir.join("volumes").join(name),
                     named: true,
+                    read_only: v.read_only,
                 });
             }
             _ => {}

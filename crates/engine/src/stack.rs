@@ -956,6 +956,7 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         label: format!("{} build", plan.name),
         confinement: berth_compose::Confinement::default(),
         identity: None,
+        writable: Vec::new(),
     };
     let service = || plan.name.clone();
     let mut process = runtime.spawn(&spec).map_err(|source| Error::BuildSpawn {

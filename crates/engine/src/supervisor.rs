@@ -274,6 +274,7 @@ impl Replica {
             label: self.label(),
             confinement: plan.confinement.clone(),
             identity: plan.identity.clone(),
+            writable: plan.writable.clone(),
         };
         // Registered before spawning so a `log:` ready probe sees the first line.
         let log_wait: Option<crate::health::LogWait> = match plan.ready.as_ref().map(|r| &r.probe) {

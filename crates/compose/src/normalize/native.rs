@@ -20,7 +20,6 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     ("privileged", "processes run with berth's own privileges"),
     ("devices", "processes see the host's devices"),
-    ("read_only", "the file system is not made read-only"),
     ("container_name", "there are no containers"),
     ("hostname", "processes see the host's name"),
     ("domainname", "processes see the host's domain"),

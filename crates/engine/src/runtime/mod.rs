@@ -46,6 +46,8 @@ pub struct ProcessSpec {
     pub confinement: berth_compose::Confinement,
     /// Who it runs as (`None`: as berth).
     pub identity: Option<crate::confine::Identity>,
+    /// With `read_only`: the only places it may write (its volumes).
+    pub writable: Vec<PathBuf>,
 }
 
 /// How a process ended.

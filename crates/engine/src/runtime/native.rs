@@ -133,7 +133,7 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
         .kill_on_drop(false);
     new_session(
         &mut cmd,
-        crate::confine::Prepared::new(&spec.confinement, spec.identity.as_ref()),
+        crate::confine::Prepared::new(&spec.confinement, spec.identity.as_ref(), &spec.writable),
     );
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound {
@@ -168,7 +168,7 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
 /// In the child, between fork and exec: a new session, death with the
 /// parent, and the service's confinement.
 #[allow(unsafe_code)]
-fn new_session(cmd: &mut tokio::process::Command, confinement: crate::confine::Prepared) {
+fn new_session(cmd: &mut tokio::process::Command, mut confinement: crate::confine::Prepared) {
     let parent = std::process::id();
     // berth may have raised its own limit of open files for a large stack;
     // services get the one berth was started with.
@@ -422,6 +422,7 @@ mod tests {
             label: "t".into(),
             confinement: berth_compose::Confinement::default(),
             identity: None,
+            writable: Vec::new(),
         }
     }
 
