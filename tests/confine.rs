@@ -144,3 +144,34 @@ volumes:
     // The same write from a service that is not read_only.
     assert!(up.output_of("free-1").iter().any(|l| l == "outside=ok"));
 }
+
+#[test]
+fn tmpfs_is_a_fresh_private_directory_per_run_removed_after_it() {
+    let t = Test::new().compose(
+        r#"
+services:
+  c:
+    command: [sh, -c, 'ls -A "$$BERTH_VOLUME_RUN" | wc -l; touch "$$BERTH_VOLUME_RUN/pid" && echo "run=$$BERTH_VOLUME_RUN"; touch "$$BERTH_VOLUME_CACHE/x" && echo "cache=ok"; touch ./outside 2>/dev/null || echo "outside=denied"']
+    tmpfs: ["/run:size=1m"]
+    volumes: [{type: tmpfs, target: /cache}]
+    read_only: true
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for("c-1 exited", 10 * SEC);
+    let c = up.output_of("c-1");
+    assert_eq!(c.first().map(String::as_str), Some("0"), "not fresh: {c:?}");
+    assert!(c.iter().any(|l| l == "cache=ok"), "{c:?}");
+    assert!(c.iter().any(|l| l == "outside=denied"), "{c:?}");
+    let dir = c
+        .iter()
+        .find_map(|l| l.strip_prefix("run="))
+        .unwrap_or_else(|| panic!("{c:?}"))
+        .to_string();
+    assert!(dir.contains("/.berth/tmpfs/"), "{dir}");
+    // Removed once the process has ended.
+    assert!(
+        crate::support::eventually(10 * SEC, || !std::path::Path::new(&dir).exists()),
+        "{dir} is still there"
+    );
+}

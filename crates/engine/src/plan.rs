@@ -44,6 +44,11 @@ pub struct ServicePlan {
     pub deploy_timeout: Duration,
     /// Limits and privileges of its processes (replicas, health checks).
     pub confinement: berth_compose::Confinement,
+    /// `tmpfs` targets (and volumes of type tmpfs): each incarnation gets a
+    /// fresh directory for each under `scratch`, removed when it ends.
+    pub tmpfs: Vec<String>,
+    /// Where those directories go: `<state_dir>/tmpfs/<project>_<service>`.
+    pub scratch: PathBuf,
     /// The host directories of its writable volumes (all that a
     /// `read_only` service may write, with `/dev`).
     pub writable: Vec<PathBuf>,
@@ -245,6 +250,12 @@ fn plan_service(
             .filter(|m| !m.read_only)
             .map(|m| m.host.clone())
             .collect(),
+        tmpfs: tmpfs_targets(s),
+        scratch: project
+            .settings
+            .state_dir
+            .join("tmpfs")
+            .join(format!("{}_{}", project.name, s.name)),
         identity,
     }
 }
@@ -267,6 +278,27 @@ fn deploy_timeout(s: &Service) -> Duration {
 
 /// The shortest wait for a replacement replica to be ready by default.
 pub const MIN_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `tmpfs: [/run, "/tmp:size=64m"]` and `volumes` of type tmpfs: their
+/// targets (options are a container's; a directory has none).
+fn tmpfs_targets(s: &Service) -> Vec<String> {
+    let listed = s
+        .other
+        .get("tmpfs")
+        .and_then(|t| t.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.as_str())
+        .map(|t| t.split(':').next().unwrap_or(t).to_string());
+    let volumes = s
+        .volumes
+        .iter()
+        .filter(|v| v.kind == VolumeKind::Tmpfs)
+        .map(|v| v.target.clone());
+    let mut out: Vec<String> = listed.chain(volumes).collect();
+    out.dedup();
+    out
+}
 
 /// `user` and `group_add` resolved on this machine (`None`: neither set).
 fn identity(s: &Service) -> Option<Result<crate::confine::Identity, String>> {

@@ -72,6 +72,24 @@ fn refuse_links(path: &Path, opened: io::Result<File>) -> io::Result<File> {
     }
 }
 
+/// Lets other users pass through a private directory without listing it
+/// (adds `o+x`: 0700 becomes 0701), for a service running as another user
+/// to reach its own directories below it.
+///
+/// # Errors
+/// The directory cannot be read or changed.
+pub fn passable(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o001 == 0 {
+        std::fs::set_permissions(
+            dir,
+            std::fs::Permissions::from_mode((mode | 0o001) & 0o7777),
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -373,6 +373,7 @@ impl Stack {
             commands,
             drain: Some(drain),
             was_ready: false,
+            started: 0,
         };
         let handle = tokio::spawn(replica.run());
         self.tasks
@@ -887,7 +888,6 @@ async fn bind_ports(
 /// directory itself) let others pass through, not list (0701, as Docker's
 /// own data directory).
 fn create_volumes(plans: &[ServicePlan]) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
     let me = nix::unistd::geteuid().as_raw();
     for plan in plans {
         for dir in &plan.volume_dirs {
@@ -904,14 +904,7 @@ fn create_volumes(plans: &[ServicePlan]) -> Result<(), Error> {
                 std::os::unix::fs::chown(dir, Some(who.uid), Some(who.gid)).map_err(error)?;
             }
             for above in dir.ancestors().skip(1).take(2) {
-                let mode = std::fs::metadata(above)
-                    .map_err(error)?
-                    .permissions()
-                    .mode();
-                if mode & 0o001 == 0 {
-                    let passable = std::fs::Permissions::from_mode((mode | 0o001) & 0o7777);
-                    std::fs::set_permissions(above, passable).map_err(error)?;
-                }
+                crate::private::passable(above).map_err(error)?;
             }
         }
     }

@@ -61,6 +61,8 @@ pub(crate) struct Replica {
     pub drain: Option<Arc<Drain>>,
     /// The current run has been ready at least once.
     pub was_ready: bool,
+    /// Incarnations started, for naming their `tmpfs` directories.
+    pub started: u64,
 }
 
 /// How a run ended.
@@ -73,6 +75,8 @@ enum Outcome {
 /// One process of the replica, with its probes and log readers.
 struct Incarnation {
     process: Box<dyn Process>,
+    /// Its `tmpfs` directories, removed with it.
+    _scratch: Option<Scratch>,
     pid: u32,
     ports: BTreeMap<u16, u16>,
     started_at: SystemTime,
@@ -80,6 +84,15 @@ struct Incarnation {
     monitor: CancellationToken,
     monitor_task: JoinHandle<()>,
     log_task: Option<JoinHandle<()>>,
+}
+
+/// An incarnation's `tmpfs` directories; removed when dropped.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Incarnation {
@@ -257,14 +270,18 @@ impl Replica {
     }
 
     /// Starts a process with fresh ports (avoiding `avoid`) and its monitor.
-    fn spawn(&self, plan: &Arc<ServicePlan>, avoid: &[u16]) -> Result<Incarnation, Failure> {
+    fn spawn(&mut self, plan: &Arc<ServicePlan>, avoid: &[u16]) -> Result<Incarnation, Failure> {
         let plan = plan.clone();
         let ports = self
             .allocate_ports(&plan, avoid)
             .map_err(|e| Failure::Start {
                 reason: format!("no free port for {}: {e}", self.label()),
             })?;
-        let env = plan.replica_env(self.index, &ports);
+        let mut env = plan.replica_env(self.index, &ports);
+        self.started += 1;
+        let scratch = self.scratch(&plan, &mut env)?;
+        let mut writable = plan.writable.clone();
+        writable.extend(scratch.as_ref().map(|s| s.0.clone()));
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
         let spec = ProcessSpec {
@@ -274,7 +291,7 @@ impl Replica {
             label: self.label(),
             confinement: plan.confinement.clone(),
             identity: plan.identity.clone(),
-            writable: plan.writable.clone(),
+            writable,
         };
         // Registered before spawning so a `log:` ready probe sees the first line.
         let log_wait: Option<crate::health::LogWait> = match plan.ready.as_ref().map(|r| &r.probe) {
@@ -322,6 +339,7 @@ impl Replica {
         let monitor_task = tokio::spawn(monitor.run());
         Ok(Incarnation {
             process,
+            _scratch: scratch,
             pid,
             ports,
             started_at: SystemTime::now(),
@@ -330,6 +348,40 @@ impl Replica {
             monitor_task,
             log_task,
         })
+    }
+
+    /// Fresh directories for the plan's `tmpfs` targets, each handed over
+    /// in `BERTH_VOLUME_<TARGET>` like a volume, the user's when the
+    /// service runs as one.
+    fn scratch(
+        &self,
+        plan: &ServicePlan,
+        env: &mut BTreeMap<String, String>,
+    ) -> Result<Option<Scratch>, Failure> {
+        if plan.tmpfs.is_empty() {
+            return Ok(None);
+        }
+        let root = plan
+            .scratch
+            .join(format!("{}-{}", self.index, self.started));
+        let scratch = Scratch(root.clone());
+        let fail = |e: std::io::Error| Failure::Start {
+            reason: format!("cannot create {} for tmpfs: {e}", root.display()),
+        };
+        for target in &plan.tmpfs {
+            let var = crate::plan::volume_var(target);
+            let dir = root.join(var.trim_start_matches("BERTH_VOLUME_").to_lowercase());
+            std::fs::create_dir_all(&dir).map_err(fail)?;
+            if let Some(who) = &plan.identity {
+                std::os::unix::fs::chown(&dir, Some(who.uid), Some(who.gid)).map_err(fail)?;
+                // The state directory above `tmpfs/`: passable for that user.
+                if let Some(state) = plan.scratch.parent().and_then(std::path::Path::parent) {
+                    crate::private::passable(state).map_err(fail)?;
+                }
+            }
+            env.insert(var, dir.to_string_lossy().into_owned());
+        }
+        Ok(Some(scratch))
     }
 
     /// Makes an incarnation the one the slot publishes.
@@ -356,7 +408,8 @@ impl Replica {
             r.state = ReplicaState::Starting;
             r.message = None;
         });
-        let mut cur = self.spawn(&self.plan, &[])?;
+        let plan = self.plan.clone();
+        let mut cur = self.spawn(&plan, &[])?;
         self.publish_current(&cur);
         self.say(format!("started (pid {})", cur.pid));
         let outcome = self.follow(&mut cur).await?;

@@ -45,7 +45,6 @@ const IGNORED: &[(&str, &str)] = &[
     ("memswap_limit", "memory limits are not applied"),
     ("shm_size", "the host's /dev/shm is shared"),
     ("sysctls", "kernel parameters are not changed"),
-    ("tmpfs", "no tmpfs is mounted"),
     ("userns_mode", "no user namespace is created"),
     ("runtime", "there is no container runtime"),
     ("isolation", "there is no container runtime"),
@@ -131,13 +130,13 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
         for (i, v) in service.volumes.iter().enumerate() {
             if matches!(
                 v.kind,
-                VolumeKind::Tmpfs | VolumeKind::Npipe | VolumeKind::Cluster | VolumeKind::Image
+                VolumeKind::Npipe | VolumeKind::Cluster | VolumeKind::Image
             ) {
                 note(
                     &format!("volumes (type {})", v.kind.as_str()),
                     name,
                     tree.span_at(&["services", name, "volumes", &i.to_string()]),
-                    "only bind mounts and named volumes have a native meaning",
+                    "only bind mounts, named volumes and tmpfs have a native meaning",
                 );
             }
         }
