@@ -33,15 +33,15 @@ volumes:
     );
     let mut up = t.arg("up").spawn();
     up.wait_for("c-1 exited", 10 * SEC);
-    let lines = up.output_of("c-1");
-    for want in [
-        "who=65534:65534 groups=65534 100 user=nobody",
-        "volume=ok",
-        "outside=denied",
-        "CapEff: 0000000000000000",
-    ] {
-        assert!(lines.iter().any(|l| l == want), "{want:?} not in {lines:?}");
-    }
+    up.assert_printed(
+        "c-1",
+        &[
+            "who=65534:65534 groups=65534 100 user=nobody",
+            "volume=ok",
+            "outside=denied",
+            "CapEff: 0000000000000000",
+        ],
+    );
     let volume = up.test.dir().join(".berth/volumes");
     let owner = std::fs::read_dir(&volume)
         .unwrap()

@@ -373,6 +373,18 @@ impl Running {
             .collect()
     }
 
+    /// Asserts that the replica printed each of `lines` (whitespace
+    /// squeezed, as [`Running::output_of`] gives them).
+    pub fn assert_printed(&mut self, replica: &str, lines: &[&str]) {
+        let printed = self.output_of(replica);
+        for want in lines {
+            assert!(
+                printed.iter().any(|l| l == want),
+                "{replica} did not print {want:?}: {printed:?}"
+            );
+        }
+    }
+
     /// Count of lines seen so far containing `needle`.
     pub fn count(&mut self, needle: &str) -> usize {
         self.drain().iter().filter(|l| l.contains(needle)).count()
