@@ -6,6 +6,7 @@
 mod browser;
 mod support;
 
+mod cgroups;
 mod config;
 mod confine;
 mod control;

@@ -168,17 +168,7 @@ fn check_plans(
             p.replicas = *n;
         }
     }
-    let unenforced: Vec<&str> = plans
-        .iter()
-        .filter(|p| p.confinement.read_only)
-        .map(|p| p.name.as_str())
-        .collect();
-    if !unenforced.is_empty() && !berth_engine::confine::read_only_enforced() {
-        eprintln!(
-            "berth: warning: read_only is not enforced for {}: this kernel has no Landlock",
-            unenforced.join(", ")
-        );
-    }
+    super::enforcement(project)?;
     let problems = berth_engine::native_problems(project, &scaled);
     if !problems.is_empty() {
         return Err(Failure::Usage(
@@ -191,6 +181,37 @@ fn check_plans(
     }
     berth_engine::limits::ensure_open_files(&scaled, !args.detach)
         .map_err(|e| Failure::Runtime(e.into()))
+}
+
+/// The native runtime, with a cgroup per replica where the machine
+/// allows; what a crashed run left in the project's cgroups is killed.
+fn native_runtime(project: &str, state_dir: &std::path::Path, logs: &LogHub) -> NativeRuntime {
+    match berth_engine::cgroup::Cgroups::detect(project, state_dir) {
+        Ok(cgroups) => {
+            logs.system("berth", 0, cgroups.describe());
+            // If berth dies, the guard (where there is one) kills what is in them.
+            for dir in cgroups.dirs() {
+                berth_engine::guard::register_cgroup(dir);
+            }
+            let killed = cgroups.sweep();
+            if killed > 0 {
+                logs.system(
+                    "berth",
+                    0,
+                    format!("killed {killed} processes an earlier run left in its cgroups"),
+                );
+            }
+            NativeRuntime::with_cgroups(Arc::new(cgroups))
+        }
+        Err(why) => {
+            logs.system(
+                "berth",
+                0,
+                format!("no cgroups ({why}): resource limits are not enforced"),
+            );
+            NativeRuntime::default()
+        }
+    }
 }
 
 /// What a foreground run starts with.
@@ -223,11 +244,12 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         .with_context(|| format!("cannot write logs under {}", state_dir.display()))?;
     let terminal = Terminal::start(&project, &logs, printer, root.child_token())?;
     logs.system("berth", 0, containment.describe());
+    let native = native_runtime(&project.name, &state_dir, &logs);
     let mut signals = Signals::new()?;
     let start = Stack::start(
         &project.name,
         plans,
-        Arc::new(NativeRuntime),
+        Arc::new(native),
         logs.clone(),
         &options,
         root.child_token(),

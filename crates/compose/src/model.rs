@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 pub use crate::confine::{
-    ALL_CAPABILITIES, CAPABILITIES, Confinement, ULIMITS, Ulimit, capability,
+    ALL_CAPABILITIES, CAPABILITIES, Confinement, Limits, SwapLimit, ULIMITS, Ulimit, capability,
 };
 pub use crate::ports::PortConfig;
 pub use crate::units::{ByteSize, Duration};

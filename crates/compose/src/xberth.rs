@@ -20,6 +20,8 @@ pub struct ProjectSettings {
     pub state_dir: PathBuf,
     /// The edge proxy, when configured.
     pub proxy: Option<ProxySettings>,
+    /// A limit the machine cannot enforce is an error, not a warning.
+    pub strict: bool,
 }
 
 impl Default for ProjectSettings {
@@ -27,6 +29,7 @@ impl Default for ProjectSettings {
         ProjectSettings {
             state_dir: PathBuf::from(".berth"),
             proxy: None,
+            strict: false,
         }
     }
 }
@@ -190,6 +193,7 @@ pub(crate) mod raw {
     pub struct Project {
         pub state_dir: Option<String>,
         pub proxy: Option<Proxy>,
+        pub strict: bool,
     }
 
     #[derive(Debug, Deserialize, Default)]

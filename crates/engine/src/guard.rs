@@ -38,6 +38,8 @@ struct Link {
     record_path: PathBuf,
     /// Lines in the record, to compact it now and then.
     record_lines: usize,
+    /// The project's cgroup directories: everything in them is killed too.
+    cgroups: Vec<PathBuf>,
 }
 
 static LINK: Mutex<Option<Link>> = Mutex::new(None);
@@ -68,6 +70,7 @@ pub fn start(exe: &Path, record: &Path) -> std::io::Result<()> {
         record: Some(file),
         record_path: record.to_path_buf(),
         record_lines: 0,
+        cgroups: Vec::new(),
     });
     drop(link);
     watch(child);
@@ -104,7 +107,12 @@ fn watch(mut child: Child) {
         let Some(l) = link.as_mut() else { return };
         l.pipe = pipe;
         if let Some(p) = l.pipe.as_mut() {
-            let all: String = l.groups.keys().map(|g| format!("+{g}\n")).collect();
+            let all: String = l
+                .groups
+                .keys()
+                .map(|g| format!("+{g}\n"))
+                .chain(l.cgroups.iter().map(|c| format!("c{}\n", c.display())))
+                .collect();
             let _ = p.write_all(all.as_bytes());
         }
     }
@@ -160,6 +168,19 @@ pub fn register(pgid: u32) {
     change(&format!("+{pgid} {started}\n"), |l| {
         l.groups.insert(pgid, started);
     });
+}
+
+/// Tells the guard about a cgroup of the project: when berth dies,
+/// everything in it and below it is killed (daemons in sessions of their
+/// own included). Without a guard (PID namespaces in use) nothing happens.
+pub fn register_cgroup(dir: &Path) {
+    let line = format!("c{}\n", dir.display());
+    let mut link = link();
+    let Some(l) = link.as_mut() else { return };
+    l.cgroups.push(dir.to_path_buf());
+    if let Some(p) = l.pipe.as_mut() {
+        let _ = p.write_all(line.as_bytes());
+    }
 }
 
 /// Tells the guard a process group is gone.
@@ -248,6 +269,7 @@ pub fn run() {
         }
     }
     let mut groups: BTreeSet<u32> = BTreeSet::new();
+    let mut cgroups: BTreeSet<PathBuf> = BTreeSet::new();
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -260,9 +282,14 @@ pub fn run() {
             groups.insert(pgid);
         } else if let Some(pgid) = line.strip_prefix('-').and_then(group) {
             groups.remove(&pgid);
+        } else if let Some(dir) = line.strip_prefix('c') {
+            cgroups.insert(PathBuf::from(dir));
         }
     }
     kill_all(&groups);
+    for dir in &cgroups {
+        crate::cgroup::kill_everything_in(dir);
+    }
 }
 
 fn kill_all(groups: &BTreeSet<u32>) {

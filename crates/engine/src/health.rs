@@ -162,7 +162,7 @@ impl Monitor {
         loop {
             let result = self
                 .runtime
-                .probe(&Probe::Command(spec.clone()), hc.timeout.0)
+                .probe(&Probe::Command(Box::new(spec.clone())), hc.timeout.0)
                 .await;
             match result {
                 ProbeResult::Pass => {

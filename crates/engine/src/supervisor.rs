@@ -414,7 +414,9 @@ impl Replica {
         self.say(format!("started (pid {})", cur.pid));
         let outcome = self.follow(&mut cur).await?;
         cur.finish().await;
+        let oom = matches!(outcome, Outcome::Exited(Exit::OutOfMemory { .. }));
         self.set(|r| {
+            r.oom_kills += u32::from(oom);
             r.ready = false;
             if r.health != Health::None {
                 r.health = Health::Starting;

@@ -35,14 +35,10 @@ const IGNORED: &[(&str, &str)] = &[
     ("cgroup_parent", "no cgroup is created"),
     ("cpu_count", "CPU limits are not applied"),
     ("cpu_percent", "CPU limits are not applied"),
-    ("cpu_shares", "CPU limits are not applied"),
     ("cpu_period", "CPU limits are not applied"),
     ("cpu_quota", "CPU limits are not applied"),
-    ("cpus", "CPU limits are not applied"),
     ("cpuset", "CPU pinning is not applied"),
-    ("mem_limit", "memory limits are not applied"),
     ("mem_reservation", "memory reservations are not applied"),
-    ("memswap_limit", "memory limits are not applied"),
     ("shm_size", "the host's /dev/shm is shared"),
     ("sysctls", "kernel parameters are not changed"),
     ("userns_mode", "no user namespace is created"),
@@ -61,7 +57,6 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     ("storage_opt", "no storage driver is used"),
     ("oom_kill_disable", "OOM settings are not applied"),
-    ("pids_limit", "process limits are not applied"),
     ("blkio_config", "I/O limits are not applied"),
     ("device_cgroup_rules", "no device cgroup is created"),
     ("gpus", "GPUs are not reserved"),
@@ -97,14 +92,23 @@ fn unhonoured(service: &Service) -> Vec<(&'static str, &'static str, &'static st
             "networks are not isolated: every service shares the host's loopback",
         ));
     }
-    if let Some(limits) = service.deploy.as_ref().and_then(|d| d.resources.as_ref())
-        && (limits.limits.is_some() || limits.reservations.is_some())
-    {
-        out.push((
-            "deploy.resources",
-            "deploy",
-            "resource limits are not applied",
-        ));
+    if let Some(resources) = service.deploy.as_ref().and_then(|d| d.resources.as_ref()) {
+        if resources.reservations.is_some() {
+            out.push((
+                "deploy.resources.reservations",
+                "deploy",
+                "nothing is reserved; limits are applied",
+            ));
+        }
+        if let Some(limits) = resources.limits.as_ref()
+            && (limits.devices.is_some() || limits.generic_resources.is_some())
+        {
+            out.push((
+                "deploy.resources.limits.devices",
+                "deploy",
+                "devices are not reserved",
+            ));
+        }
     }
     out
 }

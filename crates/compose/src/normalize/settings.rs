@@ -24,13 +24,18 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSett
             return ProjectSettings {
                 state_dir: dir.join(".berth"),
                 proxy: None,
+                strict: false,
             };
         }
     };
     let state_dir =
         crate::context::absolute(dir, Path::new(raw.state_dir.as_deref().unwrap_or(".berth")));
     let proxy = raw.proxy.map(|p| proxy(ctx, p, node, dir));
-    ProjectSettings { state_dir, proxy }
+    ProjectSettings {
+        state_dir,
+        proxy,
+        strict: raw.strict,
+    }
 }
 
 fn proxy(ctx: &mut Ctx<'_>, raw: raw::Proxy, node: &Node, dir: &Path) -> ProxySettings {

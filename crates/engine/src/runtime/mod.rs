@@ -55,6 +55,10 @@ pub struct ProcessSpec {
 pub enum Exit {
     Code(i32),
     Signal(i32),
+    /// The OOM killer ended it (its cgroup says so), at this memory limit.
+    OutOfMemory {
+        limit: Option<u64>,
+    },
 }
 
 impl Exit {
@@ -67,6 +71,12 @@ impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exit::Code(c) => write!(f, "exited with code {c}"),
+            Exit::OutOfMemory { limit: Some(l) } => write!(
+                f,
+                "killed: out of memory (limit {})",
+                berth_compose::units::human_bytes(*l)
+            ),
+            Exit::OutOfMemory { limit: None } => write!(f, "killed: out of memory"),
             Exit::Signal(s) => {
                 let name = nix::sys::signal::Signal::try_from(*s)
                     .map(|s| s.as_str().to_string())
@@ -97,7 +107,12 @@ pub enum SpawnError {
 pub struct Stats {
     /// CPU seconds used so far.
     pub cpu_seconds: f64,
+    /// Memory in use: resident set, or what its cgroup charges.
     pub rss_bytes: u64,
+    /// Its cgroup's memory limit.
+    pub memory_limit: Option<u64>,
+    /// Times the OOM killer struck in its cgroup this run.
+    pub oom_kills: u64,
 }
 
 /// A started process.
@@ -124,7 +139,7 @@ pub enum ProbeResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// Run a command; exit 0 passes. Killed (process group) at the timeout.
-    Command(ProcessSpec),
+    Command(Box<ProcessSpec>),
     /// `GET path` answers 2xx/3xx.
     Http { addr: SocketAddr, path: String },
     /// A TCP connect succeeds.
