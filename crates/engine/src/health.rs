@@ -59,6 +59,8 @@ pub(crate) struct Monitor {
     /// For a `log:` ready probe: the wait for a matching line, registered
     /// before the process was spawned so its first line counts.
     pub log_wait: Option<LogWait>,
+    /// The replica whose mount namespace (its tmpfs) checks run in.
+    pub mounts_of: Option<u32>,
     /// Where the verdicts go.
     pub view: watch::Sender<HealthView>,
     pub cancel: CancellationToken,
@@ -157,6 +159,8 @@ impl Monitor {
             confinement: self.plan.confinement.clone(),
             identity: self.plan.identity.clone(),
             writable: self.plan.writable.clone(),
+            mounts: Vec::new(),
+            mounts_of: self.mounts_of,
         };
         let mut tally = Tally::new(hc);
         loop {

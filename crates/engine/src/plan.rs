@@ -45,8 +45,9 @@ pub struct ServicePlan {
     /// Limits and privileges of its processes (replicas, health checks).
     pub confinement: berth_compose::Confinement,
     /// `tmpfs` targets (and volumes of type tmpfs): each incarnation gets a
-    /// fresh directory for each under `scratch`, removed when it ends.
-    pub tmpfs: Vec<String>,
+    /// fresh directory for each under `scratch`, removed when it ends (a
+    /// tmpfs mounted on it where berth may mount).
+    pub tmpfs: Vec<Tmpfs>,
     /// Where those directories go: `<state_dir>/tmpfs/<project>_<service>`.
     pub scratch: PathBuf,
     /// The host directories of its writable volumes (all that a
@@ -279,9 +280,20 @@ fn deploy_timeout(s: &Service) -> Duration {
 /// The shortest wait for a replacement replica to be ready by default.
 pub const MIN_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `tmpfs: [/run, "/tmp:size=64m"]` and `volumes` of type tmpfs: their
-/// targets (options are a container's; a directory has none).
-fn tmpfs_targets(s: &Service) -> Vec<String> {
+/// A `tmpfs` target and the options a mount takes from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub target: String,
+    /// Bytes (`size=64m`); the kernel's default (half the memory) if unset.
+    pub size: Option<u64>,
+    /// The root's mode (`mode=1777`, Docker's default).
+    pub mode: Option<u32>,
+}
+
+/// `tmpfs: [/run, "/tmp:size=64m,mode=1770"]` and `volumes` of type
+/// tmpfs: their targets, sizes and modes (other options are a
+/// container's).
+fn tmpfs_targets(s: &Service) -> Vec<Tmpfs> {
     let listed = s
         .other
         .get("tmpfs")
@@ -289,14 +301,32 @@ fn tmpfs_targets(s: &Service) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|t| t.as_str())
-        .map(|t| t.split(':').next().unwrap_or(t).to_string());
+        .map(|t| {
+            let (target, options) = t.split_once(':').unwrap_or((t, ""));
+            let option = |key: &str| {
+                options
+                    .split(',')
+                    .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+            };
+            Tmpfs {
+                target: target.to_string(),
+                size: option("size")
+                    .and_then(|v| berth_compose::ByteSize::parse(v).ok())
+                    .map(berth_compose::ByteSize::bytes),
+                mode: option("mode").and_then(|m| u32::from_str_radix(m, 8).ok()),
+            }
+        });
     let volumes = s
         .volumes
         .iter()
         .filter(|v| v.kind == VolumeKind::Tmpfs)
-        .map(|v| v.target.clone());
-    let mut out: Vec<String> = listed.chain(volumes).collect();
-    out.dedup();
+        .map(|v| Tmpfs {
+            target: v.target.clone(),
+            size: v.tmpfs.as_ref().and_then(|t| t.size).map(|b| b.bytes()),
+            mode: v.tmpfs.as_ref().and_then(|t| t.mode),
+        });
+    let mut out: Vec<Tmpfs> = listed.chain(volumes).collect();
+    out.dedup_by(|a, b| a.target == b.target);
     out
 }
 

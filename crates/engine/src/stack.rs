@@ -950,6 +950,8 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         confinement: berth_compose::Confinement::default(),
         identity: None,
         writable: Vec::new(),
+        mounts: Vec::new(),
+        mounts_of: None,
     };
     let service = || plan.name.clone();
     let mut process = runtime.spawn(&spec).map_err(|source| Error::BuildSpawn {

@@ -87,11 +87,16 @@ struct Incarnation {
 }
 
 /// An incarnation's `tmpfs` directories; removed when dropped.
-struct Scratch(std::path::PathBuf);
+struct Scratch {
+    root: std::path::PathBuf,
+    /// A tmpfs on each of its directories, where berth may mount.
+    mounts: Vec<crate::confine::Mount>,
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // The mounts went with the run's mount namespace.
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -280,19 +285,9 @@ impl Replica {
         let mut env = plan.replica_env(self.index, &ports);
         self.started += 1;
         let scratch = self.scratch(&plan, &mut env)?;
-        let mut writable = plan.writable.clone();
-        writable.extend(scratch.as_ref().map(|s| s.0.clone()));
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
-        let spec = ProcessSpec {
-            argv: plan.argv.clone(),
-            env: env.clone(),
-            working_dir: plan.working_dir.clone(),
-            label: self.label(),
-            confinement: plan.confinement.clone(),
-            identity: plan.identity.clone(),
-            writable,
-        };
+        let spec = self.process_spec(&plan, &env, scratch.as_ref());
         // Registered before spawning so a `log:` ready probe sees the first line.
         let log_wait: Option<crate::health::LogWait> = match plan.ready.as_ref().map(|r| &r.probe) {
             Some(berth_compose::ReadyProbe::Log(pattern)) => {
@@ -333,6 +328,7 @@ impl Replica {
             env,
             working_dir: plan.working_dir.clone(),
             log_wait,
+            mounts_of: (!spec.mounts.is_empty()).then_some(pid),
             view: view_tx,
             cancel: monitor_cancel.clone(),
         };
@@ -350,6 +346,28 @@ impl Replica {
         })
     }
 
+    /// What to run for one incarnation.
+    fn process_spec(
+        &self,
+        plan: &ServicePlan,
+        env: &BTreeMap<String, String>,
+        scratch: Option<&Scratch>,
+    ) -> ProcessSpec {
+        let mut writable = plan.writable.clone();
+        writable.extend(scratch.map(|s| s.root.clone()));
+        ProcessSpec {
+            argv: plan.argv.clone(),
+            env: env.clone(),
+            working_dir: plan.working_dir.clone(),
+            label: self.label(),
+            confinement: plan.confinement.clone(),
+            identity: plan.identity.clone(),
+            writable,
+            mounts: scratch.map(|s| s.mounts.clone()).unwrap_or_default(),
+            mounts_of: None,
+        }
+    }
+
     /// Fresh directories for the plan's `tmpfs` targets, each handed over
     /// in `BERTH_VOLUME_<TARGET>` like a volume, the user's when the
     /// service runs as one.
@@ -364,12 +382,15 @@ impl Replica {
         let root = plan
             .scratch
             .join(format!("{}-{}", self.index, self.started));
-        let scratch = Scratch(root.clone());
+        let mut scratch = Scratch {
+            root: root.clone(),
+            mounts: Vec::new(),
+        };
         let fail = |e: std::io::Error| Failure::Start {
             reason: format!("cannot create {} for tmpfs: {e}", root.display()),
         };
-        for target in &plan.tmpfs {
-            let var = crate::plan::volume_var(target);
+        for tmpfs in &plan.tmpfs {
+            let var = crate::plan::volume_var(&tmpfs.target);
             let dir = root.join(var.trim_start_matches("BERTH_VOLUME_").to_lowercase());
             std::fs::create_dir_all(&dir).map_err(fail)?;
             if let Some(who) = &plan.identity {
@@ -378,6 +399,23 @@ impl Replica {
                 if let Some(state) = plan.scratch.parent().and_then(std::path::Path::parent) {
                     crate::private::passable(state).map_err(fail)?;
                 }
+            }
+            if crate::confine::can_mount() {
+                let (uid, gid) = plan.identity.as_ref().map_or_else(
+                    || {
+                        (
+                            nix::unistd::getuid().as_raw(),
+                            nix::unistd::getgid().as_raw(),
+                        )
+                    },
+                    |who| (who.uid, who.gid),
+                );
+                scratch.mounts.push(crate::confine::Mount::tmpfs(
+                    dir.clone(),
+                    tmpfs.size,
+                    tmpfs.mode,
+                    (uid, gid),
+                ));
             }
             env.insert(var, dir.to_string_lossy().into_owned());
         }

@@ -48,6 +48,12 @@ pub struct ProcessSpec {
     pub identity: Option<crate::confine::Identity>,
     /// With `read_only`: the only places it may write (its volumes).
     pub writable: Vec<PathBuf>,
+    /// tmpfs file systems mounted for it alone (in a mount namespace of
+    /// its own), where berth may mount.
+    pub mounts: Vec<crate::confine::Mount>,
+    /// Runs in the mount namespace of this process (a replica's health
+    /// check sees the replica's tmpfs mounts).
+    pub mounts_of: Option<u32>,
 }
 
 /// How a process ended.

@@ -170,7 +170,12 @@ fn spawn(
     new_session(
         &mut cmd,
         join.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect(),
-        crate::confine::Prepared::new(&spec.confinement, spec.identity.as_ref(), &spec.writable),
+        crate::confine::Prepared::new(
+            &spec.confinement,
+            spec.identity.as_ref(),
+            &spec.writable,
+            (&spec.mounts, spec.mounts_of),
+        ),
     );
     let child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound {
@@ -541,6 +546,8 @@ mod tests {
             confinement: berth_compose::Confinement::default(),
             identity: None,
             writable: Vec::new(),
+            mounts: Vec::new(),
+            mounts_of: None,
         }
     }
 
