@@ -32,7 +32,10 @@ const IGNORED: &[(&str, &str)] = &[
     ("pid", "processes share the host's PID namespace"),
     ("uts", "processes share the host's UTS namespace"),
     ("cgroup", "no cgroup namespace is created"),
-    ("cgroup_parent", "replicas' cgroups go under the cgroup berth runs in"),
+    (
+        "cgroup_parent",
+        "replicas' cgroups go under the cgroup berth runs in",
+    ),
     ("cpu_count", "CPU limits are not applied"),
     ("cpu_percent", "CPU limits are not applied"),
     ("cpu_period", "CPU limits are not applied"),
