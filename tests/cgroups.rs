@@ -90,6 +90,52 @@ x-berth:
             .contains("berth_replica_memory_limit_bytes{service=\"small\",replica=\"1\"} 67108864"),
         "{metrics}"
     );
+    // `berth events` says why it is restarting: the next kill is within
+    // its backoff (800 ms by now, doubling).
+    let event = next_event(&up.test, |e| {
+        e["service"] == "hog" && e["state"] == "restarting"
+    });
+    assert_eq!(
+        event["exit"], "killed: out of memory (limit 100 MiB)",
+        "{event}"
+    );
+}
+
+/// The first `berth events --json` line for which `is` holds, within 30 s.
+fn next_event(t: &Test, is: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    use std::io::BufRead;
+    let mut events = std::process::Command::new(crate::support::berth_bin())
+        .args(["events", "--json"])
+        .current_dir(t.dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Ok(event) = serde_json::from_str(&line)
+                && tx.send(event).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + 30 * SEC;
+    let found = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(event) if is(&event) => break event,
+            Ok(_) => {}
+            Err(_) => panic!("no such event within 30 s"),
+        }
+    };
+    let _ = events.kill();
+    let _ = events.wait();
+    found
 }
 
 #[test]
