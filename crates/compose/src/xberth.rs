@@ -22,6 +22,53 @@ pub struct ProjectSettings {
     pub proxy: Option<ProxySettings>,
     /// A limit the machine cannot enforce is an error, not a warning.
     pub strict: bool,
+    /// The services' default runtime.
+    pub runtime: RuntimeChoice,
+}
+
+/// `x-berth.runtime`, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeChoice {
+    /// Docker for a service with `image` or `build`, native otherwise.
+    #[default]
+    Auto,
+    Native,
+    Docker,
+}
+
+/// What runs a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// A process on this machine (its `command` is the program).
+    Native,
+    /// A container through the Docker Engine.
+    Docker,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Native => "native",
+            RuntimeKind::Docker => "docker",
+        }
+    }
+}
+
+impl std::str::FromStr for RuntimeChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(RuntimeChoice::Auto),
+            "native" => Ok(RuntimeChoice::Native),
+            "docker" => Ok(RuntimeChoice::Docker),
+            _ => Err(format!(
+                "{s:?} is not a runtime: use auto, native or docker"
+            )),
+        }
+    }
 }
 
 impl Default for ProjectSettings {
@@ -30,6 +77,7 @@ impl Default for ProjectSettings {
             state_dir: PathBuf::from(".berth"),
             proxy: None,
             strict: false,
+            runtime: RuntimeChoice::Auto,
         }
     }
 }
@@ -137,6 +185,8 @@ pub struct ServiceSettings {
     /// Readiness probe polled fast until the first success.
     pub ready: Option<Ready>,
     pub bind: Bind,
+    /// `x-berth.runtime` of the service, if written.
+    pub runtime: Option<RuntimeChoice>,
     /// How long a deploy waits for a replacement replica to be ready
     /// before it rolls the service back (`x-berth.deploy.timeout`).
     pub deploy_timeout: Option<Duration>,
@@ -194,6 +244,7 @@ pub(crate) mod raw {
         pub state_dir: Option<String>,
         pub proxy: Option<Proxy>,
         pub strict: bool,
+        pub runtime: RuntimeChoice,
     }
 
     #[derive(Debug, Deserialize, Default)]
@@ -260,6 +311,7 @@ pub(crate) mod raw {
         pub ready: Option<ReadyRaw>,
         pub bind: Bind,
         pub deploy: DeployRaw,
+        pub runtime: Option<RuntimeChoice>,
     }
 
     #[derive(Debug, Deserialize, Default)]

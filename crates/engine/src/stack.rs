@@ -954,10 +954,13 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         mounts_of: None,
     };
     let service = || plan.name.clone();
-    let mut process = runtime.spawn(&spec).map_err(|source| Error::BuildSpawn {
-        service: service(),
-        source,
-    })?;
+    let mut process = runtime
+        .spawn(&spec)
+        .await
+        .map_err(|source| Error::BuildSpawn {
+            service: service(),
+            source,
+        })?;
     let output = process.take_output().map(|(out, err)| {
         logs.attach(
             Source {

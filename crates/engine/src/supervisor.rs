@@ -275,7 +275,11 @@ impl Replica {
     }
 
     /// Starts a process with fresh ports (avoiding `avoid`) and its monitor.
-    fn spawn(&mut self, plan: &Arc<ServicePlan>, avoid: &[u16]) -> Result<Incarnation, Failure> {
+    async fn spawn(
+        &mut self,
+        plan: &Arc<ServicePlan>,
+        avoid: &[u16],
+    ) -> Result<Incarnation, Failure> {
         let plan = plan.clone();
         let ports = self
             .allocate_ports(&plan, avoid)
@@ -298,9 +302,13 @@ impl Replica {
             }
             _ => None,
         };
-        let mut process = self.runtime.spawn(&spec).map_err(|e| Failure::Start {
-            reason: format!("cannot start {}: {e}", self.label()),
-        })?;
+        let mut process = self
+            .runtime
+            .spawn(&spec)
+            .await
+            .map_err(|e| Failure::Start {
+                reason: format!("cannot start {}: {e}", self.label()),
+            })?;
         let pid = process.pid();
         let log_task = process.take_output().map(|(out, err)| {
             self.logs.attach(
@@ -447,7 +455,7 @@ impl Replica {
             r.message = None;
         });
         let plan = self.plan.clone();
-        let mut cur = self.spawn(&plan, &[])?;
+        let mut cur = self.spawn(&plan, &[]).await?;
         self.publish_current(&cur);
         self.say(format!("started (pid {})", cur.pid));
         let outcome = self.follow(&mut cur).await?;
@@ -585,7 +593,7 @@ impl Replica {
         }
         let plan = to.unwrap_or_else(|| self.plan.clone());
         let avoid: Vec<u16> = cur.ports.values().copied().collect();
-        let mut next = self.spawn(&plan, &avoid).map_err(RollError::Spawn)?;
+        let mut next = self.spawn(&plan, &avoid).await.map_err(RollError::Spawn)?;
         self.say(format!(
             "rolling: new process {} started beside {}",
             next.pid, cur.pid

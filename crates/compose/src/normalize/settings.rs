@@ -25,6 +25,7 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSett
                 state_dir: dir.join(".berth"),
                 proxy: None,
                 strict: false,
+                runtime: Default::default(),
             };
         }
     };
@@ -35,6 +36,7 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSett
         state_dir,
         proxy,
         strict: raw.strict,
+        runtime: raw.runtime,
     }
 }
 
@@ -194,6 +196,7 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> ServiceSett
         build,
         ready,
         bind: raw.bind,
+        runtime: raw.runtime,
         deploy_timeout: raw.deploy.timeout,
     }
 }

@@ -159,7 +159,10 @@ pub trait Runtime: Send + Sync + 'static {
     ///
     /// # Errors
     /// A [`SpawnError`] naming the program or directory at fault.
-    fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError>;
+    fn spawn<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Process>, SpawnError>>;
 
     /// Runs a probe with a timeout.
     fn probe(&self, probe: &Probe, timeout: Duration) -> BoxFuture<'static, ProbeResult>;

@@ -43,8 +43,8 @@ impl NativeRuntime {
     }
 }
 
-impl Runtime for NativeRuntime {
-    fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
+impl NativeRuntime {
+    fn spawn_now(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
         let cgroup = match &self.cgroups {
             Some(c) => Some(Arc::new(
                 c.replica(&spec.label, &spec.confinement.limits)
@@ -56,6 +56,17 @@ impl Runtime for NativeRuntime {
             None => None,
         };
         spawn(spec, cgroup).map(|p| Box::new(p) as Box<dyn Process>)
+    }
+}
+
+impl Runtime for NativeRuntime {
+    fn spawn<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Process>, SpawnError>> {
+        // Now, on this worker thread (see the module's note on
+        // PR_SET_PDEATHSIG), not when the future is polled.
+        Box::pin(std::future::ready(self.spawn_now(spec)))
     }
 
     fn probe(&self, probe: &Probe, timeout: Duration) -> BoxFuture<'static, ProbeResult> {
