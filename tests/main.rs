@@ -11,6 +11,7 @@ mod config;
 mod confine;
 mod control;
 mod deploy;
+mod docker;
 mod faults;
 mod identity;
 mod logs;

@@ -61,6 +61,8 @@ pub(crate) struct Monitor {
     pub log_wait: Option<LogWait>,
     /// The replica whose mount namespace (its tmpfs) checks run in.
     pub mounts_of: Option<u32>,
+    /// The replica's container, which `CMD` checks run in.
+    pub container: Option<Box<crate::runtime::ContainerSpec>>,
     /// Where the verdicts go.
     pub view: watch::Sender<HealthView>,
     pub cancel: CancellationToken,
@@ -161,6 +163,7 @@ impl Monitor {
             writable: self.plan.writable.clone(),
             mounts: Vec::new(),
             mounts_of: self.mounts_of,
+            container: self.container.clone(),
         };
         let mut tally = Tally::new(hc);
         loop {

@@ -55,7 +55,9 @@ mod supervisor;
 
 pub use cell::{Event, ServiceCell, Snapshot};
 pub use error::{Error, RollError};
-pub use plan::{PlanError, ServicePlan, native_problems, plan};
+pub use plan::{
+    ContainerPlan, PlanError, ServicePlan, docker_problems, native_problems, plan, plan_with,
+};
 pub use runtime::{Exit, Runtime, native::NativeRuntime};
 pub use stack::{Settled, Stack, UpOptions};
 pub use state::{Failure, Health, ReplicaState, ReplicaStatus};

@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use berth_compose::{
     Bind, BuildCommand, Condition, HealthCheck, LogRotation, Project, Protocol, Ready,
-    RestartPolicy, Service, Signal, SignalId, VolumeKind,
+    RestartPolicy, RuntimeChoice, RuntimeKind, Service, Signal, SignalId, VolumeKind,
 };
 
 /// Everything needed to run one service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServicePlan {
     pub name: String,
+    /// Set when the service runs as containers (the Docker runtime).
+    pub container: Option<ContainerPlan>,
     pub replicas: u32,
     pub argv: Vec<String>,
     pub working_dir: PathBuf,
@@ -118,15 +120,80 @@ pub struct PlanError {
     pub message: String,
 }
 
-/// Plans every service of the project, in start order. The model is
-/// typed and validated, so planning cannot fail; what the native runtime
-/// cannot do is [`native_problems`].
+/// Plans every service of the project, in start order, each for the
+/// runtime its settings choose. The model is typed and validated, so
+/// planning cannot fail; what the native runtime cannot do is
+/// [`native_problems`].
 pub fn plan(project: &Project, inherited: &BTreeMap<String, String>) -> Vec<ServicePlan> {
+    plan_with(project, inherited, None)
+}
+
+/// [`plan`], with every service's runtime `forced` (`up --runtime`).
+pub fn plan_with(
+    project: &Project,
+    inherited: &BTreeMap<String, String>,
+    forced: Option<RuntimeChoice>,
+) -> Vec<ServicePlan> {
     project
         .start_order()
         .into_iter()
         .filter_map(|name| project.services.get(name))
-        .map(|service| plan_service(project, service, inherited))
+        .map(|service| {
+            let mut plan = plan_service(project, service, inherited);
+            if project.runtime_of(service, forced) == RuntimeKind::Docker {
+                plan.container = Some(container_plan(project, service));
+            }
+            plan
+        })
+        .collect()
+}
+
+/// What a container of the service runs, as Compose says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPlan {
+    pub project: String,
+    /// `None`: the service has only `build:`, which berth does not build yet.
+    pub image: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    /// The service's own environment (nothing of berth's).
+    pub env: BTreeMap<String, String>,
+    /// `com.docker.compose.config-hash`.
+    pub config_hash: String,
+    pub stop_signal: Option<String>,
+}
+
+fn container_plan(project: &Project, s: &Service) -> ContainerPlan {
+    ContainerPlan {
+        project: project.name.clone(),
+        image: s.image.clone(),
+        command: s.command.clone(),
+        entrypoint: s.entrypoint.clone(),
+        user: s.user.clone(),
+        working_dir: s.working_dir.clone(),
+        env: s
+            .environment
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect(),
+        config_hash: berth_compose::diff::config_hash(s),
+        stop_signal: s.stop_signal.as_ref().map(ToString::to_string),
+    }
+}
+
+/// What stops Docker services from running, all at once.
+pub fn docker_problems(plans: &[ServicePlan]) -> Vec<PlanError> {
+    plans
+        .iter()
+        .filter_map(|p| {
+            let c = p.container.as_ref()?;
+            c.image.is_none().then(|| PlanError {
+                service: p.name.clone(),
+                message: "has `build:` but no `image:`; berth does not build images yet: build it (docker build -t NAME CONTEXT) and set `image: NAME`".into(),
+            })
+        })
         .collect()
 }
 
@@ -138,6 +205,9 @@ pub fn native_problems(project: &Project, plans: &[ServicePlan]) -> Vec<PlanErro
         let Some(s) = project.services.get(&plan.name) else {
             continue;
         };
+        if plan.container.is_some() {
+            continue;
+        }
         let mut problem = |message: String| {
             errors.push(PlanError {
                 service: plan.name.clone(),
@@ -227,6 +297,7 @@ fn plan_service(
     }
     ServicePlan {
         name: s.name.clone(),
+        container: None,
         replicas: s.replicas(),
         argv: s.argv(),
         working_dir,
@@ -610,7 +681,14 @@ mod tests {
         let p = project(
             "services:\n  db:\n    image: postgres:16\n  a:\n    command: [x]\n    expose: [\"8000\"]\n  b:\n    command: [y]\n    ports: [\"8000:80\"]\n  c:\n    command: [z]\n    deploy: {replicas: 2}\n    x-berth: {bind: direct}\n",
         );
-        let errors = native_problems(&p, &plan(&p, &BTreeMap::new()));
+        // An image-only service runs in Docker unless told to run natively.
+        assert!(
+            native_problems(&p, &plan(&p, &BTreeMap::new()))
+                .iter()
+                .all(|e| e.service != "db")
+        );
+        let native = plan_with(&p, &BTreeMap::new(), Some(RuntimeChoice::Native));
+        let errors = native_problems(&p, &native);
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert!(
             text.iter()

@@ -952,6 +952,7 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         writable: Vec::new(),
         mounts: Vec::new(),
         mounts_of: None,
+        container: None,
     };
     let service = || plan.name.clone();
     let mut process = runtime

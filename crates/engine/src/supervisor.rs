@@ -24,7 +24,7 @@ use crate::error::RollError;
 use crate::health::{HealthView, Monitor};
 use crate::logs::{LogHub, Source};
 use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF, ServicePlan};
-use crate::runtime::{Exit, Process, ProcessSpec, Runtime};
+use crate::runtime::{ContainerSpec, Exit, Process, ProcessSpec, Runtime};
 use crate::state::{Failure, Health, ReplicaState};
 
 use crate::drain::Drain;
@@ -291,7 +291,7 @@ impl Replica {
         let scratch = self.scratch(&plan, &mut env)?;
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
-        let spec = self.process_spec(&plan, &env, scratch.as_ref());
+        let spec = self.process_spec(&plan, &env, &ports, scratch.as_ref());
         // Registered before spawning so a `log:` ready probe sees the first line.
         let log_wait: Option<crate::health::LogWait> = match plan.ready.as_ref().map(|r| &r.probe) {
             Some(berth_compose::ReadyProbe::Log(pattern)) => {
@@ -337,6 +337,7 @@ impl Replica {
             working_dir: plan.working_dir.clone(),
             log_wait,
             mounts_of: (!spec.mounts.is_empty()).then_some(pid),
+            container: spec.container.clone(),
             view: view_tx,
             cancel: monitor_cancel.clone(),
         };
@@ -359,6 +360,7 @@ impl Replica {
         &self,
         plan: &ServicePlan,
         env: &BTreeMap<String, String>,
+        ports: &BTreeMap<u16, u16>,
         scratch: Option<&Scratch>,
     ) -> ProcessSpec {
         let mut writable = plan.writable.clone();
@@ -373,6 +375,52 @@ impl Replica {
             writable,
             mounts: scratch.map(|s| s.mounts.clone()).unwrap_or_default(),
             mounts_of: None,
+            container: plan
+                .container
+                .as_ref()
+                .map(|c| Box::new(self.container_spec(c, ports))),
+        }
+    }
+
+    /// The container of this incarnation: the service's environment and
+    /// berth's replica variables, `PORT` the declared port (the container
+    /// has its own network), each declared port published on the
+    /// loopback port berth chose.
+    fn container_spec(
+        &self,
+        c: &crate::plan::ContainerPlan,
+        ports: &BTreeMap<u16, u16>,
+    ) -> ContainerSpec {
+        let publish: Vec<(u16, u16)> = ports
+            .iter()
+            .filter(|(declared, _)| **declared != 0)
+            .map(|(declared, own)| (*own, *declared))
+            .collect();
+        let mut env = c.env.clone();
+        env.insert("BERTH_REPLICA".into(), self.index.to_string());
+        if let Some((_, first)) = publish.first() {
+            env.entry("PORT".into())
+                .or_insert_with(|| first.to_string());
+        }
+        let base = format!("{}-{}-{}", c.project, self.cell.name(), self.index);
+        ContainerSpec {
+            name: if self.started > 1 {
+                format!("{base}.{}", self.started)
+            } else {
+                base
+            },
+            project: c.project.clone(),
+            service: self.cell.name().to_string(),
+            number: self.index,
+            image: c.image.clone().unwrap_or_default(),
+            command: c.command.clone(),
+            entrypoint: c.entrypoint.clone(),
+            user: c.user.clone(),
+            working_dir: c.working_dir.clone(),
+            env,
+            publish,
+            config_hash: c.config_hash.clone(),
+            stop_signal: c.stop_signal.clone(),
         }
     }
 

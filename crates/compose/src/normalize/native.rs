@@ -127,6 +127,10 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
         }
     };
     for (name, service) in &project.services {
+        if project.runtime_of(service, None) == crate::xberth::RuntimeKind::Docker {
+            // A container honours what a container does.
+            continue;
+        }
         let key_span = |k: &str| {
             tree.key_span_at(&["services", name], k)
                 .unwrap_or_else(|| tree.span_at(&["services", name]))

@@ -11,6 +11,7 @@
 //!   `PR_SET_PDEATHSIG`, registered with the guard.
 //! - `fake.rs`: the recording fake (tests).
 
+pub mod docker;
 pub mod native;
 
 #[cfg(test)]
@@ -54,6 +55,31 @@ pub struct ProcessSpec {
     /// Runs in the mount namespace of this process (a replica's health
     /// check sees the replica's tmpfs mounts).
     pub mounts_of: Option<u32>,
+    /// Set for a container (the Docker runtime): what to create; the
+    /// native fields above are not used then. A probe with it runs in
+    /// that container.
+    pub container: Option<Box<ContainerSpec>>,
+}
+
+/// One container of a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// `<project>-<service>-<replica>` (a rolling restart's new one gets
+    /// `.<run>` appended: both live a moment).
+    pub name: String,
+    pub project: String,
+    pub service: String,
+    pub number: u32,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// (the host port on 127.0.0.1, the container's declared port).
+    pub publish: Vec<(u16, u16)>,
+    pub config_hash: String,
+    pub stop_signal: Option<String>,
 }
 
 /// How a process ended.

@@ -559,6 +559,7 @@ mod tests {
             writable: Vec::new(),
             mounts: Vec::new(),
             mounts_of: None,
+            container: None,
         }
     }
 
