@@ -378,7 +378,7 @@ impl Replica {
             container: plan
                 .container
                 .as_ref()
-                .map(|c| Box::new(self.container_spec(c, ports))),
+                .map(|c| Box::new(self.container_spec(c, ports, plan.targets.first().copied()))),
         }
     }
 
@@ -390,6 +390,7 @@ impl Replica {
         &self,
         c: &crate::plan::ContainerPlan,
         ports: &BTreeMap<u16, u16>,
+        first: Option<u16>,
     ) -> ContainerSpec {
         let publish: Vec<(u16, u16)> = ports
             .iter()
@@ -398,7 +399,7 @@ impl Replica {
             .collect();
         let mut env = c.env.clone();
         env.insert("BERTH_REPLICA".into(), self.index.to_string());
-        if let Some((_, first)) = publish.first() {
+        if let Some(first) = first.filter(|t| *t != 0) {
             env.entry("PORT".into())
                 .or_insert_with(|| first.to_string());
         }
