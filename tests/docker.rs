@@ -277,3 +277,56 @@ fn docker_compose_sees_the_containers_and_none_outlives_a_sigkill_of_berth() {
         containers(&project)
     );
 }
+
+#[test]
+fn what_the_file_says_of_a_container_is_what_it_gets() {
+    let t = Test::new()
+        .file("data/.keep", "")
+        .compose(&format!(
+            r#"
+services:
+  c:
+    image: {image}
+    command: ["sh", "-c", "grep CapEff /proc/self/status; echo nofile=$$(ulimit -n); touch /x 2>/dev/null || echo root=read-only; touch /run/x && echo tmpfs=ok; echo mem=$$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null); echo pids=$$(cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null); echo hello > /data/hello && echo bind=ok; touch /cache/x && echo volume=ok; grep -c db.example /etc/hosts; echo init=$$(cat /proc/1/comm); echo user=$$(id -u)"]
+    restart: "no"
+    read_only: true
+    tmpfs: ["/run:size=1m"]
+    cap_drop: [ALL]
+    mem_limit: 100m
+    pids_limit: 32
+    ulimits: {{nofile: 256}}
+    init: true
+    user: "0"
+    extra_hosts: ["db.example:10.1.2.3"]
+    volumes: ["./data:/data", "cache:/cache"]
+volumes:
+  cache: {{}}
+"#,
+            image = image()
+        ));
+    let mut up = t.arg("up").spawn();
+    up.wait_for("c-1 exited", 60 * SEC);
+    up.assert_printed(
+        "c-1",
+        &[
+            "CapEff: 0000000000000000",
+            "nofile=256",
+            "root=read-only",
+            "tmpfs=ok",
+            "mem=104857600",
+            "pids=32",
+            "bind=ok",
+            "volume=ok",
+            "1",
+            "init=docker-init",
+            "user=0",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(up.test.dir().join("data/hello")).unwrap(),
+        "hello\n"
+    );
+    let project = project_of(&up.test);
+    let _ = up.wait_exit(10 * SEC);
+    docker(&["volume", "rm", "-f", &format!("{project}_cache")]);
+}

@@ -58,7 +58,7 @@ pub fn run(global: &Global, args: ConfigArgs) -> Result<(), Failure> {
         let leaked: &'static berth_compose::Loaded = Box::leak(Box::new(loaded));
         &leaked.project
     };
-    super::enforcement(project)?;
+    super::enforcement(project, args.runtime)?;
     if args.quiet {
         return Ok(());
     }

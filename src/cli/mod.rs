@@ -108,10 +108,17 @@ pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
 ///
 /// # Errors
 /// [`Failure::Usage`] under `strict` when anything is not enforced.
-pub fn enforcement(project: &berth_compose::Project) -> Result<(), Failure> {
+pub fn enforcement(
+    project: &berth_compose::Project,
+    forced: Option<berth_compose::RuntimeChoice>,
+) -> Result<(), Failure> {
     let preview = berth_engine::cgroup::Preview::of_this_machine();
     let mut lines = Vec::new();
     for (name, service) in &project.services {
+        if project.runtime_of(service, forced) == berth_compose::RuntimeKind::Docker {
+            // The engine enforces a container's limits.
+            continue;
+        }
         let c = &service.confinement;
         for (field, why) in preview.unenforceable(&c.limits) {
             lines.push(format!("services.{name}: {field} is not enforced: {why}"));

@@ -173,7 +173,7 @@ fn check_plans(
             p.replicas = *n;
         }
     }
-    super::enforcement(project)?;
+    super::enforcement(project, args.runtime)?;
     let mut problems = berth_engine::native_problems(project, &scaled);
     problems.extend(berth_engine::docker_problems(&scaled));
     if !problems.is_empty() {

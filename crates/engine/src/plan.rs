@@ -163,6 +163,7 @@ pub struct ContainerPlan {
     /// `com.docker.compose.config-hash`.
     pub config_hash: String,
     pub stop_signal: Option<String>,
+    pub host: crate::runtime::ContainerHost,
 }
 
 fn container_plan(project: &Project, s: &Service) -> ContainerPlan {
@@ -180,6 +181,70 @@ fn container_plan(project: &Project, s: &Service) -> ContainerPlan {
             .collect(),
         config_hash: berth_compose::diff::config_hash(s),
         stop_signal: s.stop_signal.as_ref().map(ToString::to_string),
+        host: container_host(project, s),
+    }
+}
+
+/// The strings of a list in the service's other keys.
+fn strings(s: &Service, key: &str) -> Vec<String> {
+    s.other
+        .get(key)
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// What the file says of a container beyond its command.
+fn container_host(project: &Project, s: &Service) -> crate::runtime::ContainerHost {
+    let binds = s
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            let source = match v.kind {
+                VolumeKind::Bind => v.source.clone()?,
+                VolumeKind::Volume => project.volume_name(v.source.as_ref()?),
+                _ => return None,
+            };
+            let ro = if v.read_only { ":ro" } else { "" };
+            Some(format!("{source}:{}{ro}", v.target))
+        })
+        .collect();
+    let tmpfs = tmpfs_targets(s)
+        .into_iter()
+        .map(|t| {
+            let mut options = Vec::new();
+            if let Some(size) = t.size {
+                options.push(format!("size={size}"));
+            }
+            if let Some(mode) = t.mode {
+                options.push(format!("mode={mode:o}"));
+            }
+            (t.target, options.join(","))
+        })
+        .collect();
+    let extra_hosts = match s.other.get("extra_hosts") {
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(h, a)| format!("{h}:{}", a.as_str().unwrap_or_default()))
+            .collect(),
+        _ => strings(s, "extra_hosts")
+            .into_iter()
+            .map(|h| h.replacen('=', ":", 1))
+            .collect(),
+    };
+    crate::runtime::ContainerHost {
+        binds,
+        tmpfs,
+        read_only: s.confinement.read_only,
+        cap_add: strings(s, "cap_add"),
+        cap_drop: strings(s, "cap_drop"),
+        security_opt: strings(s, "security_opt"),
+        limits: s.confinement.limits,
+        ulimits: s.confinement.ulimits.clone(),
+        init: s.other.get("init").and_then(serde_json::Value::as_bool),
+        extra_hosts,
     }
 }
 

@@ -422,6 +422,7 @@ impl Replica {
             publish,
             config_hash: c.config_hash.clone(),
             stop_signal: c.stop_signal.clone(),
+            host: c.host.clone(),
         }
     }
 

@@ -278,8 +278,7 @@ impl DockerRuntime {
                     name: Some(bollard::models::RestartPolicyNameEnum::NO),
                     maximum_retry_count: None,
                 }),
-                extra_hosts: Some(vec!["host.docker.internal:host-gateway".into()]),
-                ..Default::default()
+                ..host_config(&c.host)
             }),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(
@@ -309,6 +308,43 @@ impl DockerRuntime {
                 Err(_) => ProbeResult::Fail(format!("timed out after {timeout:?}")),
             }
         })
+    }
+}
+
+/// The file's confinement, limits and mounts, as the engine takes them.
+fn host_config(h: &super::ContainerHost) -> HostConfig {
+    let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let limit = |v: Option<u64>| v.and_then(|v| i64::try_from(v).ok());
+    let mut extra_hosts = vec!["host.docker.internal:host-gateway".to_string()];
+    extra_hosts.extend(h.extra_hosts.iter().cloned());
+    HostConfig {
+        binds: some(&h.binds),
+        tmpfs: (!h.tmpfs.is_empty()).then(|| h.tmpfs.iter().cloned().collect()),
+        readonly_rootfs: h.read_only.then_some(true),
+        cap_add: some(&h.cap_add),
+        cap_drop: some(&h.cap_drop),
+        security_opt: some(&h.security_opt),
+        memory: limit(h.limits.memory),
+        memory_swap: h.limits.memory_swap.map(|s| match s {
+            berth_compose::SwapLimit::Unlimited => -1,
+            berth_compose::SwapLimit::Bytes(b) => i64::try_from(b).unwrap_or(i64::MAX),
+        }),
+        nano_cpus: limit(h.limits.cpu_millis.map(|m| m * 1_000_000)),
+        cpu_shares: limit(h.limits.cpu_shares),
+        pids_limit: limit(h.limits.pids),
+        ulimits: (!h.ulimits.is_empty()).then(|| {
+            h.ulimits
+                .iter()
+                .map(|u| bollard::models::ResourcesUlimits {
+                    name: Some(u.name.to_string()),
+                    soft: Some(limit(u.soft).unwrap_or(-1)),
+                    hard: Some(limit(u.hard).unwrap_or(-1)),
+                })
+                .collect()
+        }),
+        init: h.init,
+        extra_hosts: Some(extra_hosts),
+        ..Default::default()
     }
 }
 

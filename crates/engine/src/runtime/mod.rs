@@ -80,6 +80,27 @@ pub struct ContainerSpec {
     pub publish: Vec<(u16, u16)>,
     pub config_hash: String,
     pub stop_signal: Option<String>,
+    /// What the file says of the container's confinement and mounts.
+    pub host: ContainerHost,
+}
+
+/// A container's confinement, limits and mounts, as the file says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerHost {
+    /// `source:target[:ro]`: bind mounts, and named volumes by their
+    /// engine name (`<project>_<name>` unless named otherwise).
+    pub binds: Vec<String>,
+    /// target -> mount options (`size=…,mode=…`).
+    pub tmpfs: Vec<(String, String)>,
+    pub read_only: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub limits: berth_compose::Limits,
+    pub ulimits: Vec<berth_compose::Ulimit>,
+    pub init: Option<bool>,
+    /// `host:address`.
+    pub extra_hosts: Vec<String>,
 }
 
 /// How a process ended.
