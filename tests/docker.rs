@@ -330,3 +330,39 @@ volumes:
     let _ = up.wait_exit(10 * SEC);
     docker(&["volume", "rm", "-f", &format!("{project}_cache")]);
 }
+
+#[test]
+fn an_image_is_built_from_its_context_with_its_args_and_a_broken_one_stops_up() {
+    let base = image();
+    let t = Test::new()
+        .file(
+            "app/Dockerfile",
+            &format!(
+                "FROM {base} AS first\nARG GREETING=unset\nRUN echo \"built with $GREETING\" > /built\nFROM first AS final\nLABEL io.berth.test=1\nCMD [\"cat\", \"/built\"]\n"
+            ),
+        )
+        .compose(
+            "services:\n  app:\n    build:\n      context: ./app\n      args: {GREETING: hello}\n      target: final\n    restart: \"no\"\n",
+        );
+    let project = project_of(&t);
+    let mut up = t.arg("up").spawn();
+    up.wait_for_output("app-1", "built with hello", 120 * SEC);
+    // The builder's output is in the log stream, under the service.
+    assert!(
+        up.seen
+            .iter()
+            .any(|l| l.starts_with("app ") && l.contains("building image")),
+        "{:?}",
+        up.seen
+    );
+    let _ = up.wait_exit(10 * SEC);
+    docker(&["image", "rm", "-f", &format!("{project}-app")]);
+
+    Test::new()
+        .file("app/Dockerfile", &format!("FROM {base}\nRUN false\n"))
+        .compose("services:\n  app:\n    build: ./app\n")
+        .arg("up")
+        .run()
+        .code(1)
+        .stderr_has("the image build of service app failed: The command '/bin/sh -c false' returned a non-zero code: 1");
+}

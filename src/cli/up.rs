@@ -277,6 +277,24 @@ async fn docker_runtime(
         .prepare()
         .await
         .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+    for plan in plans {
+        let Some(c) = &plan.container else { continue };
+        let (Some(build), Some(image)) = (&c.build, &c.image) else {
+            continue;
+        };
+        logs.system(&plan.name, 0, format!("building image {image}"));
+        docker
+            .build(image, build, |line| {
+                logs.system(&plan.name, 0, line.to_string())
+            })
+            .await
+            .map_err(|e| {
+                Failure::Runtime(anyhow::anyhow!(
+                    "the image build of service {} failed: {e}",
+                    plan.name
+                ))
+            })?;
+    }
     // If berth dies, its guard removes the containers.
     berth_engine::guard::start(exe, record).map_err(|e| {
         Failure::Runtime(anyhow::anyhow!("cannot start berth's guard process: {e}"))

@@ -152,8 +152,11 @@ pub fn plan_with(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerPlan {
     pub project: String,
-    /// `None`: the service has only `build:`, which berth does not build yet.
+    /// The image to run: `image:`, or for a service with only `build:`
+    /// the one built for it, `<project>-<service>` as Compose names it.
     pub image: Option<String>,
+    /// `build:`: the image is built through the engine before it starts.
+    pub build: Option<ImageBuild>,
     pub command: Option<Vec<String>>,
     pub entrypoint: Option<Vec<String>>,
     pub user: Option<String>,
@@ -166,10 +169,44 @@ pub struct ContainerPlan {
     pub host: crate::runtime::ContainerHost,
 }
 
+/// `build:` as the engine takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageBuild {
+    /// The context directory (absolute).
+    pub context: PathBuf,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: String,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+}
+
+fn image_build(s: &Service) -> Option<ImageBuild> {
+    let b = s.other.get("build")?;
+    let text = |k: &str| b.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Some(ImageBuild {
+        context: PathBuf::from(text("context")?),
+        dockerfile: text("dockerfile").unwrap_or_else(|| "Dockerfile".into()),
+        args: b
+            .get("args")
+            .and_then(|a| a.as_object())
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        target: text("target"),
+    })
+}
+
 fn container_plan(project: &Project, s: &Service) -> ContainerPlan {
+    let build = image_build(s);
     ContainerPlan {
         project: project.name.clone(),
-        image: s.image.clone(),
+        image: s.image.clone().or_else(|| {
+            build
+                .as_ref()
+                .map(|_| format!("{}-{}", project.name, s.name))
+        }),
+        build,
         command: s.command.clone(),
         entrypoint: s.entrypoint.clone(),
         user: s.user.clone(),
@@ -256,7 +293,7 @@ pub fn docker_problems(plans: &[ServicePlan]) -> Vec<PlanError> {
             let c = p.container.as_ref()?;
             c.image.is_none().then(|| PlanError {
                 service: p.name.clone(),
-                message: "has `build:` but no `image:`; berth does not build images yet: build it (docker build -t NAME CONTEXT) and set `image: NAME`".into(),
+                message: "has neither `image:` nor `build:` to run as a container".into(),
             })
         })
         .collect()

@@ -293,6 +293,64 @@ impl DockerRuntime {
         }
     }
 
+    /// Builds `image` from `build` through the engine (the context sent
+    /// as a tar stream), each line of the builder's output passed to
+    /// `say`.
+    ///
+    /// # Errors
+    /// What failed: the context, the Dockerfile, a step (with the
+    /// builder's message).
+    pub async fn build(
+        &self,
+        image: &str,
+        build: &crate::plan::ImageBuild,
+        say: impl Fn(&str),
+    ) -> Result<(), String> {
+        let context = build.context.clone();
+        let tar = tokio::task::spawn_blocking(move || context_tar(&context))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| {
+                format!(
+                    "cannot read the build context {}: {e}",
+                    build.context.display()
+                )
+            })?;
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: build.dockerfile.clone(),
+            t: Some(image.to_string()),
+            target: build.target.clone().unwrap_or_default(),
+            buildargs: Some(build.args.clone().into_iter().collect()),
+            labels: Some(HashMap::from([(
+                "com.docker.compose.project".to_string(),
+                self.project.clone(),
+            )])),
+            rm: true,
+            forcerm: true,
+            ..Default::default()
+        };
+        let mut output =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(tar.into())));
+        while let Some(step) = output.next().await {
+            match step {
+                Ok(info) => {
+                    if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                        return Err(error);
+                    }
+                    for line in info.stream.iter().flat_map(|s| s.lines()) {
+                        if !line.trim().is_empty() {
+                            say(line.trim_end());
+                        }
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(error),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
     /// Runs a probe's command in the container: exit code 0 passes.
     pub fn exec_probe(
         &self,
@@ -346,6 +404,15 @@ fn host_config(h: &super::ContainerHost) -> HostConfig {
         extra_hosts: Some(extra_hosts),
         ..Default::default()
     }
+}
+
+/// The build context as a tar archive, in memory (what the engine's
+/// build endpoint takes), symbolic links kept as links.
+fn context_tar(dir: &std::path::Path) -> io::Result<Vec<u8>> {
+    let mut archive = tar::Builder::new(Vec::new());
+    archive.follow_symlinks(false);
+    archive.append_dir_all(".", dir)?;
+    archive.into_inner()
 }
 
 /// `docker exec`: the exit code and the last lines of its output.
