@@ -23,8 +23,8 @@ pub use crate::values::{
 };
 pub use crate::volumes::{ServiceVolumeConfig, VolumeKind};
 pub use crate::xberth::{
-    Bind, BuildCommand, KubeSettings, LoadBalancing, ProjectSettings, ProxySettings,
-    ProxyTimeouts, Ready, ReadyProbe, Route, RouteTarget, ServiceSettings, ServiceType,
+    Bind, BuildCommand, KubeSettings, LoadBalancing, ProjectSettings, ProxySettings, ProxyTimeouts,
+    Ready, ReadyProbe, Route, RouteTarget, ServiceSettings, ServiceType,
 };
 
 /// A loaded Compose project.
