@@ -22,7 +22,8 @@ pub(crate) fn is_native(s: &Service) -> bool {
 }
 
 /// The image to run: `--image`, else `x-berth.kube.image`, else the built
-/// image (`--image-prefix` before it), else `image`.
+/// image (`image:`, or `PROJECT-SERVICE` as Compose names it) with
+/// `--image-prefix` before it unless it names a registry, else `image`.
 pub(crate) fn image(ctx: &Ctx<'_>, s: &Service) -> Option<String> {
     if let Some(image) = ctx.options.images.get(&s.name) {
         return Some(image.clone());
@@ -35,8 +36,10 @@ pub(crate) fn image(ctx: &Ctx<'_>, s: &Service) -> Option<String> {
             .image
             .clone()
             .unwrap_or_else(|| format!("{}-{}", ctx.project.name, s.name));
-        let prefix = ctx.options.image_prefix.as_deref().unwrap_or_default();
-        return Some(format!("{prefix}{built}"));
+        return Some(match ctx.options.image_prefix.as_deref() {
+            Some(prefix) if !has_registry(&built) => format!("{prefix}{built}"),
+            _ => built,
+        });
     }
     s.image.clone()
 }
@@ -137,12 +140,16 @@ fn working_dir(ctx: &mut Ctx<'_>, s: &Service, native: bool) -> Option<String> {
     if dir.starts_with('/') {
         return Some(dir.clone());
     }
-    if !native {
-        ctx.warn(
-            format!("services.{}.working_dir", s.name),
-            format!("{dir:?} is not an absolute path: left out"),
-        );
-    }
+    let why = if native {
+        "is relative to the project directory natively; the container starts in its image's \
+         WORKDIR: make that the directory, or write an absolute path"
+    } else {
+        "is not an absolute path: the container starts in its image's WORKDIR"
+    };
+    ctx.warn(
+        format!("services.{}.working_dir", s.name),
+        format!("{dir:?} {why}"),
+    );
     None
 }
 

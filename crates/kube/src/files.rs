@@ -188,6 +188,14 @@ pub(crate) fn objects(ctx: &mut Ctx<'_>) -> Vec<Object> {
     let mut out = Vec::new();
     for (key, spec) in used(ctx.project, "configs") {
         if is_external(Some(spec)) {
+            let name = object_name(ctx, "configs", key);
+            ctx.warn(
+                format!("configs.{key}"),
+                format!(
+                    "external: the pods mount the key {} of the ConfigMap {name}, which must exist",
+                    data_key(key)
+                ),
+            );
             continue;
         }
         if let Some(map) = config_map(ctx, key, spec) {

@@ -112,6 +112,12 @@ fn security_opt(ctx: &mut Ctx<'_>, s: &Service, i: usize, opt: &str, sc: &mut Se
                 localhost_profile: None,
             });
         }
+        ("apparmor", "docker-default") => {
+            sc.app_armor_profile = Some(AppArmorProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            });
+        }
         ("apparmor", "unconfined") => {
             sc.app_armor_profile = Some(AppArmorProfile {
                 type_: "Unconfined".into(),

@@ -136,6 +136,13 @@ pub(crate) fn claims(ctx: &mut Ctx<'_>) -> Vec<Object> {
         }
         shared_volume_warning(ctx, key, &users);
         if is_external(ctx, key) {
+            let claim = external_claim(ctx, key);
+            ctx.warn(
+                place,
+                format!(
+                    "external: the pods use the claim {claim}, which must exist in the namespace"
+                ),
+            );
             continue;
         }
         if let [only] = users.as_slice()
@@ -183,7 +190,7 @@ fn shared_volume_warning(ctx: &mut Ctx<'_>, key: &str, users: &[&Service]) {
 /// The pod volumes and mounts of a service's `volumes`, `tmpfs` and `shm_size`.
 pub(crate) fn mounts(ctx: &mut Ctx<'_>, s: &Service) -> Mounts {
     let mut out = Mounts::default();
-    let mut scratch = 0usize;
+    let (mut scratch, mut tmpfs) = (0usize, 0usize);
     for (i, v) in s.volumes.iter().enumerate() {
         let place = format!("services.{}.volumes[{i}]", s.name);
         match (v.kind, v.source.as_deref()) {
@@ -196,11 +203,11 @@ pub(crate) fn mounts(ctx: &mut Ctx<'_>, s: &Service) -> Mounts {
                 );
             }
             (VolumeKind::Tmpfs, _) => {
-                scratch += 1;
+                tmpfs += 1;
                 let size = v.tmpfs.as_ref().and_then(|t| t.size);
                 out.add(
-                    empty_dir(&format!("tmpfs-{scratch}"), Some("Memory"), size),
-                    mount(&format!("tmpfs-{scratch}"), &v.target),
+                    empty_dir(&format!("tmpfs-{tmpfs}"), Some("Memory"), size),
+                    mount(&format!("tmpfs-{tmpfs}"), &v.target),
                 );
             }
             (VolumeKind::Bind, source) => {
@@ -221,12 +228,21 @@ pub(crate) fn mounts(ctx: &mut Ctx<'_>, s: &Service) -> Mounts {
             ),
         }
     }
-    for entry in tmpfs_entries(s) {
-        scratch += 1;
-        let (target, size) = entry;
+    for (target, size) in tmpfs_entries(s) {
+        tmpfs += 1;
         out.add(
-            empty_dir(&format!("tmpfs-{scratch}"), Some("Memory"), size),
-            mount(&format!("tmpfs-{scratch}"), &target),
+            empty_dir(&format!("tmpfs-{tmpfs}"), Some("Memory"), size),
+            mount(&format!("tmpfs-{tmpfs}"), &target),
+        );
+    }
+    let named = s
+        .volumes
+        .iter()
+        .any(|v| v.kind == VolumeKind::Volume && v.source.is_some());
+    if s.settings.kube.storage.is_some() && !named {
+        ctx.warn(
+            format!("services.{}.x-berth.kube.storage", s.name),
+            "the service mounts no named volume for it to size",
         );
     }
     if let Some(size) = s.other.get("shm_size").and_then(json_size) {

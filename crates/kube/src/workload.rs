@@ -60,6 +60,7 @@ pub(crate) fn workload(
     match kind {
         Kind::Deployment => {
             let update = s.deploy.as_ref().and_then(|d| d.update_config.as_ref());
+            let min_ready = update.and_then(|u| u.delay).map(seconds);
             Object::from(Deployment {
                 metadata,
                 spec: DeploymentSpec {
@@ -67,8 +68,12 @@ pub(crate) fn workload(
                     selector,
                     template,
                     strategy: update.map(strategy),
-                    min_ready_seconds: update.and_then(|u| u.delay).map(seconds),
-                    progress_deadline_seconds: s.settings.deploy_timeout.map(seconds),
+                    min_ready_seconds: min_ready,
+                    // The API wants it above minReadySeconds.
+                    progress_deadline_seconds: s
+                        .settings
+                        .deploy_timeout
+                        .map(|t| seconds(t).max(min_ready.unwrap_or(0).saturating_add(1))),
                     ..DeploymentSpec::default()
                 },
                 ..Deployment::default()
