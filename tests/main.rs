@@ -10,6 +10,7 @@ mod config;
 mod confine;
 mod control;
 mod deploy;
+mod export;
 mod faults;
 mod identity;
 mod logs;
