@@ -75,7 +75,9 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<(), Failure> {
     let mut load_options = global.load_options(&[])?;
     // A cluster honours what the native runtime cannot: no warning for it.
     load_options.native_checks = false;
-    let loaded = load(&load_options)?;
+    // The process ends right after the export; freeing a large model and
+    // thousands of objects would only cost time (as in `berth config`).
+    let loaded: &'static berth_compose::Loaded = Box::leak(Box::new(load(&load_options)?));
     let project = &loaded.project;
     let mut files = BTreeMap::new();
     for path in berth_kube::files_to_read(project) {
@@ -99,6 +101,7 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<(), Failure> {
     };
     let export = berth_kube::export(project, &options)
         .map_err(|e| Failure::Usage(format!("{e}\n{}", e.help())))?;
+    let export: &'static berth_kube::Export = Box::leak(Box::new(export));
     {
         use std::io::Write;
         let mut err = std::io::stderr().lock();
@@ -127,6 +130,43 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<(), Failure> {
     }
 }
 
+/// Writes the files whose content differs from what is on disk (an export
+/// of an unchanged file writes nothing), on a few threads: a big stack is
+/// thousands of files.
+fn write_changed(dir: &Path, files: &[(String, String)]) -> Result<(), (PathBuf, std::io::Error)> {
+    let write = |part: &[(String, String)]| -> Result<(), (PathBuf, std::io::Error)> {
+        for (name, text) in part {
+            let path = dir.join(name);
+            if std::fs::read(&path).is_ok_and(|old| old == text.as_bytes()) {
+                continue;
+            }
+            std::fs::write(&path, text).map_err(|e| (path, e))?;
+        }
+        Ok(())
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    if threads < 2 || files.len() < 64 {
+        return write(files);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(files.len().div_ceil(threads))
+            .map(|part| {
+                (
+                    part,
+                    std::thread::Builder::new().spawn_scoped(scope, move || write(part)),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|(part, handle)| match handle.map(|h| h.join()) {
+                Ok(Ok(result)) => result,
+                _ => write(part),
+            })
+    })
+}
+
 /// Writes the files into `dir`, and removes those an earlier export listed
 /// in its `kustomization.yaml` that this one does not write (a removed
 /// service). Nothing else in the directory is touched.
@@ -151,10 +191,7 @@ fn write_dir(dir: &Path, files: &[(String, String)]) -> Result<(), Failure> {
         Err(e) => return Err(fail("read", &kustomization, e)),
     };
     let now: BTreeSet<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|e| fail("write", &path, e))?;
-    }
+    write_changed(dir, files).map_err(|(path, e)| fail("write", &path, e))?;
     for old in before.iter().filter(|f| !now.contains(f.as_str())) {
         let path = dir.join(old);
         match std::fs::remove_file(&path) {

@@ -2,7 +2,7 @@
 //! given to everything, which workload each service becomes; and where
 //! warnings are collected.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use berth_compose::{Condition, Project, Service, VolumeKind};
 use indexmap::IndexMap;
@@ -44,6 +44,8 @@ pub(crate) struct Ctx<'a> {
     /// Top-level `secrets`: Secrets.
     pub secrets: Family,
     pub kinds: IndexMap<String, Kind>,
+    /// The services mounting each named volume, in file order.
+    pub volume_users: HashMap<String, Vec<String>>,
     /// `app.kubernetes.io/instance` and `part-of`: the project.
     pub instance: String,
     pub warnings: Vec<Warning>,
@@ -54,11 +56,29 @@ impl<'a> Ctx<'a> {
         let none = HashSet::new();
         let services = Family::new(project.services.keys().map(String::as_str), true, &none);
         let env_maps: HashSet<String> = services.iter().map(|(_, n)| env_map_name(n)).collect();
+        let awaited: HashSet<&str> = project
+            .services
+            .values()
+            .flat_map(|s| &s.depends_on)
+            .filter(|(_, d)| d.condition == Condition::ServiceCompletedSuccessfully)
+            .map(|(dep, _)| dep.as_str())
+            .collect();
         let kinds = project
             .services
             .iter()
-            .map(|(name, s)| (name.clone(), kind_of(project, s)))
+            .map(|(name, s)| (name.clone(), kind_of(s, awaited.contains(name.as_str()))))
             .collect();
+        let mut volume_users: HashMap<String, Vec<String>> = HashMap::new();
+        for s in project.services.values() {
+            for v in &s.volumes {
+                if let (VolumeKind::Volume, Some(key)) = (v.kind, &v.source) {
+                    let users = volume_users.entry(key.clone()).or_default();
+                    if !users.contains(&s.name) {
+                        users.push(s.name.clone());
+                    }
+                }
+            }
+        }
         Ctx {
             project,
             options,
@@ -67,6 +87,7 @@ impl<'a> Ctx<'a> {
             secrets: Family::new(project.secrets.keys().map(String::as_str), false, &none),
             services,
             kinds,
+            volume_users,
             instance: label_value(&project.name),
             warnings: Vec::new(),
         }
@@ -146,25 +167,16 @@ pub(crate) fn env_map_name(service_name: &str) -> String {
     format!("{service_name}-env")
 }
 
-/// Services others wait for with `service_completed_successfully`, and
-/// those deployed as jobs (`deploy.mode: replicated-job`/`global-job`).
-pub(crate) fn is_job(project: &Project, service: &Service) -> bool {
+/// A service others wait for with `service_completed_successfully`
+/// (`awaited`), or deployed as a job (`deploy.mode: replicated-job` or
+/// `global-job`), is a Job.
+fn kind_of(service: &Service, awaited: bool) -> Kind {
     let mode = service.deploy.as_ref().and_then(|d| d.mode.as_deref());
-    matches!(mode, Some("replicated-job" | "global-job"))
-        || project.services.values().any(|other| {
-            other
-                .depends_on
-                .get(&service.name)
-                .is_some_and(|d| d.condition == Condition::ServiceCompletedSuccessfully)
-        })
-}
-
-fn kind_of(project: &Project, service: &Service) -> Kind {
     let named_volumes = service
         .volumes
         .iter()
         .any(|v| v.kind == VolumeKind::Volume && v.source.is_some());
-    if is_job(project, service) {
+    if awaited || matches!(mode, Some("replicated-job" | "global-job")) {
         Kind::Job
     } else if service.settings.stateful || (named_volumes && service.replicas() == 1) {
         Kind::StatefulSet

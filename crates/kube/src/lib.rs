@@ -40,6 +40,8 @@ pub mod units;
 mod wait;
 mod workload;
 
+use std::collections::HashMap;
+
 use berth_compose::{Condition, Project};
 use k8s_openapi::api::core::v1::ConfigMap;
 use sha2::{Digest, Sha256};
@@ -78,12 +80,20 @@ pub fn export(project: &Project, options: &Options) -> Result<Export, Error> {
         services.extend(network::services(&mut ctx, s));
     }
     let claims = storage::claims(&mut ctx);
+    let maps: HashMap<&str, &ConfigMap> = env_maps
+        .iter()
+        .chain(&config_maps)
+        .filter_map(|o| match o {
+            Object::ConfigMap(m) => Some((m.metadata.name.as_deref()?, m.as_ref())),
+            _ => None,
+        })
+        .collect();
     let mut workloads = Vec::new();
     for name in project.start_order() {
         let Some(s) = project.services.get(name) else {
             continue;
         };
-        let hash = config_hash(&ctx, s, &env_maps, &config_maps);
+        let hash = config_hash(&ctx, s, &maps);
         workloads.push(workload::workload(
             &mut ctx,
             s,
@@ -106,23 +116,21 @@ pub fn export(project: &Project, options: &Options) -> Result<Export, Error> {
 /// others (volumes, secrets, configs, the proxy), each group in the order
 /// they were found.
 fn sort_warnings(project: &Project, warnings: &mut [Warning]) {
+    let index: HashMap<&str, usize> = project
+        .services
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), i))
+        .collect();
+    // `services.NAME[.field…]`; a name may hold dots: the longest that is
+    // a service wins.
     let position = |place: &str| -> usize {
-        place
-            .strip_prefix("services.")
-            .and_then(|rest| {
-                project
-                    .services
-                    .keys()
-                    .enumerate()
-                    .filter(|(_, name)| {
-                        rest == name.as_str()
-                            || rest
-                                .strip_prefix(name.as_str())
-                                .is_some_and(|r| r.starts_with('.'))
-                    })
-                    .max_by_key(|(_, name)| name.len())
-                    .map(|(i, _)| i)
-            })
+        let Some(rest) = place.strip_prefix("services.") else {
+            return usize::MAX;
+        };
+        let ends = rest.match_indices('.').map(|(i, _)| i).chain([rest.len()]);
+        ends.filter_map(|end| rest.get(..end).and_then(|name| index.get(name)).copied())
+            .next_back()
             .unwrap_or(usize::MAX)
     };
     warnings.sort_by_cached_key(|w| position(&w.place));
@@ -195,38 +203,26 @@ fn waits_for_jobs(ctx: &Ctx<'_>) -> bool {
 fn config_hash(
     ctx: &Ctx<'_>,
     s: &berth_compose::Service,
-    env_maps: &[Object],
-    config_maps: &[Object],
+    maps: &HashMap<&str, &ConfigMap>,
 ) -> Option<String> {
     let env_name = context::env_map_name(&ctx.name(&s.name));
-    let mounted: Vec<String> = s
+    let mounted = s
         .other
         .get("configs")
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|c| c.get("source").and_then(serde_json::Value::as_str))
-        .map(|source| ctx.configs.get(source))
+        .map(|source| ctx.configs.get(source));
+    let read: Vec<&ConfigMap> = std::iter::once(env_name)
+        .chain(mounted)
+        .filter_map(|name| maps.get(name.as_str()).copied())
         .collect();
-    let maps: Vec<&ConfigMap> = env_maps
-        .iter()
-        .chain(config_maps)
-        .filter_map(|o| match o {
-            Object::ConfigMap(m) => Some(m.as_ref()),
-            _ => None,
-        })
-        .filter(|m| {
-            m.metadata
-                .name
-                .as_ref()
-                .is_some_and(|n| *n == env_name || mounted.contains(n))
-        })
-        .collect();
-    if maps.is_empty() {
+    if read.is_empty() {
         return None;
     }
     let mut hasher = Sha256::new();
-    for m in maps {
+    for m in read {
         hasher.update(serde_json::to_vec(&(&m.data, &m.binary_data)).unwrap_or_default());
     }
     let digest = hasher.finalize();

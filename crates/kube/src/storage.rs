@@ -58,14 +58,11 @@ fn mount(name: &str, target: &str) -> VolumeMount {
 
 /// The services mounting a named volume.
 fn users<'p>(ctx: &Ctx<'p>, key: &str) -> Vec<&'p Service> {
-    ctx.project
-        .services
-        .values()
-        .filter(|s| {
-            s.volumes
-                .iter()
-                .any(|v| v.kind == VolumeKind::Volume && v.source.as_deref() == Some(key))
-        })
+    ctx.volume_users
+        .get(key)
+        .into_iter()
+        .flatten()
+        .filter_map(|name| ctx.project.services.get(name))
         .collect()
 }
 
@@ -83,7 +80,10 @@ fn is_external(ctx: &Ctx<'_>, key: &str) -> bool {
 fn is_template(ctx: &Ctx<'_>, s: &Service, key: &str) -> bool {
     ctx.kind(&s.name) == Kind::StatefulSet
         && !is_external(ctx, key)
-        && users(ctx, key).iter().all(|u| u.name == s.name)
+        && ctx
+            .volume_users
+            .get(key)
+            .is_some_and(|users| users.iter().all(|u| *u == s.name))
 }
 
 /// The claim of a named volume: its size is the largest any user asks for.
