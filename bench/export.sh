@@ -76,28 +76,40 @@ cd "$work"
 "$berth" export kubernetes -o out 2>/dev/null
 objects=$(grep -c '^  - ' out/kustomization.yaml)
 size=$(wc -c < compose.yaml)
+count=$(grep -c '^  [a-z0-9]*:$' compose.yaml)
+printf 'export: %d services (%d bytes) -> %d objects, median of %d runs, goal < 100 ms\n' \
+  "$count" "$size" "$objects" "$runs"
 
-if command -v hyperfine >/dev/null; then
-  hyperfine -N --warmup 2 --runs "$runs" --export-json times.json \
-    "$berth export kubernetes -o out" >/dev/null 2>&1
-  median=$(python3 -c 'import json,statistics;r=json.load(open("times.json"))["results"][0]["times"];print(statistics.median(r)*1e6)')
-  min=$(python3 -c 'import json;r=json.load(open("times.json"))["results"][0]["times"];print(min(r)*1e6)')
-  how=hyperfine
-else
-  times=()
-  for _ in $(seq 1 "$runs"); do
-    start=$(date +%s%N)
-    "$berth" export kubernetes -o out 2>/dev/null
-    end=$(date +%s%N)
-    times+=($(( (end - start) / 1000 )))
-  done
-  median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  min=$(printf '%s\n' "${times[@]}" | sort -n | head -1)
-  how="date loop"
-fi
-printf 'export: %d services (%d bytes) -> %d objects, %d runs (%s): median %.1f ms, min %.1f ms (goal < 100 ms)\n' \
-  "$(grep -c '^  [a-z0-9]*:$' compose.yaml)" "$size" "$objects" "$runs" "$how" \
-  "$(echo "$median / 1000" | bc -l)" "$(echo "$min / 1000" | bc -l)"
+# time_runs LABEL PREPARE COMMAND: the median and the fastest run, in ms.
+time_runs() {
+  local label=$1 prepare=$2 command=$3 median min
+  if command -v hyperfine >/dev/null; then
+    hyperfine -N --warmup 2 --runs "$runs" --prepare "$prepare" --export-json times.json \
+      "$command" >/dev/null 2>&1
+    median=$(python3 -c 'import json,statistics;r=json.load(open("times.json"))["results"][0]["times"];print(statistics.median(r)*1e3)')
+    min=$(python3 -c 'import json;r=json.load(open("times.json"))["results"][0]["times"];print(min(r)*1e3)')
+  else
+    local times=() start end
+    for _ in $(seq 1 "$runs"); do
+      sh -c "$prepare"
+      start=$(date +%s%N)
+      sh -c "$command" >/dev/null 2>&1
+      end=$(date +%s%N)
+      times+=($(( (end - start) / 1000 )))
+    done
+    median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)] / 1000}')
+    min=$(printf '%s\n' "${times[@]}" | sort -n | head -1 | awk '{print $1 / 1000}')
+  fi
+  printf '  %-58s median %6.1f ms, min %6.1f ms\n' "$label" "$median" "$min"
+}
+
+time_runs "-o DIR, the directory holds the same export (nothing written)" "true" \
+  "$berth export kubernetes -o out"
+time_runs "-o DIR, a fresh directory each run (every file written)" "rm -rf $work/fresh" \
+  "$berth export kubernetes -o fresh"
+time_runs "the stream to stdout (no files)" "true" "$berth export kubernetes"
+time_runs "berth config -q (loading the file alone)" "true" "$berth config -q"
+echo "  (timed with $(command -v hyperfine >/dev/null && echo hyperfine || echo 'a date loop'); files under $work)"
 
 if command -v kompose >/dev/null; then
   mkdir -p kompose-out
