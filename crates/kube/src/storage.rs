@@ -165,7 +165,7 @@ fn shared_volume_warning(ctx: &mut Ctx<'_>, key: &str, users: &[&Service]) {
             Kind::StatefulSet if is_template(ctx, s, key) => 1,
             _ => s.replicas().max(1),
         })
-        .sum();
+        .fold(0, u32::saturating_add);
     if pods <= 1 {
         return;
     }
