@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_compose::{ProxySettings, ProxyTimeouts, Route, RouteTarget};
+use berth_compose::{LoadBalancing, ProxySettings, ProxyTimeouts, Route, RouteTarget};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
     IngressServiceBackend, IngressSpec, ServiceBackendPort,
@@ -115,55 +115,36 @@ pub(crate) fn ingresses(ctx: &mut Ctx<'_>) -> Vec<Object> {
     out
 }
 
-/// The path of a service route, and whether it goes to the Ingress that
-/// strips its prefix; `None` (with a warning) for what an Ingress cannot route.
-fn route_path(
-    ctx: &mut Ctx<'_>,
-    route: &Route,
-    place: &str,
-    controller: Controller,
-) -> Option<(HTTPIngressPath, bool)> {
-    let (service, port, strip_prefix, lb) = match &route.target {
-        RouteTarget::Static {
-            root, spa, env_js, ..
-        } => {
-            let root = crate::storage::shown_path(ctx, &root.to_string_lossy());
-            let extra = if env_js.is_empty() {
-                String::new()
-            } else {
-                " and its /env-config.js".to_string()
-            };
-            ctx.warn(
-                place,
-                format!(
-                    "{} serves the files of {root}{extra}{}, which an Ingress cannot: build an image that serves them \
-                     (e.g. nginx with the files), add it as a service and route {} to it",
-                    route.path,
-                    if *spa { " as a single-page app" } else { "" },
-                    route.path,
-                ),
-            );
-            return None;
-        }
-        RouteTarget::Service {
-            service,
-            port,
-            strip_prefix,
-            lb,
-        } => (service, *port, *strip_prefix, *lb),
+/// The warning for a `static` route: an Ingress serves no files.
+fn static_warning(ctx: &mut Ctx<'_>, route: &Route, place: &str) {
+    let RouteTarget::Static {
+        root, spa, env_js, ..
+    } = &route.target
+    else {
+        return;
     };
-    let target = ctx.project.services.get(service)?;
-    let Some(port) = port.or_else(|| declared(target).first().map(|d| d.port)) else {
-        ctx.warn(
-            place,
-            format!(
-                "{service} declares no port: the route {} is left out",
-                route.path
-            ),
-        );
-        return None;
+    let root = crate::storage::shown_path(ctx, &root.to_string_lossy());
+    let extra = if env_js.is_empty() {
+        ""
+    } else {
+        " and its /env-config.js"
     };
-    if lb != berth_compose::LoadBalancing::RoundRobin {
+    let spa = if *spa { " as a single-page app" } else { "" };
+    ctx.warn(
+        place,
+        format!(
+            "{path} serves the files of {root}{extra}{spa}, which an Ingress cannot: build an \
+             image that serves them (e.g. nginx with the files), add it as a service and route \
+             {path} to it",
+            path = route.path,
+        ),
+    );
+}
+
+/// What of a service route an Ingress leaves out: `lb`, and the route's
+/// own `max_body_size` and `timeout`.
+fn route_warnings(ctx: &mut Ctx<'_>, route: &Route, place: &str, lb: LoadBalancing) {
+    if lb != LoadBalancing::RoundRobin {
         ctx.warn(
             format!("{place}.lb"),
             "left out: the Ingress controller balances as it is configured to",
@@ -180,7 +161,39 @@ fn route_path(
             );
         }
     }
-    let strip = strip_prefix && route.path != "/";
+}
+
+/// The path of a service route, and whether it goes to the Ingress that
+/// strips its prefix; `None` (with a warning) for what an Ingress cannot route.
+fn route_path(
+    ctx: &mut Ctx<'_>,
+    route: &Route,
+    place: &str,
+    controller: Controller,
+) -> Option<(HTTPIngressPath, bool)> {
+    let RouteTarget::Service {
+        service,
+        port,
+        strip_prefix,
+        lb,
+    } = &route.target
+    else {
+        static_warning(ctx, route, place);
+        return None;
+    };
+    let target = ctx.project.services.get(service)?;
+    let Some(port) = port.or_else(|| declared(target).first().map(|d| d.port)) else {
+        ctx.warn(
+            place,
+            format!(
+                "{service} declares no port: the route {} is left out",
+                route.path
+            ),
+        );
+        return None;
+    };
+    route_warnings(ctx, route, place, *lb);
+    let strip = *strip_prefix && route.path != "/";
     if strip && controller == Controller::Other {
         ctx.warn(
             format!("{place}.strip_prefix"),
@@ -209,14 +222,12 @@ fn route_path(
         }),
         resource: None,
     };
-    Some((
-        HTTPIngressPath {
-            backend,
-            path: Some(path),
-            path_type: path_type.into(),
-        },
-        strip && controller != Controller::Other,
-    ))
+    let path = HTTPIngressPath {
+        backend,
+        path: Some(path),
+        path_type: path_type.into(),
+    };
+    Some((path, strip && controller != Controller::Other))
 }
 
 fn ingress(

@@ -8,7 +8,8 @@ use k8s_openapi::api::apps::v1::{
     StatefulSetSpec,
 };
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::EnvFromSource;
+use k8s_openapi::api::core::v1::{EnvFromSource, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::context::{Ctx, Kind, component};
@@ -58,27 +59,7 @@ pub(crate) fn workload(
     }
     let selector = ctx.selector(&name);
     match kind {
-        Kind::Deployment => {
-            let update = s.deploy.as_ref().and_then(|d| d.update_config.as_ref());
-            let min_ready = update.and_then(|u| u.delay).map(seconds);
-            Object::from(Deployment {
-                metadata,
-                spec: DeploymentSpec {
-                    replicas: Some(replicas(s)),
-                    selector,
-                    template,
-                    strategy: update.map(strategy),
-                    min_ready_seconds: min_ready,
-                    // The API wants it above minReadySeconds.
-                    progress_deadline_seconds: s
-                        .settings
-                        .deploy_timeout
-                        .map(|t| seconds(t).max(min_ready.unwrap_or(0).saturating_add(1))),
-                    ..DeploymentSpec::default()
-                },
-                ..Deployment::default()
-            })
-        }
+        Kind::Deployment => deployment(s, metadata, selector, template),
         Kind::StatefulSet => {
             let has_service = !crate::network::declared(s).is_empty();
             Object::from(StatefulSet {
@@ -86,7 +67,7 @@ pub(crate) fn workload(
                 spec: StatefulSetSpec {
                     replicas: Some(replicas(s)),
                     selector,
-                    service_name: has_service.then(|| name.clone()),
+                    service_name: has_service.then_some(name),
                     template,
                     volume_claim_templates: (!claim_templates.is_empty())
                         .then_some(claim_templates),
@@ -110,6 +91,33 @@ pub(crate) fn workload(
             })
         }
     }
+}
+
+fn deployment(
+    s: &Service,
+    metadata: ObjectMeta,
+    selector: LabelSelector,
+    template: PodTemplateSpec,
+) -> Object {
+    let update = s.deploy.as_ref().and_then(|d| d.update_config.as_ref());
+    let min_ready = update.and_then(|u| u.delay).map(seconds);
+    Object::from(Deployment {
+        metadata,
+        spec: DeploymentSpec {
+            replicas: Some(replicas(s)),
+            selector,
+            template,
+            strategy: update.map(strategy),
+            min_ready_seconds: min_ready,
+            // The API wants it above minReadySeconds.
+            progress_deadline_seconds: s
+                .settings
+                .deploy_timeout
+                .map(|t| seconds(t).max(min_ready.unwrap_or(0).saturating_add(1))),
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    })
 }
 
 /// `restart: no` fails the Job at the first failure, `on-failure:N`
