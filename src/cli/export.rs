@@ -104,10 +104,13 @@ pub fn run(global: &Global, args: ExportArgs) -> Result<(), Failure> {
     let export: &'static berth_kube::Export = Box::leak(Box::new(export));
     {
         use std::io::Write;
-        let mut err = std::io::stderr().lock();
-        for w in &export.warnings {
-            let _ = writeln!(err, "warning: {w}");
-        }
+        // stderr is unbuffered: one write, not a few per warning.
+        let text: String = export
+            .warnings
+            .iter()
+            .map(|w| format!("warning: {w}\n"))
+            .collect();
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
     }
     let format = match args.format {
         OutputFormat::Yaml => Format::Yaml,
