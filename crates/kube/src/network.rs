@@ -147,7 +147,14 @@ pub(crate) fn services(ctx: &mut Ctx<'_>, s: &Service) -> Vec<Object> {
         (Some(kind), false) => {
             let kind = if kind == ServiceType::NodePort { "NodePort" } else { "LoadBalancer" };
             let ports = node_ports(ctx, s, public, kind);
-            out.push(service(ctx, &format!("{name}-public"), &name, component, kind, ports));
+            let mut public_name = format!("{name}-public");
+            if ctx.services.iter().any(|(_, n)| n == public_name) {
+                // A service of that name exists: keep the two Services apart.
+                let base: String = name.chars().take(63 - "-public-".len() - 6).collect();
+                let hash = crate::names::short_hash(&s.name);
+                public_name = format!("{}-public-{hash}", base.trim_end_matches('-'));
+            }
+            out.push(service(ctx, &public_name, &name, component, kind, ports));
         }
     }
     out
