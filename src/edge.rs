@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use berth_engine::drain::{Drain, Listed};
@@ -80,34 +81,12 @@ struct StateLabels {
 impl EngineView {
     /// The engine's series, as they are now: a registry built per scrape.
     fn metrics(&self) -> Registry {
-        let ready = Family::<ReplicaLabels, Gauge>::default();
-        let healthy = Family::<ReplicaLabels, Gauge>::default();
-        let restarts = Family::<ReplicaLabels, Counter>::default();
-        let replicas = Family::<StateLabels, Gauge>::default();
+        let series = Series::default();
+        let usage = berth_engine::runtime::native::all_group_stats();
         for cell in self.stack.services() {
             let service = cell.name().to_string();
             for r in cell.snapshot().iter() {
-                let labels = ReplicaLabels {
-                    service: service.clone(),
-                    replica: r.index.to_string(),
-                };
-                ready
-                    .get_or_create(&labels)
-                    .set(i64::from(r.ready && r.state == ReplicaState::Running));
-                if r.health != berth_engine::Health::None {
-                    healthy
-                        .get_or_create(&labels)
-                        .set(i64::from(r.health == berth_engine::Health::Healthy));
-                }
-                restarts
-                    .get_or_create(&labels)
-                    .inc_by(u64::from(r.restarts));
-                replicas
-                    .get_or_create(&StateLabels {
-                        service: service.clone(),
-                        state: r.state.as_str().to_string(),
-                    })
-                    .inc();
+                series.replica(&service, r, usage.get(&r.pid.unwrap_or(0)));
             }
         }
         let logs = self.logs.stats();
@@ -116,22 +95,7 @@ impl EngineView {
         let failed_writes = Counter::<u64>::default();
         failed_writes.inc_by(logs.failed_writes);
         let mut registry = Registry::with_prefix("berth");
-        registry.register("replica_ready", "1 when the replica takes traffic", ready);
-        registry.register(
-            "replica_healthy",
-            "1 healthy, 0 unhealthy or starting (replicas with a health check)",
-            healthy,
-        );
-        registry.register(
-            "replica_restarts",
-            "Restarts of the replica since the stack started",
-            restarts,
-        );
-        registry.register(
-            "service_replicas",
-            "Replicas of the service, by state",
-            replicas,
-        );
+        series.register(&mut registry);
         registry.register(
             "log_lines_lost",
             "Log lines that could not be written to a file (a full disk...)",
@@ -143,6 +107,104 @@ impl EngineView {
             failed_writes,
         );
         registry
+    }
+}
+
+/// The replicas' series of one scrape.
+#[derive(Default)]
+struct Series {
+    ready: Family<ReplicaLabels, Gauge>,
+    healthy: Family<ReplicaLabels, Gauge>,
+    restarts: Family<ReplicaLabels, Counter>,
+    replicas: Family<StateLabels, Gauge>,
+    memory: Family<ReplicaLabels, Gauge>,
+    memory_limit: Family<ReplicaLabels, Gauge>,
+    cpu: Family<ReplicaLabels, Counter<f64, AtomicU64>>,
+    oom: Family<ReplicaLabels, Counter>,
+}
+
+impl Series {
+    fn replica(
+        &self,
+        service: &str,
+        r: &berth_engine::ReplicaStatus,
+        usage: Option<&berth_engine::runtime::Stats>,
+    ) {
+        let labels = ReplicaLabels {
+            service: service.to_string(),
+            replica: r.index.to_string(),
+        };
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.ready
+            .get_or_create(&labels)
+            .set(i64::from(r.ready && r.state == ReplicaState::Running));
+        if r.health != berth_engine::Health::None {
+            self.healthy
+                .get_or_create(&labels)
+                .set(i64::from(r.health == berth_engine::Health::Healthy));
+        }
+        self.restarts
+            .get_or_create(&labels)
+            .inc_by(u64::from(r.restarts));
+        self.oom
+            .get_or_create(&labels)
+            .inc_by(u64::from(r.oom_kills));
+        if let Some(s) = usage {
+            self.memory.get_or_create(&labels).set(gauge(s.rss_bytes));
+            self.cpu.get_or_create(&labels).inc_by(s.cpu_seconds);
+            if let Some(l) = s.memory_limit {
+                self.memory_limit.get_or_create(&labels).set(gauge(l));
+            }
+        }
+        self.replicas
+            .get_or_create(&StateLabels {
+                service: service.to_string(),
+                state: r.state.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    fn register(self, registry: &mut Registry) {
+        registry.register(
+            "replica_ready",
+            "1 when the replica takes traffic",
+            self.ready,
+        );
+        registry.register(
+            "replica_healthy",
+            "1 healthy, 0 unhealthy or starting (replicas with a health check)",
+            self.healthy,
+        );
+        registry.register(
+            "replica_restarts",
+            "Restarts of the replica since the stack started",
+            self.restarts,
+        );
+        registry.register(
+            "replica_oom_kills",
+            "Runs of the replica the OOM killer ended (its cgroup's memory limit)",
+            self.oom,
+        );
+        registry.register(
+            "replica_memory_bytes",
+            "Memory the replica's current run uses (its cgroup's charge, or its processes' resident sets)",
+            self.memory,
+        );
+        registry.register(
+            "replica_memory_limit_bytes",
+            "The memory limit the replica's cgroup enforces",
+            self.memory_limit,
+        );
+        registry.register(
+            "replica_cpu_seconds",
+            "CPU time of the replica's current run and everything it started",
+            self.cpu,
+        );
+        registry.register(
+            "service_replicas",
+            "Replicas of the service, by state",
+            self.replicas,
+        );
     }
 }
 

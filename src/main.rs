@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         .nth(1)
         .is_some_and(|a| a == berth_engine::guard::GUARD_ARG)
     {
-        berth_engine::guard::run();
+        if let Some(project) = berth_engine::guard::run() {
+            remove_containers(&project);
+        }
         return ExitCode::SUCCESS;
     }
     if std::env::args_os()
@@ -33,4 +35,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => failure.report(),
     }
+}
+
+/// The guard's last step when berth is gone: the project's containers and
+/// network are removed.
+fn remove_containers(project: &str) {
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    rt.block_on(async {
+        if let Ok(docker) = berth_engine::runtime::docker::DockerRuntime::connect(project).await {
+            docker.finish().await;
+        }
+    });
 }

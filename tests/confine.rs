@@ -160,3 +160,49 @@ services:
         "{dir} is still there"
     );
 }
+
+#[test]
+fn as_root_tmpfs_is_a_real_tmpfs_of_its_size_that_health_checks_see() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: berth cannot mount here; CI runs as root");
+        return;
+    }
+    let t = Test::new().compose(
+        r#"
+services:
+  c:
+    command: [sh, -c, 'echo "fs=$$(stat -f -c %T "$$BERTH_VOLUME_RUN")"; echo "blocks=$$(stat -f -c %b "$$BERTH_VOLUME_RUN")"; echo "owner=$$(stat -c %U "$$BERTH_VOLUME_RUN")"; touch "$$BERTH_VOLUME_RUN/ready"; exec sleep 60']
+    tmpfs: ["/run:size=1m"]
+    user: nobody
+    healthcheck:
+      test: [CMD-SHELL, 'test -f "$$BERTH_VOLUME_RUN/ready"']
+      interval: 1s
+      start_interval: 100ms
+"#,
+    );
+    let mut up = t.arg("up").spawn();
+    up.wait_for_output("c-1", "owner=nobody", 10 * SEC);
+    // 1 MiB in 4 KiB blocks, the service user's.
+    up.assert_printed("c-1", &["fs=tmpfs", "blocks=256", "owner=nobody"]);
+    // The check runs beside the replica, in its mount namespace: it sees
+    // the file; berth's own view of the directory is empty.
+    up.wait_for("c-1 healthy", 10 * SEC);
+    let dirs: Vec<_> = walk(&up.test.dir().join(".berth/tmpfs"));
+    assert!(
+        dirs.iter().all(|d| !d.join("ready").exists()),
+        "the tmpfs leaks into berth's view: {dirs:?}"
+    );
+}
+
+/// Every directory below `root`.
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        if let Ok(entries) = std::fs::read_dir(&out[i]) {
+            out.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+        i += 1;
+    }
+    out
+}

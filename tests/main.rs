@@ -6,10 +6,12 @@
 mod browser;
 mod support;
 
+mod cgroups;
 mod config;
 mod confine;
 mod control;
 mod deploy;
+mod docker;
 mod export;
 mod faults;
 mod identity;

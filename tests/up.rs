@@ -307,7 +307,7 @@ fn missing_programs_and_directories_are_one_clear_line() {
 fn services_that_cannot_run_natively_are_refused_before_anything_starts() {
     Test::new()
         .compose("services:\n  db:\n    image: postgres:16\n")
-        .arg("up")
+        .args(["up", "--runtime", "native"])
         .run()
         .code(2)
         .stderr_has("service db: no command to run natively (image postgres:16 is not run by the native runtime)");

@@ -65,7 +65,14 @@ pub struct ReplicaRow {
     pub uptime_seconds: Option<u64>,
     pub exit: Option<String>,
     pub cpu_seconds: Option<f64>,
+    /// Memory in use (what its cgroup charges, where it has one).
     pub rss_bytes: Option<u64>,
+    /// The memory limit its cgroup enforces.
+    #[serde(default)]
+    pub memory_limit: Option<u64>,
+    /// Runs of it the OOM killer ended.
+    #[serde(default)]
+    pub oom_kills: u32,
     pub message: Option<String>,
     /// Why it failed, when it did.
     #[serde(default)]

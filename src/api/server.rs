@@ -262,6 +262,8 @@ pub fn ps(state: &State) -> Ps {
                         exit: r.exit.map(|e| e.to_string()),
                         cpu_seconds: stats.map(|s| s.cpu_seconds),
                         rss_bytes: stats.map(|s| s.rss_bytes),
+                        memory_limit: stats.and_then(|s| s.memory_limit),
+                        oom_kills: r.oom_kills,
                         message: r.message.clone(),
                         failure: r.failure.clone(),
                     }

@@ -19,6 +19,12 @@ pub struct ConfigArgs {
     /// Print the named volumes, one per line
     #[arg(long)]
     volumes: bool,
+    /// Print each service with the runtime that runs it (native or docker)
+    #[arg(long)]
+    runtimes: bool,
+    /// With --runtimes: as `berth up --runtime` would choose
+    #[arg(long, value_name = "auto|native|docker", requires = "runtimes")]
+    runtime: Option<berth_compose::RuntimeChoice>,
     /// Only validate; print nothing on success
     #[arg(short, long)]
     quiet: bool,
@@ -52,6 +58,7 @@ pub fn run(global: &Global, args: ConfigArgs) -> Result<(), Failure> {
         let leaked: &'static berth_compose::Loaded = Box::leak(Box::new(loaded));
         &leaked.project
     };
+    super::enforcement(project)?;
     if args.quiet {
         return Ok(());
     }
@@ -59,6 +66,14 @@ pub fn run(global: &Global, args: ConfigArgs) -> Result<(), Failure> {
         lines(project.services.keys())
     } else if args.volumes {
         lines(project.volumes.keys())
+    } else if args.runtimes {
+        lines(project.services.values().map(|s| {
+            format!(
+                "{} {}",
+                s.name,
+                project.runtime_of(s, args.runtime).as_str()
+            )
+        }))
     } else if args.profiles {
         let mut all: Vec<&String> = project
             .services

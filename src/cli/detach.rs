@@ -250,6 +250,8 @@ mod tests {
                 exit: exit.map(str::to_string),
                 cpu_seconds: None,
                 rss_bytes: None,
+                memory_limit: None,
+                oom_kills: 0,
                 message: None,
                 failure: None,
             })

@@ -55,6 +55,9 @@ fn human(line: &[u8]) -> String {
     if v.get("ready").and_then(serde_json::Value::as_bool) == Some(true) {
         text.push_str(" ready");
     }
+    if let Some(e) = v.get("exit").and_then(serde_json::Value::as_str) {
+        text.push_str(&format!(" ({e})"));
+    }
     if let Some(m) = v.get("message").and_then(serde_json::Value::as_str) {
         text.push_str(&format!(": {m}"));
     }

@@ -106,6 +106,41 @@ pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
     Ok((name.to_string(), n))
 }
 
+/// What this machine cannot enforce of the services' confinement (cgroup
+/// limits, `read_only`): a warning for each, naming the service, the
+/// field and why; an error instead with `x-berth.strict: true`.
+///
+/// # Errors
+/// [`Failure::Usage`] under `strict` when anything is not enforced.
+pub fn enforcement(project: &berth_compose::Project) -> Result<(), Failure> {
+    let preview = berth_engine::cgroup::Preview::of_this_machine();
+    let mut lines = Vec::new();
+    for (name, service) in &project.services {
+        let c = &service.confinement;
+        for (field, why) in preview.unenforceable(&c.limits) {
+            lines.push(format!("services.{name}: {field} is not enforced: {why}"));
+        }
+        if c.read_only && !berth_engine::confine::read_only_enforced() {
+            lines.push(format!(
+                "services.{name}: read_only is not enforced: this kernel has no Landlock"
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return Ok(());
+    }
+    if project.settings.strict {
+        return Err(Failure::Usage(format!(
+            "{}\nberth: x-berth.strict is true: run where these can be enforced, or remove the limits",
+            lines.join("\nberth: ")
+        )));
+    }
+    for line in lines {
+        eprintln!("berth: warning: {line}");
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors

@@ -138,6 +138,7 @@ fn row(s: &crate::api::ServiceRow, r: &ReplicaRow) -> [String; 9] {
         .join(", ");
     let state = match (&r.exit, r.state) {
         (Some(exit), ReplicaState::Exited) => format!("exited ({exit})"),
+        (Some(exit), ReplicaState::Restarting) => format!("restarting ({exit})"),
         (_, state) => state.as_str().to_string(),
     };
     [
@@ -154,7 +155,11 @@ fn row(s: &crate::api::ServiceRow, r: &ReplicaRow) -> [String; 9] {
             humantime::format_duration(std::time::Duration::from_secs(s)).to_string()
         }),
         r.cpu_seconds.map_or("-".into(), |c| format!("{c:.1}s")),
-        r.rss_bytes.map_or("-".into(), human_bytes),
+        match (r.rss_bytes, r.memory_limit) {
+            (Some(used), Some(limit)) => format!("{} / {}", human_bytes(used), human_bytes(limit)),
+            (Some(used), None) => human_bytes(used),
+            (None, _) => "-".into(),
+        },
     ]
 }
 

@@ -51,6 +51,11 @@ pub struct UpArgs {
     /// Stop services of the running stack that are no longer in the file
     #[arg(long)]
     remove_orphans: bool,
+    /// Run every service with this runtime: native processes or Docker
+    /// containers (default: each service's x-berth.runtime, else auto:
+    /// Docker for services with image or build)
+    #[arg(long, value_name = "auto|native|docker")]
+    runtime: Option<berth_compose::RuntimeChoice>,
     /// Services to start, with their dependencies (default: all)
     #[arg(value_name = "SERVICE")]
     services: Vec<String>,
@@ -83,7 +88,7 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
         }
     }
     let inherited = inherited_environment();
-    let plans = berth_engine::plan(&project, &inherited);
+    let plans = berth_engine::plan_with(&project, &inherited, args.runtime);
     if args.dry_run {
         return super::deploy::print(&fresh_plan(&plans, &args.scale), true);
     }
@@ -168,18 +173,9 @@ fn check_plans(
             p.replicas = *n;
         }
     }
-    let unenforced: Vec<&str> = plans
-        .iter()
-        .filter(|p| p.confinement.read_only)
-        .map(|p| p.name.as_str())
-        .collect();
-    if !unenforced.is_empty() && !berth_engine::confine::read_only_enforced() {
-        eprintln!(
-            "berth: warning: read_only is not enforced for {}: this kernel has no Landlock",
-            unenforced.join(", ")
-        );
-    }
-    let problems = berth_engine::native_problems(project, &scaled);
+    super::enforcement(project)?;
+    let mut problems = berth_engine::native_problems(project, &scaled);
+    problems.extend(berth_engine::docker_problems(&scaled));
     if !problems.is_empty() {
         return Err(Failure::Usage(
             problems
@@ -191,6 +187,122 @@ fn check_plans(
     }
     berth_engine::limits::ensure_open_files(&scaled, !args.detach)
         .map_err(|e| Failure::Runtime(e.into()))
+}
+
+/// The native runtime, with a cgroup per replica where the machine
+/// allows; what a crashed run left in the project's cgroups is killed.
+fn native_runtime(project: &str, state_dir: &std::path::Path, logs: &LogHub) -> NativeRuntime {
+    match berth_engine::cgroup::Cgroups::detect(project, state_dir) {
+        Ok(cgroups) => {
+            logs.system("berth", 0, cgroups.describe());
+            // If berth dies, the guard (where there is one) kills what is in them.
+            for dir in cgroups.dirs() {
+                berth_engine::guard::register_cgroup(dir);
+            }
+            let killed = cgroups.sweep();
+            if killed > 0 {
+                logs.system(
+                    "berth",
+                    0,
+                    format!("killed {killed} processes an earlier run left in its cgroups"),
+                );
+            }
+            NativeRuntime::with_cgroups(Arc::new(cgroups))
+        }
+        Err(why) => {
+            logs.system(
+                "berth",
+                0,
+                format!("no cgroups ({why}): resource limits are not enforced"),
+            );
+            NativeRuntime::default()
+        }
+    }
+}
+
+/// The runtimes of the stack: native processes, and the Docker Engine when
+/// a service runs as containers.
+async fn runtimes(
+    project: &Project,
+    plans: &[berth_engine::ServicePlan],
+    logs: &LogHub,
+) -> Result<
+    (
+        berth_engine::runtime::docker::Runtimes,
+        Option<Arc<berth_engine::runtime::docker::DockerRuntime>>,
+    ),
+    Failure,
+> {
+    let state_dir = &project.settings.state_dir;
+    let native = native_runtime(&project.name, state_dir, logs);
+    let exe = std::env::current_exe().context("cannot find the berth executable")?;
+    let record = super::lock::groups_record(state_dir);
+    let docker = docker_runtime(&project.name, plans, logs, (&exe, &record)).await?;
+    let runtimes = berth_engine::runtime::docker::Runtimes {
+        native,
+        docker: docker.clone(),
+    };
+    Ok((runtimes, docker))
+}
+
+/// The Docker Engine, when a service runs as containers: what an earlier
+/// run left is removed and the project's network made.
+///
+/// # Errors
+/// [`Failure::Usage`] (exit 2, before anything starts) when no engine
+/// answers, naming the services that need one and how to run them natively.
+async fn docker_runtime(
+    project: &str,
+    plans: &[berth_engine::ServicePlan],
+    logs: &LogHub,
+    (exe, record): (&std::path::Path, &std::path::Path),
+) -> Result<Option<Arc<berth_engine::runtime::docker::DockerRuntime>>, Failure> {
+    let needing: Vec<&str> = plans
+        .iter()
+        .filter(|p| p.container.is_some())
+        .map(|p| p.name.as_str())
+        .collect();
+    if needing.is_empty() {
+        return Ok(None);
+    }
+    let docker = berth_engine::runtime::docker::DockerRuntime::connect(project)
+        .await
+        .map_err(|why| {
+            Failure::Usage(format!(
+                "{} run as Docker containers, but {why}; start the engine, or run them natively (`x-berth.runtime: native` with a `command`, or `berth up --runtime native`)",
+                needing.join(", ")
+            ))
+        })?;
+    let removed = docker
+        .prepare()
+        .await
+        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+    // If berth dies, its guard removes the containers.
+    berth_engine::guard::start(exe, record).map_err(|e| {
+        Failure::Runtime(anyhow::anyhow!("cannot start berth's guard process: {e}"))
+    })?;
+    berth_engine::guard::register_docker(Some(project));
+    if removed > 0 {
+        logs.system(
+            "berth",
+            0,
+            format!("removed {removed} containers an earlier run left"),
+        );
+    }
+    logs.system(
+        "berth",
+        0,
+        format!("{} run as Docker containers", needing.join(", ")),
+    );
+    Ok(Some(Arc::new(docker)))
+}
+
+/// Removes what is left of the project's containers and its network.
+async fn finish_docker(docker: Option<&berth_engine::runtime::docker::DockerRuntime>) {
+    if let Some(docker) = docker {
+        docker.finish().await;
+        berth_engine::guard::register_docker(None);
+    }
 }
 
 /// What a foreground run starts with.
@@ -223,11 +335,18 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         .with_context(|| format!("cannot write logs under {}", state_dir.display()))?;
     let terminal = Terminal::start(&project, &logs, printer, root.child_token())?;
     logs.system("berth", 0, containment.describe());
+    let (runtime, docker) = match runtimes(&project, &plans, &logs).await {
+        Ok(r) => r,
+        Err(failure) => {
+            terminal.finish(&logs).await;
+            return Err(failure);
+        }
+    };
     let mut signals = Signals::new()?;
     let start = Stack::start(
         &project.name,
         plans,
-        Arc::new(NativeRuntime),
+        Arc::new(runtime),
         logs.clone(),
         &options,
         root.child_token(),
@@ -235,6 +354,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
     let stack = match interruptible(start, &mut signals).await {
         Ok(stack) => stack,
         Err(failure) => {
+            finish_docker(docker.as_deref()).await;
             // A build's output is on the terminal before the error.
             terminal.finish(&logs).await;
             return Err(failure);
@@ -246,6 +366,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         Err(e) => {
             logs.system("berth", 0, format!("the proxy cannot start: {e}"));
             stop(&stack, &mut signals, None).await;
+            finish_docker(docker.as_deref()).await;
             terminal.finish(&logs).await;
             return Err(Failure::Runtime(anyhow::anyhow!(
                 "the proxy cannot start: {e}"
@@ -265,8 +386,9 @@ async fn foreground(run: Run) -> Result<(), Failure> {
     let result = conclude(outcome, &project, &stack, &logs, edge, &mut signals).await;
     // Answers what is in flight (the `down` reply) before the socket goes.
     api.shutdown(stack.grace()).await;
-    terminal.finish(&logs).await;
     drop(stack);
+    finish_docker(docker.as_deref()).await;
+    terminal.finish(&logs).await;
     let _ = std::io::stdout().flush();
     result
 }

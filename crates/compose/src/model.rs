@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 pub use crate::confine::{
-    ALL_CAPABILITIES, CAPABILITIES, Confinement, ULIMITS, Ulimit, capability,
+    ALL_CAPABILITIES, CAPABILITIES, Confinement, Limits, SwapLimit, ULIMITS, Ulimit, capability,
 };
 pub use crate::ports::PortConfig;
 pub use crate::units::{ByteSize, Duration};
@@ -24,7 +24,8 @@ pub use crate::values::{
 pub use crate::volumes::{ServiceVolumeConfig, VolumeKind};
 pub use crate::xberth::{
     Bind, BuildCommand, KubeSettings, LoadBalancing, ProjectSettings, ProxySettings, ProxyTimeouts,
-    Ready, ReadyProbe, Route, RouteTarget, ServiceSettings, ServiceType,
+    Ready, ReadyProbe, Route, RouteTarget, RuntimeChoice, RuntimeKind, ServiceSettings,
+    ServiceType,
 };
 
 /// A loaded Compose project.
@@ -65,6 +66,32 @@ pub struct Project {
 }
 
 impl Project {
+    /// What runs `service`: `forced` (`up --runtime`) if given, else its
+    /// `x-berth.runtime`, else the project's; `auto` is Docker for a
+    /// service with `image` or `build`, native otherwise.
+    pub fn runtime_of(
+        &self,
+        service: &Service,
+        forced: Option<crate::xberth::RuntimeChoice>,
+    ) -> crate::xberth::RuntimeKind {
+        use crate::xberth::{RuntimeChoice, RuntimeKind};
+        let chosen = [forced, service.settings.runtime]
+            .into_iter()
+            .flatten()
+            .find(|c| *c != RuntimeChoice::Auto)
+            .unwrap_or(self.settings.runtime);
+        match chosen {
+            RuntimeChoice::Native => RuntimeKind::Native,
+            RuntimeChoice::Docker => RuntimeKind::Docker,
+            RuntimeChoice::Auto
+                if service.image.is_some() || service.other.contains_key("build") =>
+            {
+                RuntimeKind::Docker
+            }
+            RuntimeChoice::Auto => RuntimeKind::Native,
+        }
+    }
+
     /// Services in an order where every service comes after the services it
     /// depends on (stable: file order among independent services).
     pub fn start_order(&self) -> Vec<&str> {

@@ -20,6 +20,55 @@ pub struct ProjectSettings {
     pub state_dir: PathBuf,
     /// The edge proxy, when configured.
     pub proxy: Option<ProxySettings>,
+    /// A limit the machine cannot enforce is an error, not a warning.
+    pub strict: bool,
+    /// The services' default runtime.
+    pub runtime: RuntimeChoice,
+}
+
+/// `x-berth.runtime`, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeChoice {
+    /// Docker for a service with `image` or `build`, native otherwise.
+    #[default]
+    Auto,
+    Native,
+    Docker,
+}
+
+/// What runs a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeKind {
+    /// A process on this machine (its `command` is the program).
+    Native,
+    /// A container through the Docker Engine.
+    Docker,
+}
+
+impl RuntimeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Native => "native",
+            RuntimeKind::Docker => "docker",
+        }
+    }
+}
+
+impl std::str::FromStr for RuntimeChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(RuntimeChoice::Auto),
+            "native" => Ok(RuntimeChoice::Native),
+            "docker" => Ok(RuntimeChoice::Docker),
+            _ => Err(format!(
+                "{s:?} is not a runtime: use auto, native or docker"
+            )),
+        }
+    }
 }
 
 impl Default for ProjectSettings {
@@ -27,6 +76,8 @@ impl Default for ProjectSettings {
         ProjectSettings {
             state_dir: PathBuf::from(".berth"),
             proxy: None,
+            strict: false,
+            runtime: RuntimeChoice::Auto,
         }
     }
 }
@@ -134,6 +185,8 @@ pub struct ServiceSettings {
     /// Readiness probe polled fast until the first success.
     pub ready: Option<Ready>,
     pub bind: Bind,
+    /// `x-berth.runtime` of the service, if written.
+    pub runtime: Option<RuntimeChoice>,
     /// How long a deploy waits for a replacement replica to be ready
     /// before it rolls the service back (`x-berth.deploy.timeout`).
     pub deploy_timeout: Option<Duration>,
@@ -221,6 +274,8 @@ pub(crate) mod raw {
     pub struct Project {
         pub state_dir: Option<String>,
         pub proxy: Option<Proxy>,
+        pub strict: bool,
+        pub runtime: RuntimeChoice,
     }
 
     #[derive(Debug, Deserialize, Default)]
@@ -287,6 +342,7 @@ pub(crate) mod raw {
         pub ready: Option<ReadyRaw>,
         pub bind: Bind,
         pub deploy: DeployRaw,
+        pub runtime: Option<RuntimeChoice>,
         pub stateful: Option<bool>,
         pub kube: KubeRaw,
     }

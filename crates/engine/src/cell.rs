@@ -24,6 +24,10 @@ pub struct Event {
     pub health: Health,
     pub ready: bool,
     pub message: Option<String>,
+    /// How its last run ended, when it is restarting or exited
+    /// (`exited with code 3`, `killed: out of memory (limit 100 MiB)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
 }
 
 fn ts<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
@@ -116,6 +120,12 @@ impl ServiceCell {
                 health: next.health,
                 ready: next.ready,
                 message: next.message.clone(),
+                exit: next
+                    .exit
+                    .filter(|_| {
+                        matches!(next.state, ReplicaState::Restarting | ReplicaState::Exited)
+                    })
+                    .map(|e| e.to_string()),
             });
         }
         true

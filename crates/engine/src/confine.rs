@@ -27,6 +27,45 @@ pub(crate) struct Prepared {
     capabilities: Option<u64>,
     /// The text to write to `/proc/self/oom_score_adj`.
     oom_score_adj: Option<Vec<u8>>,
+    /// tmpfs mounts (directory, options), made in a new mount namespace.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    mounts: Vec<(std::ffi::CString, std::ffi::CString)>,
+    /// The mount namespace to join first (`/proc/<pid>/ns/mnt`, open).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    namespace: Option<std::fs::File>,
+}
+
+/// A tmpfs mounted on a directory for one process run (and what it starts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub dir: std::path::PathBuf,
+    /// The mount's options, as `mount -o` takes them.
+    pub options: String,
+}
+
+impl Mount {
+    /// A tmpfs of `size` bytes (the kernel's default if unset) whose root
+    /// has `mode` (Docker's 1777 if unset) and belongs to `owner`.
+    pub fn tmpfs(
+        dir: std::path::PathBuf,
+        size: Option<u64>,
+        mode: Option<u32>,
+        (uid, gid): (u32, u32),
+    ) -> Mount {
+        let mut options = format!("mode={:o},uid={uid},gid={gid}", mode.unwrap_or(0o1777));
+        if let Some(size) = size {
+            options.push_str(&format!(",size={size}"));
+        }
+        Mount { dir, options }
+    }
+}
+
+/// Whether berth may mount file systems for the processes it starts (root
+/// on Linux): tmpfs directories are then real tmpfs mounts.
+pub fn can_mount() -> bool {
+    cfg!(target_os = "linux")
+        && nix::unistd::geteuid().is_root()
+        && std::env::var("BERTH_TMPFS_MOUNT").map_or(true, |v| v != "0")
 }
 
 /// The system's resource for a `ulimits` name (`None`: not on this system).
@@ -62,7 +101,10 @@ impl Prepared {
         c: &Confinement,
         identity: Option<&Identity>,
         writable: &[std::path::PathBuf],
+        (mounts, mounts_of): (&[Mount], Option<u32>),
     ) -> Prepared {
+        use std::os::unix::ffi::OsStrExt;
+        let c_string = |b: &[u8]| std::ffi::CString::new(b).ok();
         let value = |v: Option<u64>| v.map_or(libc::RLIM_INFINITY, |v| v as libc::rlim_t);
         Prepared {
             #[cfg(target_os = "linux")]
@@ -88,6 +130,17 @@ impl Prepared {
             // cannot change its bounding set.
             capabilities: c.capabilities.filter(|_| nix::unistd::geteuid().is_root()),
             oom_score_adj: c.oom_score_adj.map(|n| n.to_string().into_bytes()),
+            mounts: mounts
+                .iter()
+                .filter_map(|m| {
+                    Some((
+                        c_string(m.dir.as_os_str().as_bytes())?,
+                        c_string(m.options.as_bytes())?,
+                    ))
+                })
+                .collect(),
+            namespace: mounts_of
+                .and_then(|pid| std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok()),
         }
     }
 
@@ -98,6 +151,11 @@ impl Prepared {
     /// exec (nothing is allocated or locked).
     #[allow(unsafe_code)]
     pub(crate) unsafe fn apply(&mut self) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        // SAFETY: plain system calls on C strings made before the fork.
+        unsafe {
+            self.mount()?;
+        }
         for (resource, limit) in &self.limits {
             // SAFETY: a plain system call on memory this process owns.
             if unsafe { libc::setrlimit(*resource, limit) } < 0 {
@@ -161,6 +219,56 @@ impl Prepared {
         unsafe {
             if self.no_new_privileges && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 {
                 return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Prepared {
+    /// Joins the mount namespace asked for, or makes one of its own with
+    /// the tmpfs mounts (while still privileged).
+    ///
+    /// # Safety
+    /// Async-signal-safe system calls only.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    unsafe fn mount(&self) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain system calls; every pointer is to a C string that
+        // lives as long as `self`.
+        unsafe {
+            if let Some(ns) = &self.namespace
+                && libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if self.mounts.is_empty() {
+                return Ok(());
+            }
+            // Mounts made here stay here: private from the root down.
+            if libc::unshare(libc::CLONE_NEWNS) < 0
+                || libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            for (dir, options) in &self.mounts {
+                if libc::mount(
+                    c"tmpfs".as_ptr(),
+                    dir.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    options.as_ptr().cast(),
+                ) < 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
             }
         }
         Ok(())

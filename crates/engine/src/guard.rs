@@ -38,6 +38,10 @@ struct Link {
     record_path: PathBuf,
     /// Lines in the record, to compact it now and then.
     record_lines: usize,
+    /// The project's cgroup directories: everything in them is killed too.
+    cgroups: Vec<PathBuf>,
+    /// The project whose containers are removed too.
+    docker: Option<String>,
 }
 
 static LINK: Mutex<Option<Link>> = Mutex::new(None);
@@ -68,6 +72,8 @@ pub fn start(exe: &Path, record: &Path) -> std::io::Result<()> {
         record: Some(file),
         record_path: record.to_path_buf(),
         record_lines: 0,
+        cgroups: Vec::new(),
+        docker: None,
     });
     drop(link);
     watch(child);
@@ -104,7 +110,13 @@ fn watch(mut child: Child) {
         let Some(l) = link.as_mut() else { return };
         l.pipe = pipe;
         if let Some(p) = l.pipe.as_mut() {
-            let all: String = l.groups.keys().map(|g| format!("+{g}\n")).collect();
+            let all: String = l
+                .groups
+                .keys()
+                .map(|g| format!("+{g}\n"))
+                .chain(l.cgroups.iter().map(|c| format!("c{}\n", c.display())))
+                .chain(l.docker.iter().map(|p| format!("d{p}\n")))
+                .collect();
             let _ = p.write_all(all.as_bytes());
         }
     }
@@ -160,6 +172,35 @@ pub fn register(pgid: u32) {
     change(&format!("+{pgid} {started}\n"), |l| {
         l.groups.insert(pgid, started);
     });
+}
+
+/// Tells the guard about a cgroup of the project: when berth dies,
+/// everything in it and below it is killed (daemons in sessions of their
+/// own included). Without a guard (PID namespaces in use) nothing happens.
+pub fn register_cgroup(dir: &Path) {
+    let line = format!("c{}\n", dir.display());
+    let mut link = link();
+    let Some(l) = link.as_mut() else { return };
+    l.cgroups.push(dir.to_path_buf());
+    if let Some(p) = l.pipe.as_mut() {
+        let _ = p.write_all(line.as_bytes());
+    }
+}
+
+/// Tells the guard that the project's containers are to be removed if
+/// berth dies (`Some`), or no longer (`None`: berth removed them itself,
+/// and a later run's must not be touched).
+pub fn register_docker(project: Option<&str>) {
+    let line = match project {
+        Some(p) => format!("d{p}\n"),
+        None => "d-\n".to_string(),
+    };
+    let mut link = link();
+    let Some(l) = link.as_mut() else { return };
+    l.docker = project.map(str::to_string);
+    if let Some(p) = l.pipe.as_mut() {
+        let _ = p.write_all(line.as_bytes());
+    }
 }
 
 /// Tells the guard a process group is gone.
@@ -228,8 +269,9 @@ pub fn sweep(record: &Path) -> Vec<Leftover> {
 }
 
 /// The guard's main loop (`berth __guard`); returns when berth is gone and
-/// every registered group has been killed.
-pub fn run() {
+/// every registered group has been killed, with the project whose
+/// containers are to be removed too (see [`register_docker`]).
+pub fn run() -> Option<String> {
     #[cfg(unix)]
     {
         let _ = nix::unistd::setsid();
@@ -248,6 +290,8 @@ pub fn run() {
         }
     }
     let mut groups: BTreeSet<u32> = BTreeSet::new();
+    let mut cgroups: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut docker: Option<String> = None;
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
@@ -260,9 +304,17 @@ pub fn run() {
             groups.insert(pgid);
         } else if let Some(pgid) = line.strip_prefix('-').and_then(group) {
             groups.remove(&pgid);
+        } else if let Some(dir) = line.strip_prefix('c') {
+            cgroups.insert(PathBuf::from(dir));
+        } else if let Some(project) = line.strip_prefix('d') {
+            docker = (project != "-").then(|| project.to_string());
         }
     }
     kill_all(&groups);
+    for dir in &cgroups {
+        crate::cgroup::kill_everything_in(dir);
+    }
+    docker
 }
 
 fn kill_all(groups: &BTreeSet<u32>) {

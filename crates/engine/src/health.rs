@@ -59,6 +59,10 @@ pub(crate) struct Monitor {
     /// For a `log:` ready probe: the wait for a matching line, registered
     /// before the process was spawned so its first line counts.
     pub log_wait: Option<LogWait>,
+    /// The replica whose mount namespace (its tmpfs) checks run in.
+    pub mounts_of: Option<u32>,
+    /// The replica's container, which `CMD` checks run in.
+    pub container: Option<Box<crate::runtime::ContainerSpec>>,
     /// Where the verdicts go.
     pub view: watch::Sender<HealthView>,
     pub cancel: CancellationToken,
@@ -157,12 +161,15 @@ impl Monitor {
             confinement: self.plan.confinement.clone(),
             identity: self.plan.identity.clone(),
             writable: self.plan.writable.clone(),
+            mounts: Vec::new(),
+            mounts_of: self.mounts_of,
+            container: self.container.clone(),
         };
         let mut tally = Tally::new(hc);
         loop {
             let result = self
                 .runtime
-                .probe(&Probe::Command(spec.clone()), hc.timeout.0)
+                .probe(&Probe::Command(Box::new(spec.clone())), hc.timeout.0)
                 .await;
             match result {
                 ProbeResult::Pass => {

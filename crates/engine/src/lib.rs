@@ -15,6 +15,8 @@
 //!   every native-runtime error found up front.
 //! - `runtime/`: the OS behind the [`Runtime`] trait; native processes and
 //!   the recording fake.
+//! - `cgroup`: a cgroup per replica run: limits, usage, OOM kills, and
+//!   killing all it started.
 //! - `contain`, `guard`: nothing outlives berth, even `kill -9`: a PID
 //!   namespace whose init dies with berth, else a guard process.
 //! - `state`, `cell`: the replica state machine and the published snapshots.
@@ -32,6 +34,7 @@
 //! - `logs/`: the log pipeline (files, live subscribers, terminal).
 
 pub mod cell;
+pub mod cgroup;
 pub mod confine;
 pub mod contain;
 pub mod deps;
@@ -52,7 +55,9 @@ mod supervisor;
 
 pub use cell::{Event, ServiceCell, Snapshot};
 pub use error::{Error, RollError};
-pub use plan::{PlanError, ServicePlan, native_problems, plan};
+pub use plan::{
+    ContainerPlan, PlanError, ServicePlan, docker_problems, native_problems, plan, plan_with,
+};
 pub use runtime::{Exit, Runtime, native::NativeRuntime};
 pub use stack::{Settled, Stack, UpOptions};
 pub use state::{Failure, Health, ReplicaState, ReplicaStatus};

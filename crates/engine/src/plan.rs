@@ -11,13 +11,15 @@ use std::time::Duration;
 
 use berth_compose::{
     Bind, BuildCommand, Condition, HealthCheck, LogRotation, Project, Protocol, Ready,
-    RestartPolicy, Service, Signal, SignalId, VolumeKind,
+    RestartPolicy, RuntimeChoice, RuntimeKind, Service, Signal, SignalId, VolumeKind,
 };
 
 /// Everything needed to run one service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServicePlan {
     pub name: String,
+    /// Set when the service runs as containers (the Docker runtime).
+    pub container: Option<ContainerPlan>,
     pub replicas: u32,
     pub argv: Vec<String>,
     pub working_dir: PathBuf,
@@ -45,8 +47,9 @@ pub struct ServicePlan {
     /// Limits and privileges of its processes (replicas, health checks).
     pub confinement: berth_compose::Confinement,
     /// `tmpfs` targets (and volumes of type tmpfs): each incarnation gets a
-    /// fresh directory for each under `scratch`, removed when it ends.
-    pub tmpfs: Vec<String>,
+    /// fresh directory for each under `scratch`, removed when it ends (a
+    /// tmpfs mounted on it where berth may mount).
+    pub tmpfs: Vec<Tmpfs>,
     /// Where those directories go: `<state_dir>/tmpfs/<project>_<service>`.
     pub scratch: PathBuf,
     /// The host directories of its writable volumes (all that a
@@ -117,15 +120,80 @@ pub struct PlanError {
     pub message: String,
 }
 
-/// Plans every service of the project, in start order. The model is
-/// typed and validated, so planning cannot fail; what the native runtime
-/// cannot do is [`native_problems`].
+/// Plans every service of the project, in start order, each for the
+/// runtime its settings choose. The model is typed and validated, so
+/// planning cannot fail; what the native runtime cannot do is
+/// [`native_problems`].
 pub fn plan(project: &Project, inherited: &BTreeMap<String, String>) -> Vec<ServicePlan> {
+    plan_with(project, inherited, None)
+}
+
+/// [`plan`], with every service's runtime `forced` (`up --runtime`).
+pub fn plan_with(
+    project: &Project,
+    inherited: &BTreeMap<String, String>,
+    forced: Option<RuntimeChoice>,
+) -> Vec<ServicePlan> {
     project
         .start_order()
         .into_iter()
         .filter_map(|name| project.services.get(name))
-        .map(|service| plan_service(project, service, inherited))
+        .map(|service| {
+            let mut plan = plan_service(project, service, inherited);
+            if project.runtime_of(service, forced) == RuntimeKind::Docker {
+                plan.container = Some(container_plan(project, service));
+            }
+            plan
+        })
+        .collect()
+}
+
+/// What a container of the service runs, as Compose says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPlan {
+    pub project: String,
+    /// `None`: the service has only `build:`, which berth does not build yet.
+    pub image: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    /// The service's own environment (nothing of berth's).
+    pub env: BTreeMap<String, String>,
+    /// `com.docker.compose.config-hash`.
+    pub config_hash: String,
+    pub stop_signal: Option<String>,
+}
+
+fn container_plan(project: &Project, s: &Service) -> ContainerPlan {
+    ContainerPlan {
+        project: project.name.clone(),
+        image: s.image.clone(),
+        command: s.command.clone(),
+        entrypoint: s.entrypoint.clone(),
+        user: s.user.clone(),
+        working_dir: s.working_dir.clone(),
+        env: s
+            .environment
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+            .collect(),
+        config_hash: berth_compose::diff::config_hash(s),
+        stop_signal: s.stop_signal.as_ref().map(ToString::to_string),
+    }
+}
+
+/// What stops Docker services from running, all at once.
+pub fn docker_problems(plans: &[ServicePlan]) -> Vec<PlanError> {
+    plans
+        .iter()
+        .filter_map(|p| {
+            let c = p.container.as_ref()?;
+            c.image.is_none().then(|| PlanError {
+                service: p.name.clone(),
+                message: "has `build:` but no `image:`; berth does not build images yet: build it (docker build -t NAME CONTEXT) and set `image: NAME`".into(),
+            })
+        })
         .collect()
 }
 
@@ -137,6 +205,9 @@ pub fn native_problems(project: &Project, plans: &[ServicePlan]) -> Vec<PlanErro
         let Some(s) = project.services.get(&plan.name) else {
             continue;
         };
+        if plan.container.is_some() {
+            continue;
+        }
         let mut problem = |message: String| {
             errors.push(PlanError {
                 service: plan.name.clone(),
@@ -226,6 +297,7 @@ fn plan_service(
     }
     ServicePlan {
         name: s.name.clone(),
+        container: None,
         replicas: s.replicas(),
         argv: s.argv(),
         working_dir,
@@ -279,9 +351,20 @@ fn deploy_timeout(s: &Service) -> Duration {
 /// The shortest wait for a replacement replica to be ready by default.
 pub const MIN_DEPLOY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `tmpfs: [/run, "/tmp:size=64m"]` and `volumes` of type tmpfs: their
-/// targets (options are a container's; a directory has none).
-fn tmpfs_targets(s: &Service) -> Vec<String> {
+/// A `tmpfs` target and the options a mount takes from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub target: String,
+    /// Bytes (`size=64m`); the kernel's default (half the memory) if unset.
+    pub size: Option<u64>,
+    /// The root's mode (`mode=1777`, Docker's default).
+    pub mode: Option<u32>,
+}
+
+/// `tmpfs: [/run, "/tmp:size=64m,mode=1770"]` and `volumes` of type
+/// tmpfs: their targets, sizes and modes (other options are a
+/// container's).
+fn tmpfs_targets(s: &Service) -> Vec<Tmpfs> {
     let listed = s
         .other
         .get("tmpfs")
@@ -289,14 +372,32 @@ fn tmpfs_targets(s: &Service) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter_map(|t| t.as_str())
-        .map(|t| t.split(':').next().unwrap_or(t).to_string());
+        .map(|t| {
+            let (target, options) = t.split_once(':').unwrap_or((t, ""));
+            let option = |key: &str| {
+                options
+                    .split(',')
+                    .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+            };
+            Tmpfs {
+                target: target.to_string(),
+                size: option("size")
+                    .and_then(|v| berth_compose::ByteSize::parse(v).ok())
+                    .map(berth_compose::ByteSize::bytes),
+                mode: option("mode").and_then(|m| u32::from_str_radix(m, 8).ok()),
+            }
+        });
     let volumes = s
         .volumes
         .iter()
         .filter(|v| v.kind == VolumeKind::Tmpfs)
-        .map(|v| v.target.clone());
-    let mut out: Vec<String> = listed.chain(volumes).collect();
-    out.dedup();
+        .map(|v| Tmpfs {
+            target: v.target.clone(),
+            size: v.tmpfs.as_ref().and_then(|t| t.size).map(|b| b.bytes()),
+            mode: v.tmpfs.as_ref().and_then(|t| t.mode),
+        });
+    let mut out: Vec<Tmpfs> = listed.chain(volumes).collect();
+    out.dedup_by(|a, b| a.target == b.target);
     out
 }
 
@@ -580,7 +681,14 @@ mod tests {
         let p = project(
             "services:\n  db:\n    image: postgres:16\n  a:\n    command: [x]\n    expose: [\"8000\"]\n  b:\n    command: [y]\n    ports: [\"8000:80\"]\n  c:\n    command: [z]\n    deploy: {replicas: 2}\n    x-berth: {bind: direct}\n",
         );
-        let errors = native_problems(&p, &plan(&p, &BTreeMap::new()));
+        // An image-only service runs in Docker unless told to run natively.
+        assert!(
+            native_problems(&p, &plan(&p, &BTreeMap::new()))
+                .iter()
+                .all(|e| e.service != "db")
+        );
+        let native = plan_with(&p, &BTreeMap::new(), Some(RuntimeChoice::Native));
+        let errors = native_problems(&p, &native);
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
         assert!(
             text.iter()

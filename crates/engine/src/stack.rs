@@ -950,12 +950,18 @@ async fn build(plan: &ServicePlan, runtime: &dyn Runtime, logs: &LogHub) -> Resu
         confinement: berth_compose::Confinement::default(),
         identity: None,
         writable: Vec::new(),
+        mounts: Vec::new(),
+        mounts_of: None,
+        container: None,
     };
     let service = || plan.name.clone();
-    let mut process = runtime.spawn(&spec).map_err(|source| Error::BuildSpawn {
-        service: service(),
-        source,
-    })?;
+    let mut process = runtime
+        .spawn(&spec)
+        .await
+        .map_err(|source| Error::BuildSpawn {
+            service: service(),
+            source,
+        })?;
     let output = process.take_output().map(|(out, err)| {
         logs.attach(
             Source {

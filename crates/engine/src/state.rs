@@ -146,6 +146,8 @@ pub struct ReplicaStatus {
     /// Declared container port -> the port this replica listens on.
     pub ports: BTreeMap<u16, u16>,
     pub restarts: u32,
+    /// Runs the OOM killer ended.
+    pub oom_kills: u32,
     #[serde(with = "system_time_opt")]
     pub started_at: Option<SystemTime>,
     /// How the last run ended.
@@ -172,6 +174,7 @@ impl ReplicaStatus {
             pid: None,
             ports: BTreeMap::new(),
             restarts: 0,
+            oom_kills: 0,
             started_at: None,
             exit: None,
             has_started: false,
@@ -192,6 +195,7 @@ fn exit_ser<S: serde::Serializer>(exit: &Option<Exit>, s: S) -> Result<S::Ok, S:
         None => s.serialize_none(),
         Some(Exit::Code(c)) => s.serialize_str(&format!("code {c}")),
         Some(Exit::Signal(n)) => s.serialize_str(&format!("signal {n}")),
+        Some(Exit::OutOfMemory { .. }) => s.serialize_str("out of memory"),
     }
 }
 

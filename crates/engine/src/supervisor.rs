@@ -24,7 +24,7 @@ use crate::error::RollError;
 use crate::health::{HealthView, Monitor};
 use crate::logs::{LogHub, Source};
 use crate::plan::{BACKOFF_RESET, Dependency, MAX_BACKOFF, ServicePlan};
-use crate::runtime::{Exit, Process, ProcessSpec, Runtime};
+use crate::runtime::{ContainerSpec, Exit, Process, ProcessSpec, Runtime};
 use crate::state::{Failure, Health, ReplicaState};
 
 use crate::drain::Drain;
@@ -87,11 +87,16 @@ struct Incarnation {
 }
 
 /// An incarnation's `tmpfs` directories; removed when dropped.
-struct Scratch(std::path::PathBuf);
+struct Scratch {
+    root: std::path::PathBuf,
+    /// A tmpfs on each of its directories, where berth may mount.
+    mounts: Vec<crate::confine::Mount>,
+}
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // The mounts went with the run's mount namespace.
+        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -270,7 +275,11 @@ impl Replica {
     }
 
     /// Starts a process with fresh ports (avoiding `avoid`) and its monitor.
-    fn spawn(&mut self, plan: &Arc<ServicePlan>, avoid: &[u16]) -> Result<Incarnation, Failure> {
+    async fn spawn(
+        &mut self,
+        plan: &Arc<ServicePlan>,
+        avoid: &[u16],
+    ) -> Result<Incarnation, Failure> {
         let plan = plan.clone();
         let ports = self
             .allocate_ports(&plan, avoid)
@@ -280,19 +289,9 @@ impl Replica {
         let mut env = plan.replica_env(self.index, &ports);
         self.started += 1;
         let scratch = self.scratch(&plan, &mut env)?;
-        let mut writable = plan.writable.clone();
-        writable.extend(scratch.as_ref().map(|s| s.0.clone()));
         let first = plan.targets.first().copied().unwrap_or(0);
         let main_port = ports.get(&first).copied();
-        let spec = ProcessSpec {
-            argv: plan.argv.clone(),
-            env: env.clone(),
-            working_dir: plan.working_dir.clone(),
-            label: self.label(),
-            confinement: plan.confinement.clone(),
-            identity: plan.identity.clone(),
-            writable,
-        };
+        let spec = self.process_spec(&plan, &env, &ports, scratch.as_ref());
         // Registered before spawning so a `log:` ready probe sees the first line.
         let log_wait: Option<crate::health::LogWait> = match plan.ready.as_ref().map(|r| &r.probe) {
             Some(berth_compose::ReadyProbe::Log(pattern)) => {
@@ -303,9 +302,13 @@ impl Replica {
             }
             _ => None,
         };
-        let mut process = self.runtime.spawn(&spec).map_err(|e| Failure::Start {
-            reason: format!("cannot start {}: {e}", self.label()),
-        })?;
+        let mut process = self
+            .runtime
+            .spawn(&spec)
+            .await
+            .map_err(|e| Failure::Start {
+                reason: format!("cannot start {}: {e}", self.label()),
+            })?;
         let pid = process.pid();
         let log_task = process.take_output().map(|(out, err)| {
             self.logs.attach(
@@ -333,6 +336,8 @@ impl Replica {
             env,
             working_dir: plan.working_dir.clone(),
             log_wait,
+            mounts_of: (!spec.mounts.is_empty()).then_some(pid),
+            container: spec.container.clone(),
             view: view_tx,
             cancel: monitor_cancel.clone(),
         };
@@ -350,6 +355,76 @@ impl Replica {
         })
     }
 
+    /// What to run for one incarnation.
+    fn process_spec(
+        &self,
+        plan: &ServicePlan,
+        env: &BTreeMap<String, String>,
+        ports: &BTreeMap<u16, u16>,
+        scratch: Option<&Scratch>,
+    ) -> ProcessSpec {
+        let mut writable = plan.writable.clone();
+        writable.extend(scratch.map(|s| s.root.clone()));
+        ProcessSpec {
+            argv: plan.argv.clone(),
+            env: env.clone(),
+            working_dir: plan.working_dir.clone(),
+            label: self.label(),
+            confinement: plan.confinement.clone(),
+            identity: plan.identity.clone(),
+            writable,
+            mounts: scratch.map(|s| s.mounts.clone()).unwrap_or_default(),
+            mounts_of: None,
+            container: plan
+                .container
+                .as_ref()
+                .map(|c| Box::new(self.container_spec(c, ports, plan.targets.first().copied()))),
+        }
+    }
+
+    /// The container of this incarnation: the service's environment and
+    /// berth's replica variables, `PORT` the declared port (the container
+    /// has its own network), each declared port published on the
+    /// loopback port berth chose.
+    fn container_spec(
+        &self,
+        c: &crate::plan::ContainerPlan,
+        ports: &BTreeMap<u16, u16>,
+        first: Option<u16>,
+    ) -> ContainerSpec {
+        let publish: Vec<(u16, u16)> = ports
+            .iter()
+            .filter(|(declared, _)| **declared != 0)
+            .map(|(declared, own)| (*own, *declared))
+            .collect();
+        let mut env = c.env.clone();
+        env.insert("BERTH_REPLICA".into(), self.index.to_string());
+        if let Some(first) = first.filter(|t| *t != 0) {
+            env.entry("PORT".into())
+                .or_insert_with(|| first.to_string());
+        }
+        let base = format!("{}-{}-{}", c.project, self.cell.name(), self.index);
+        ContainerSpec {
+            name: if self.started > 1 {
+                format!("{base}.{}", self.started)
+            } else {
+                base
+            },
+            project: c.project.clone(),
+            service: self.cell.name().to_string(),
+            number: self.index,
+            image: c.image.clone().unwrap_or_default(),
+            command: c.command.clone(),
+            entrypoint: c.entrypoint.clone(),
+            user: c.user.clone(),
+            working_dir: c.working_dir.clone(),
+            env,
+            publish,
+            config_hash: c.config_hash.clone(),
+            stop_signal: c.stop_signal.clone(),
+        }
+    }
+
     /// Fresh directories for the plan's `tmpfs` targets, each handed over
     /// in `BERTH_VOLUME_<TARGET>` like a volume, the user's when the
     /// service runs as one.
@@ -364,12 +439,15 @@ impl Replica {
         let root = plan
             .scratch
             .join(format!("{}-{}", self.index, self.started));
-        let scratch = Scratch(root.clone());
+        let mut scratch = Scratch {
+            root: root.clone(),
+            mounts: Vec::new(),
+        };
         let fail = |e: std::io::Error| Failure::Start {
             reason: format!("cannot create {} for tmpfs: {e}", root.display()),
         };
-        for target in &plan.tmpfs {
-            let var = crate::plan::volume_var(target);
+        for tmpfs in &plan.tmpfs {
+            let var = crate::plan::volume_var(&tmpfs.target);
             let dir = root.join(var.trim_start_matches("BERTH_VOLUME_").to_lowercase());
             std::fs::create_dir_all(&dir).map_err(fail)?;
             if let Some(who) = &plan.identity {
@@ -378,6 +456,23 @@ impl Replica {
                 if let Some(state) = plan.scratch.parent().and_then(std::path::Path::parent) {
                     crate::private::passable(state).map_err(fail)?;
                 }
+            }
+            if crate::confine::can_mount() {
+                let (uid, gid) = plan.identity.as_ref().map_or_else(
+                    || {
+                        (
+                            nix::unistd::getuid().as_raw(),
+                            nix::unistd::getgid().as_raw(),
+                        )
+                    },
+                    |who| (who.uid, who.gid),
+                );
+                scratch.mounts.push(crate::confine::Mount::tmpfs(
+                    dir.clone(),
+                    tmpfs.size,
+                    tmpfs.mode,
+                    (uid, gid),
+                ));
             }
             env.insert(var, dir.to_string_lossy().into_owned());
         }
@@ -409,12 +504,14 @@ impl Replica {
             r.message = None;
         });
         let plan = self.plan.clone();
-        let mut cur = self.spawn(&plan, &[])?;
+        let mut cur = self.spawn(&plan, &[]).await?;
         self.publish_current(&cur);
         self.say(format!("started (pid {})", cur.pid));
         let outcome = self.follow(&mut cur).await?;
         cur.finish().await;
+        let oom = matches!(outcome, Outcome::Exited(Exit::OutOfMemory { .. }));
         self.set(|r| {
+            r.oom_kills += u32::from(oom);
             r.ready = false;
             if r.health != Health::None {
                 r.health = Health::Starting;
@@ -545,7 +642,7 @@ impl Replica {
         }
         let plan = to.unwrap_or_else(|| self.plan.clone());
         let avoid: Vec<u16> = cur.ports.values().copied().collect();
-        let mut next = self.spawn(&plan, &avoid).map_err(RollError::Spawn)?;
+        let mut next = self.spawn(&plan, &avoid).await.map_err(RollError::Spawn)?;
         self.say(format!(
             "rolling: new process {} started beside {}",
             next.pid, cur.pid

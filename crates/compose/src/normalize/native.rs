@@ -32,17 +32,16 @@ const IGNORED: &[(&str, &str)] = &[
     ("pid", "processes share the host's PID namespace"),
     ("uts", "processes share the host's UTS namespace"),
     ("cgroup", "no cgroup namespace is created"),
-    ("cgroup_parent", "no cgroup is created"),
+    (
+        "cgroup_parent",
+        "replicas' cgroups go under the cgroup berth runs in",
+    ),
     ("cpu_count", "CPU limits are not applied"),
     ("cpu_percent", "CPU limits are not applied"),
-    ("cpu_shares", "CPU limits are not applied"),
     ("cpu_period", "CPU limits are not applied"),
     ("cpu_quota", "CPU limits are not applied"),
-    ("cpus", "CPU limits are not applied"),
     ("cpuset", "CPU pinning is not applied"),
-    ("mem_limit", "memory limits are not applied"),
     ("mem_reservation", "memory reservations are not applied"),
-    ("memswap_limit", "memory limits are not applied"),
     ("shm_size", "the host's /dev/shm is shared"),
     ("sysctls", "kernel parameters are not changed"),
     ("userns_mode", "no user namespace is created"),
@@ -61,7 +60,6 @@ const IGNORED: &[(&str, &str)] = &[
     ),
     ("storage_opt", "no storage driver is used"),
     ("oom_kill_disable", "OOM settings are not applied"),
-    ("pids_limit", "process limits are not applied"),
     ("blkio_config", "I/O limits are not applied"),
     ("device_cgroup_rules", "no device cgroup is created"),
     ("gpus", "GPUs are not reserved"),
@@ -97,14 +95,23 @@ fn unhonoured(service: &Service) -> Vec<(&'static str, &'static str, &'static st
             "networks are not isolated: every service shares the host's loopback",
         ));
     }
-    if let Some(limits) = service.deploy.as_ref().and_then(|d| d.resources.as_ref())
-        && (limits.limits.is_some() || limits.reservations.is_some())
-    {
-        out.push((
-            "deploy.resources",
-            "deploy",
-            "resource limits are not applied",
-        ));
+    if let Some(resources) = service.deploy.as_ref().and_then(|d| d.resources.as_ref()) {
+        if resources.reservations.is_some() {
+            out.push((
+                "deploy.resources.reservations",
+                "deploy",
+                "nothing is reserved; limits are applied",
+            ));
+        }
+        if let Some(limits) = resources.limits.as_ref()
+            && (limits.devices.is_some() || limits.generic_resources.is_some())
+        {
+            out.push((
+                "deploy.resources.limits.devices",
+                "deploy",
+                "devices are not reserved",
+            ));
+        }
     }
     out
 }
@@ -120,6 +127,10 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
         }
     };
     for (name, service) in &project.services {
+        if project.runtime_of(service, None) == crate::xberth::RuntimeKind::Docker {
+            // A container honours what a container does.
+            continue;
+        }
         let key_span = |k: &str| {
             tree.key_span_at(&["services", name], k)
                 .unwrap_or_else(|| tree.span_at(&["services", name]))
@@ -203,7 +214,7 @@ mod tests {
     /// only the native runtime cannot do is neither a warning nor an error.
     #[test]
     fn native_checks_can_be_turned_off() {
-        let text = "services:\n  a:\n    image: x\n    network_mode: none\n    pids_limit: 10\n";
+        let text = "services:\n  a:\n    command: [x]\n    network_mode: none\n    secrets: [s]\nsecrets:\n  s: {environment: S}\n";
         let errors = load(text, true).err().unwrap().errors;
         assert!(
             errors.iter().any(|e| e.kind == DiagnosticKind::Unsupported),

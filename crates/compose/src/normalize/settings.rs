@@ -24,13 +24,20 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSett
             return ProjectSettings {
                 state_dir: dir.join(".berth"),
                 proxy: None,
+                strict: false,
+                runtime: Default::default(),
             };
         }
     };
     let state_dir =
         crate::context::absolute(dir, Path::new(raw.state_dir.as_deref().unwrap_or(".berth")));
     let proxy = raw.proxy.map(|p| proxy(ctx, p, node, dir));
-    ProjectSettings { state_dir, proxy }
+    ProjectSettings {
+        state_dir,
+        proxy,
+        strict: raw.strict,
+        runtime: raw.runtime,
+    }
 }
 
 fn proxy(ctx: &mut Ctx<'_>, raw: raw::Proxy, node: &Node, dir: &Path) -> ProxySettings {
@@ -190,6 +197,7 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> ServiceSett
         build,
         ready,
         bind: raw.bind,
+        runtime: raw.runtime,
         deploy_timeout: raw.deploy.timeout,
         stateful: raw.stateful.unwrap_or(false),
         kube,

@@ -132,8 +132,8 @@ fn service_of(label: &str) -> &str {
     first.rsplit_once('-').map_or(first, |(s, _)| s)
 }
 
-impl Runtime for FakeRuntime {
-    fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
+impl FakeRuntime {
+    fn spawn_now(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
         let at = self.now();
         let mut inner = self.lock();
         let service = service_of(&spec.label).to_string();
@@ -161,6 +161,15 @@ impl Runtime for FakeRuntime {
             signal_rx,
             runtime: self.clone(),
         }))
+    }
+}
+
+impl Runtime for FakeRuntime {
+    fn spawn<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Process>, SpawnError>> {
+        Box::pin(std::future::ready(self.spawn_now(spec)))
     }
 
     fn probe(&self, probe: &Probe, _timeout: Duration) -> BoxFuture<'static, ProbeResult> {

@@ -11,6 +11,7 @@
 //!   `PR_SET_PDEATHSIG`, registered with the guard.
 //! - `fake.rs`: the recording fake (tests).
 
+pub mod docker;
 pub mod native;
 
 #[cfg(test)]
@@ -48,6 +49,37 @@ pub struct ProcessSpec {
     pub identity: Option<crate::confine::Identity>,
     /// With `read_only`: the only places it may write (its volumes).
     pub writable: Vec<PathBuf>,
+    /// tmpfs file systems mounted for it alone (in a mount namespace of
+    /// its own), where berth may mount.
+    pub mounts: Vec<crate::confine::Mount>,
+    /// Runs in the mount namespace of this process (a replica's health
+    /// check sees the replica's tmpfs mounts).
+    pub mounts_of: Option<u32>,
+    /// Set for a container (the Docker runtime): what to create; the
+    /// native fields above are not used then. A probe with it runs in
+    /// that container.
+    pub container: Option<Box<ContainerSpec>>,
+}
+
+/// One container of a replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// `<project>-<service>-<replica>` (a rolling restart's new one gets
+    /// `.<run>` appended: both live a moment).
+    pub name: String,
+    pub project: String,
+    pub service: String,
+    pub number: u32,
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub entrypoint: Option<Vec<String>>,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// (the host port on 127.0.0.1, the container's declared port).
+    pub publish: Vec<(u16, u16)>,
+    pub config_hash: String,
+    pub stop_signal: Option<String>,
 }
 
 /// How a process ended.
@@ -55,6 +87,10 @@ pub struct ProcessSpec {
 pub enum Exit {
     Code(i32),
     Signal(i32),
+    /// The OOM killer ended it (its cgroup says so), at this memory limit.
+    OutOfMemory {
+        limit: Option<u64>,
+    },
 }
 
 impl Exit {
@@ -67,6 +103,12 @@ impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Exit::Code(c) => write!(f, "exited with code {c}"),
+            Exit::OutOfMemory { limit: Some(l) } => write!(
+                f,
+                "killed: out of memory (limit {})",
+                berth_compose::units::human_bytes(*l)
+            ),
+            Exit::OutOfMemory { limit: None } => write!(f, "killed: out of memory"),
             Exit::Signal(s) => {
                 let name = nix::sys::signal::Signal::try_from(*s)
                     .map(|s| s.as_str().to_string())
@@ -97,7 +139,12 @@ pub enum SpawnError {
 pub struct Stats {
     /// CPU seconds used so far.
     pub cpu_seconds: f64,
+    /// Memory in use: resident set, or what its cgroup charges.
     pub rss_bytes: u64,
+    /// Its cgroup's memory limit.
+    pub memory_limit: Option<u64>,
+    /// Times the OOM killer struck in its cgroup this run.
+    pub oom_kills: u64,
 }
 
 /// A started process.
@@ -124,7 +171,7 @@ pub enum ProbeResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
     /// Run a command; exit 0 passes. Killed (process group) at the timeout.
-    Command(ProcessSpec),
+    Command(Box<ProcessSpec>),
     /// `GET path` answers 2xx/3xx.
     Http { addr: SocketAddr, path: String },
     /// A TCP connect succeeds.
@@ -138,7 +185,10 @@ pub trait Runtime: Send + Sync + 'static {
     ///
     /// # Errors
     /// A [`SpawnError`] naming the program or directory at fault.
-    fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError>;
+    fn spawn<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Process>, SpawnError>>;
 
     /// Runs a probe with a timeout.
     fn probe(&self, probe: &Probe, timeout: Duration) -> BoxFuture<'static, ProbeResult>;

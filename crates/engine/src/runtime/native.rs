@@ -18,19 +18,55 @@ use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 
+use std::sync::Arc;
+
 use super::{
     BoxFuture, Exit, Pipe, Probe, ProbeResult, Process, ProcessSpec, Runtime, SpawnError, Stats,
 };
+use crate::cgroup::{Cgroups, ReplicaCgroup};
 use crate::guard;
 pub use crate::proc::{ProcStat, kill, killpg, processes, read_stat};
 
 /// Processes on this machine.
 #[derive(Debug, Default, Clone)]
-pub struct NativeRuntime;
+pub struct NativeRuntime {
+    /// The project's cgroups: each replica run gets one of its own.
+    cgroups: Option<Arc<Cgroups>>,
+}
+
+impl NativeRuntime {
+    /// Replicas run in cgroups of their own under `cgroups`.
+    pub fn with_cgroups(cgroups: Arc<Cgroups>) -> Self {
+        NativeRuntime {
+            cgroups: Some(cgroups),
+        }
+    }
+}
+
+impl NativeRuntime {
+    fn spawn_now(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
+        let cgroup = match &self.cgroups {
+            Some(c) => Some(Arc::new(
+                c.replica(&spec.label, &spec.confinement.limits)
+                    .map_err(|e| SpawnError::Other {
+                        program: spec.argv.first().cloned().unwrap_or_default(),
+                        reason: format!("cannot set up its cgroup: {e}"),
+                    })?,
+            )),
+            None => None,
+        };
+        spawn(spec, cgroup).map(|p| Box::new(p) as Box<dyn Process>)
+    }
+}
 
 impl Runtime for NativeRuntime {
-    fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
-        spawn(spec).map(|p| Box::new(p) as Box<dyn Process>)
+    fn spawn<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Process>, SpawnError>> {
+        // Now, on this worker thread (see the module's note on
+        // PR_SET_PDEATHSIG), not when the future is polled.
+        Box::pin(std::future::ready(self.spawn_now(spec)))
     }
 
     fn probe(&self, probe: &Probe, timeout: Duration) -> BoxFuture<'static, ProbeResult> {
@@ -100,7 +136,18 @@ fn resolve_program(spec: &ProcessSpec) -> Result<PathBuf, SpawnError> {
     }))
 }
 
-fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
+fn spawn(
+    spec: &ProcessSpec,
+    cgroup: Option<Arc<ReplicaCgroup>>,
+) -> Result<NativeProcess, SpawnError> {
+    // Opened here, written in the child: it moves itself in before exec.
+    let join = match &cgroup {
+        Some(c) => c.join_files().map_err(|e| SpawnError::Other {
+            program: spec.argv.first().cloned().unwrap_or_default(),
+            reason: format!("cannot join its cgroup: {e}"),
+        })?,
+        None => Vec::new(),
+    };
     if !spec.working_dir.is_dir() {
         return Err(SpawnError::NoWorkingDir {
             dir: spec.working_dir.clone(),
@@ -133,9 +180,15 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
         .kill_on_drop(false);
     new_session(
         &mut cmd,
-        crate::confine::Prepared::new(&spec.confinement, spec.identity.as_ref(), &spec.writable),
+        join.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect(),
+        crate::confine::Prepared::new(
+            &spec.confinement,
+            spec.identity.as_ref(),
+            &spec.writable,
+            (&spec.mounts, spec.mounts_of),
+        ),
     );
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+    let child = cmd.spawn().map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SpawnError::NotFound {
             program: program.display().to_string(),
         },
@@ -147,11 +200,26 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
             reason: e.to_string(),
         },
     })?;
+    drop(join);
+    tracked(child, &program, shim.is_some(), cgroup)
+}
+
+/// A spawned child, registered with the guard (and its cgroup listed for
+/// `ps`).
+fn tracked(
+    mut child: tokio::process::Child,
+    program: &Path,
+    shimmed: bool,
+    cgroup: Option<Arc<ReplicaCgroup>>,
+) -> Result<NativeProcess, SpawnError> {
     let pid = child.id().ok_or_else(|| SpawnError::Other {
         program: program.display().to_string(),
         reason: "the process ended before it could be tracked".into(),
     })?;
     guard::register(pid);
+    if let Some(c) = &cgroup {
+        c.publish(pid);
+    }
     let output = match (child.stdout.take(), child.stderr.take()) {
         (Some(o), Some(e)) => Some((Box::new(o) as Pipe, Box::new(e) as Pipe)),
         _ => None,
@@ -161,14 +229,19 @@ fn spawn(spec: &ProcessSpec) -> Result<NativeProcess, SpawnError> {
         pid,
         output,
         exited: false,
-        shimmed: shim.is_some(),
+        shimmed,
+        cgroup,
     })
 }
 
 /// In the child, between fork and exec: a new session, death with the
 /// parent, and the service's confinement.
 #[allow(unsafe_code)]
-fn new_session(cmd: &mut tokio::process::Command, mut confinement: crate::confine::Prepared) {
+fn new_session(
+    cmd: &mut tokio::process::Command,
+    join: Vec<std::os::fd::RawFd>,
+    mut confinement: crate::confine::Prepared,
+) {
     let parent = std::process::id();
     // berth may have raised its own limit of open files for a large stack;
     // services get the one berth was started with.
@@ -187,6 +260,13 @@ fn new_session(cmd: &mut tokio::process::Command, mut confinement: crate::confin
             }
             if let Some(limit) = files.as_ref() {
                 libc::setrlimit(libc::RLIMIT_NOFILE, limit);
+            }
+            // Into its cgroup while still berth's user (writing `0` moves
+            // the writer).
+            for fd in &join {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             confinement.apply()?;
             #[cfg(target_os = "linux")]
@@ -216,6 +296,9 @@ pub struct NativeProcess {
     /// service's group: signal the shim alone, or the service would get
     /// each signal twice.
     shimmed: bool,
+    /// Its cgroup, when the project has them: limits, usage, OOM kills,
+    /// and everything it started.
+    cgroup: Option<Arc<ReplicaCgroup>>,
 }
 
 impl std::fmt::Debug for NativeProcess {
@@ -235,6 +318,18 @@ impl Drop for NativeProcess {
             let _ = killpg(self.pid, libc::SIGKILL);
             guard::unregister(self.pid);
         }
+        if let Some(cgroup) = self.cgroup.take() {
+            ReplicaCgroup::unpublish(self.pid);
+            cgroup.kill();
+            if !cgroup.remove() {
+                // Its processes take a moment to go; never block here.
+                let _ = std::thread::Builder::new()
+                    .name("berth-cgroup-end".into())
+                    .spawn(move || {
+                        crate::cgroup::kill_everything_in_replica(&cgroup);
+                    });
+            }
+        }
     }
 }
 
@@ -246,6 +341,11 @@ impl Process for NativeProcess {
     fn signal(&self, signal: i32) -> io::Result<()> {
         if self.shimmed && signal != libc::SIGKILL {
             return kill(self.pid, signal);
+        }
+        if signal == libc::SIGKILL
+            && let Some(c) = &self.cgroup
+        {
+            c.kill();
         }
         killpg(self.pid, signal)
     }
@@ -259,11 +359,24 @@ impl Process for NativeProcess {
                 let _ = killpg(self.pid, libc::SIGKILL);
                 guard::unregister(self.pid);
             }
-            Ok(match (status.code(), status.signal()) {
+            let mut exit = match (status.code(), status.signal()) {
                 (Some(c), _) => Exit::Code(c),
                 (None, Some(s)) => Exit::Signal(s),
                 (None, None) => Exit::Code(-1),
-            })
+            };
+            if let Some(cgroup) = self.cgroup.take() {
+                ReplicaCgroup::unpublish(self.pid);
+                // A run that failed with the OOM killer in its cgroup
+                // died of it, whichever of its processes was chosen.
+                if !exit.success() && cgroup.usage().oom_kills > 0 {
+                    exit = Exit::OutOfMemory {
+                        limit: cgroup.memory_limit(),
+                    };
+                }
+                // Everything it started goes with it, daemons included.
+                cgroup.end(Duration::from_secs(2)).await;
+            }
+            Ok(exit)
         })
     }
 
@@ -272,7 +385,11 @@ impl Process for NativeProcess {
     }
 
     fn stats(&self) -> Option<Stats> {
-        group_stats(self.pid)
+        let mut stats = group_stats(self.pid)?;
+        if let Some(c) = &self.cgroup {
+            cgroup_usage(&mut stats, c.usage());
+        }
+        Some(stats)
     }
 }
 
@@ -284,6 +401,7 @@ fn usage(stat: &ProcStat) -> Stats {
     Stats {
         cpu_seconds: (stat.utime + stat.stime) as f64 / ticks,
         rss_bytes: stat.rss_pages * page,
+        ..Stats::default()
     }
 }
 
@@ -310,7 +428,23 @@ pub fn all_group_stats() -> std::collections::HashMap<u32, Stats> {
         s.cpu_seconds += u.cpu_seconds;
         s.rss_bytes += u.rss_bytes;
     }
+    // A replica with a cgroup: what the kernel charges it, daemons in
+    // sessions of their own included, and its limit.
+    for (pid, stats) in &mut out {
+        if let Some(u) = crate::cgroup::usage_of(*pid) {
+            cgroup_usage(stats, u);
+        }
+    }
     out
+}
+
+fn cgroup_usage(stats: &mut Stats, u: crate::cgroup::Usage) {
+    stats.rss_bytes = u.memory_bytes;
+    if let Some(cpu) = u.cpu_seconds {
+        stats.cpu_seconds = cpu;
+    }
+    stats.memory_limit = u.memory_limit;
+    stats.oom_kills = u.oom_kills;
 }
 
 /// CPU and memory of every process in the session `pgid` leads.
@@ -319,7 +453,7 @@ pub fn group_stats(pgid: u32) -> Option<Stats> {
 }
 
 async fn command_probe(spec: &ProcessSpec, timeout: Duration) -> ProbeResult {
-    let mut process = match spawn(spec) {
+    let mut process = match spawn(spec, None) {
         Ok(p) => p,
         Err(e) => return ProbeResult::Fail(e.to_string()),
     };
@@ -423,6 +557,9 @@ mod tests {
             confinement: berth_compose::Confinement::default(),
             identity: None,
             writable: Vec::new(),
+            mounts: Vec::new(),
+            mounts_of: None,
+            container: None,
         }
     }
 
@@ -440,7 +577,7 @@ mod tests {
         std::fs::write(&script, "#!/bin/sh\n").unwrap();
         let e = resolve_program(&spec(&["./script.sh"], dir.path())).unwrap_err();
         assert!(matches!(e, SpawnError::PermissionDenied { .. }), "{e:?}");
-        let e = spawn(&spec(&["true"], &dir.path().join("missing"))).unwrap_err();
+        let e = spawn(&spec(&["true"], &dir.path().join("missing")), None).unwrap_err();
         assert!(matches!(e, SpawnError::NoWorkingDir { .. }), "{e:?}");
     }
 
@@ -454,7 +591,7 @@ mod tests {
         let script = "trap 'wait; trap - TERM; kill -TERM $$' TERM; \
             (trap 'echo got TERM > grandchild; exit 0' TERM; touch started; \
             while :; do sleep 0.05; done) & wait";
-        let mut p = spawn(&spec(&["sh", "-c", script], dir.path())).unwrap();
+        let mut p = spawn(&spec(&["sh", "-c", script], dir.path()), None).unwrap();
         let pid = p.pid();
         let stat = read_stat(pid).unwrap();
         assert_eq!(stat.pgrp, pid);
@@ -494,16 +631,19 @@ mod tests {
     #[tokio::test]
     async fn command_probes_pass_fail_and_time_out() {
         let dir = tempfile::tempdir().unwrap();
-        let rt = NativeRuntime;
+        let rt = NativeRuntime::default();
         let t = Duration::from_secs(2);
         assert_eq!(
-            rt.probe(&Probe::Command(spec(&["true"], dir.path())), t)
+            rt.probe(&Probe::Command(Box::new(spec(&["true"], dir.path()))), t)
                 .await,
             ProbeResult::Pass
         );
         let r = rt
             .probe(
-                &Probe::Command(spec(&["sh", "-c", "echo nope >&2; exit 3"], dir.path())),
+                &Probe::Command(Box::new(spec(
+                    &["sh", "-c", "echo nope >&2; exit 3"],
+                    dir.path(),
+                ))),
                 t,
             )
             .await;
@@ -511,7 +651,7 @@ mod tests {
         let start = std::time::Instant::now();
         let r = rt
             .probe(
-                &Probe::Command(spec(&["sleep", "10"], dir.path())),
+                &Probe::Command(Box::new(spec(&["sleep", "10"], dir.path()))),
                 Duration::from_millis(200),
             )
             .await;
@@ -542,7 +682,7 @@ mod tests {
                     .await;
             }
         });
-        let rt = NativeRuntime;
+        let rt = NativeRuntime::default();
         let t = Duration::from_secs(1);
         let http = Probe::Http {
             addr,
@@ -579,7 +719,9 @@ mod tests {
             addr,
             path: "/health".into(),
         };
-        let r = NativeRuntime.probe(&probe, Duration::from_secs(2)).await;
+        let r = NativeRuntime::default()
+            .probe(&probe, Duration::from_secs(2))
+            .await;
         assert!(
             matches!(&r, ProbeResult::Fail(m) if m.contains("not an HTTP answer")),
             "{r:?}"

@@ -1,0 +1,539 @@
+//! The Docker runtime: replicas are containers, created and supervised
+//! through the Engine API (bollard; nothing shells out to `docker`).
+//!
+//! Containers are labelled as `docker compose` labels its own
+//! (`com.docker.compose.project`, `.service`, `.container-number`,
+//! `.oneoff`, `.config-hash`), so `docker compose -p NAME ps` lists them,
+//! and `io.berth.managed` besides. They have no Docker restart policy:
+//! berth restarts them, as it does processes. Each joins the project's
+//! network (`<project>_default`) under its service's name, so containers
+//! reach each other by name; each declared port is published on the
+//! loopback port berth chose for the replica, which is where the proxy,
+//! the forwarders and `http`/`tcp` probes reach it. Its output is attached
+//! before it starts (nothing is missed) and split into the two pipes the
+//! log pipeline reads. When it ends it is removed.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+    PortBinding,
+};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, KillContainerOptions, ListContainersOptions,
+    RemoveContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    BoxFuture, ContainerSpec, Exit, Pipe, ProbeResult, Process, ProcessSpec, SpawnError, Stats,
+};
+
+/// The label every container berth creates carries.
+pub const MANAGED_LABEL: &str = "io.berth.managed";
+
+/// The Docker Engine, for one project.
+#[derive(Debug, Clone)]
+pub struct DockerRuntime {
+    docker: Docker,
+    project: String,
+    network: String,
+}
+
+impl DockerRuntime {
+    /// Connects to the engine (`DOCKER_HOST`, else the local socket) and
+    /// checks that it answers.
+    ///
+    /// # Errors
+    /// Why the engine cannot be used, naming where it was looked for.
+    pub async fn connect(project: &str) -> Result<DockerRuntime, String> {
+        let host = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| format!("cannot reach the Docker Engine at {host}: {e}"))?;
+        let docker = tokio::time::timeout(Duration::from_secs(5), docker.negotiate_version())
+            .await
+            .map_err(|_| format!("the Docker Engine at {host} did not answer within 5 s"))?
+            .map_err(|e| format!("cannot reach the Docker Engine at {host}: {e}"))?;
+        docker
+            .ping()
+            .await
+            .map_err(|e| format!("cannot reach the Docker Engine at {host}: {e}"))?;
+        Ok(DockerRuntime {
+            docker,
+            project: project.to_string(),
+            network: format!("{project}_default"),
+        })
+    }
+
+    /// Removes what an earlier run of the project left (its containers,
+    /// by label) and makes sure the project's network exists; how many
+    /// containers were removed.
+    ///
+    /// # Errors
+    /// When the network cannot be created.
+    pub async fn prepare(&self) -> Result<usize, String> {
+        let left = self.containers().await;
+        for name in &left {
+            self.remove(name).await;
+        }
+        let exists = self
+            .docker
+            .inspect_network(
+                &self.network,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .is_ok();
+        if !exists {
+            let labels = HashMap::from([
+                (
+                    "com.docker.compose.project".to_string(),
+                    self.project.clone(),
+                ),
+                (
+                    "com.docker.compose.network".to_string(),
+                    "default".to_string(),
+                ),
+                (MANAGED_LABEL.to_string(), "true".to_string()),
+            ]);
+            self.docker
+                .create_network(NetworkCreateRequest {
+                    name: self.network.clone(),
+                    driver: Some("bridge".into()),
+                    labels: Some(labels),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("cannot create the network {}: {e}", self.network))?;
+        }
+        Ok(left.len())
+    }
+
+    /// Removes every container of the project still there, and its
+    /// network (`down`).
+    pub async fn finish(&self) {
+        for name in self.containers().await {
+            self.remove(&name).await;
+        }
+        let _ = self.docker.remove_network(&self.network).await;
+    }
+
+    /// Names of the project's containers berth made, running or not.
+    async fn containers(&self) -> Vec<String> {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("com.docker.compose.project={}", self.project),
+                format!("{MANAGED_LABEL}=true"),
+            ],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        self.docker
+            .list_containers(Some(options))
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|c| {
+                c.names?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            })
+            .collect()
+    }
+
+    async fn remove(&self, name: &str) {
+        remove(&self.docker, name).await;
+    }
+
+    /// Creates, attaches to and starts the container `spec` describes.
+    ///
+    /// # Errors
+    /// A [`SpawnError`] naming the image or what the engine said.
+    pub async fn spawn(&self, spec: &ProcessSpec) -> Result<Box<dyn Process>, SpawnError> {
+        let Some(c) = spec.container.as_deref() else {
+            return Err(SpawnError::Empty);
+        };
+        let fail = |reason: String| SpawnError::Other {
+            program: format!("container {}", c.name),
+            reason,
+        };
+        // A container of that name from a run that ended badly.
+        self.remove(&c.name).await;
+        self.docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(c.name.clone()),
+                    ..Default::default()
+                }),
+                self.body(c),
+            )
+            .await
+            .map_err(|e| match &e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => fail(format!(
+                    "image {} is not on this machine (berth pulls nothing): build or load it first",
+                    c.image
+                )),
+                _ => fail(e.to_string()),
+            })?;
+        let attached = self
+            .docker
+            .attach_container(
+                &c.name,
+                Some(AttachContainerOptions {
+                    stream: true,
+                    logs: true,
+                    stdout: true,
+                    stderr: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| fail(format!("cannot attach to it: {e}")))?;
+        let (output, pump) = split_output(attached.output);
+        if let Err(e) = self.docker.start_container(&c.name, None).await {
+            pump.abort();
+            self.remove(&c.name).await;
+            return Err(fail(format!("cannot start it: {e}")));
+        }
+        let state = self
+            .docker
+            .inspect_container(&c.name, None)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let pid = state
+            .state
+            .as_ref()
+            .and_then(|s| s.pid)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
+        Ok(Box::new(Container {
+            docker: self.docker.clone(),
+            name: c.name.clone(),
+            pid,
+            output: Some(output),
+            pump: Some(pump),
+            exited: false,
+        }))
+    }
+
+    /// What the engine creates for `c`.
+    fn body(&self, c: &ContainerSpec) -> ContainerCreateBody {
+        let labels = HashMap::from([
+            ("com.docker.compose.project".to_string(), c.project.clone()),
+            ("com.docker.compose.service".to_string(), c.service.clone()),
+            (
+                "com.docker.compose.container-number".to_string(),
+                c.number.to_string(),
+            ),
+            ("com.docker.compose.oneoff".to_string(), "False".to_string()),
+            (
+                "com.docker.compose.config-hash".to_string(),
+                c.config_hash.clone(),
+            ),
+            (MANAGED_LABEL.to_string(), "true".to_string()),
+        ]);
+        let bindings: HashMap<String, Option<Vec<PortBinding>>> = c
+            .publish
+            .iter()
+            .map(|(own, declared)| {
+                (
+                    format!("{declared}/tcp"),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some(own.to_string()),
+                    }]),
+                )
+            })
+            .collect();
+        ContainerCreateBody {
+            image: Some(c.image.clone()),
+            cmd: c.command.clone(),
+            entrypoint: c.entrypoint.clone(),
+            user: c.user.clone(),
+            working_dir: c.working_dir.clone(),
+            env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(labels),
+            stop_signal: c.stop_signal.clone(),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            exposed_ports: Some(c.publish.iter().map(|(_, d)| format!("{d}/tcp")).collect()),
+            host_config: Some(HostConfig {
+                port_bindings: Some(bindings),
+                network_mode: Some(self.network.clone()),
+                // berth restarts it, with its backoff.
+                restart_policy: Some(bollard::models::RestartPolicy {
+                    name: Some(bollard::models::RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                extra_hosts: Some(vec!["host.docker.internal:host-gateway".into()]),
+                ..Default::default()
+            }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(
+                    self.network.clone(),
+                    EndpointSettings {
+                        aliases: Some(vec![c.service.clone()]),
+                        ..Default::default()
+                    },
+                )])),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Runs a probe's command in the container: exit code 0 passes.
+    pub fn exec_probe(
+        &self,
+        container: &str,
+        argv: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, ProbeResult> {
+        let docker = self.docker.clone();
+        let container = container.to_string();
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, exec(&docker, &container, argv)).await {
+                Ok(result) => result,
+                Err(_) => ProbeResult::Fail(format!("timed out after {timeout:?}")),
+            }
+        })
+    }
+}
+
+/// `docker exec`: the exit code and the last lines of its output.
+async fn exec(docker: &Docker, container: &str, argv: Vec<String>) -> ProbeResult {
+    use bollard::exec::{CreateExecOptions, StartExecResults};
+    let created = match docker
+        .create_exec(
+            container,
+            CreateExecOptions {
+                cmd: Some(argv),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return ProbeResult::Fail(format!("cannot run it in {container}: {e}")),
+    };
+    let mut said = Vec::new();
+    match docker.start_exec(&created.id, None).await {
+        Ok(StartExecResults::Attached { mut output, .. }) => {
+            while let Some(Ok(chunk)) = output.next().await {
+                said.extend_from_slice(&chunk.into_bytes());
+            }
+        }
+        Ok(StartExecResults::Detached) => {}
+        Err(e) => return ProbeResult::Fail(format!("cannot run it in {container}: {e}")),
+    }
+    match docker.inspect_exec(&created.id).await {
+        Ok(i) if i.exit_code == Some(0) => ProbeResult::Pass,
+        Ok(i) => {
+            let text = String::from_utf8_lossy(&said);
+            let tail: Vec<&str> = text.lines().rev().take(3).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            ProbeResult::Fail(format!(
+                "exit code {}{}",
+                i.exit_code.unwrap_or(-1),
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", tail.join(" / "))
+                }
+            ))
+        }
+        Err(e) => ProbeResult::Fail(e.to_string()),
+    }
+}
+
+async fn remove(docker: &Docker, name: &str) {
+    let _ = docker
+        .remove_container(
+            name,
+            Some(RemoveContainerOptions {
+                force: true,
+                ..Default::default()
+            }),
+        )
+        .await;
+}
+
+/// The attached stream as two pipes (stdout, stderr), fed by a task.
+fn split_output(
+    mut stream: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+) -> ((Pipe, Pipe), tokio::task::JoinHandle<()>) {
+    let (out_read, mut out_write) = tokio::io::duplex(64 * 1024);
+    let (err_read, mut err_write) = tokio::io::duplex(64 * 1024);
+    let pump = tokio::spawn(async move {
+        while let Some(Ok(chunk)) = stream.next().await {
+            let written = match chunk {
+                LogOutput::StdErr { message } => err_write.write_all(&message).await,
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    out_write.write_all(&message).await
+                }
+                LogOutput::StdIn { .. } => Ok(()),
+            };
+            if written.is_err() {
+                break;
+            }
+        }
+        let _ = out_write.shutdown().await;
+        let _ = err_write.shutdown().await;
+    });
+    ((Box::new(out_read), Box::new(err_read)), pump)
+}
+
+/// A started container.
+struct Container {
+    docker: Docker,
+    name: String,
+    /// Its first process, as this machine numbers it.
+    pid: u32,
+    output: Option<(Pipe, Pipe)>,
+    pump: Option<tokio::task::JoinHandle<()>>,
+    exited: bool,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("name", &self.name)
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+impl Drop for Container {
+    /// A container whose handle is dropped unawaited is removed.
+    fn drop(&mut self) {
+        if !self.exited
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let docker = self.docker.clone();
+            let name = self.name.clone();
+            handle.spawn(async move { remove(&docker, &name).await });
+        }
+    }
+}
+
+impl Process for Container {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `docker kill --signal`, sent on a task of its own.
+    fn signal(&self, signal: i32) -> io::Result<()> {
+        let name = nix::sys::signal::Signal::try_from(signal)
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?
+            .as_str()
+            .to_string();
+        let docker = self.docker.clone();
+        let container = self.name.clone();
+        let handle = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        handle.spawn(async move {
+            let _ = docker
+                .kill_container(&container, Some(KillContainerOptions { signal: name }))
+                .await;
+        });
+        Ok(())
+    }
+
+    fn wait(&mut self) -> BoxFuture<'_, io::Result<Exit>> {
+        Box::pin(async move {
+            let mut waited = self.docker.wait_container(&self.name, None);
+            let code = match waited.next().await {
+                Some(Ok(r)) => r.status_code,
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+                Some(Err(e)) => return Err(io::Error::other(e.to_string())),
+                None => -1,
+            };
+            let state = self.docker.inspect_container(&self.name, None).await.ok();
+            let oom = state
+                .as_ref()
+                .and_then(|s| s.state.as_ref()?.oom_killed)
+                .unwrap_or(false);
+            let limit = state
+                .as_ref()
+                .and_then(|s| s.host_config.as_ref()?.memory)
+                .and_then(|m| u64::try_from(m).ok())
+                .filter(|m| *m > 0);
+            // Its output is read to the end before it goes.
+            if let Some(pump) = self.pump.take() {
+                let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
+            }
+            remove(&self.docker, &self.name).await;
+            self.exited = true;
+            let code = i32::try_from(code).unwrap_or(-1);
+            Ok(if oom {
+                Exit::OutOfMemory { limit }
+            } else if code > 128 && code < 128 + 65 {
+                // How Docker reports a container its signal ended.
+                Exit::Signal(code - 128)
+            } else {
+                Exit::Code(code)
+            })
+        })
+    }
+
+    fn take_output(&mut self) -> Option<(Pipe, Pipe)> {
+        self.output.take()
+    }
+
+    fn stats(&self) -> Option<Stats> {
+        crate::runtime::native::group_stats(self.pid)
+    }
+}
+
+/// Both runtimes behind one [`super::Runtime`]: a spec with a container
+/// goes to Docker, the rest runs natively.
+#[derive(Debug, Clone)]
+pub struct Runtimes {
+    pub native: super::native::NativeRuntime,
+    pub docker: Option<Arc<DockerRuntime>>,
+}
+
+impl super::Runtime for Runtimes {
+    fn spawn<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+    ) -> BoxFuture<'a, Result<Box<dyn Process>, SpawnError>> {
+        match (&spec.container, &self.docker) {
+            (None, _) => self.native.spawn(spec),
+            (Some(_), Some(docker)) => Box::pin(docker.spawn(spec)),
+            (Some(c), None) => Box::pin(std::future::ready(Err(SpawnError::Other {
+                program: format!("container {}", c.name),
+                reason: "no Docker Engine is connected".into(),
+            }))),
+        }
+    }
+
+    fn probe(&self, probe: &super::Probe, timeout: Duration) -> BoxFuture<'static, ProbeResult> {
+        match (probe, &self.docker) {
+            (super::Probe::Command(spec), Some(docker)) if spec.container.is_some() => {
+                let name = spec
+                    .container
+                    .as_ref()
+                    .map(|c| c.name.clone())
+                    .unwrap_or_default();
+                docker.exec_probe(&name, spec.argv.clone(), timeout)
+            }
+            _ => self.native.probe(probe, timeout),
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The Docker runtime against the real engine: containers gated on health,
+//! supervised and load-balanced by berth, labelled like `docker compose`'s,
+//! removed on `down`. The test image is built here, offline: `FROM
+//! scratch` plus Debian's static busybox (a shell, `httpd`, `wget`);
+//! `.ci/run` removes the images labelled `io.berth.test` afterwards.
+
+use std::time::Duration;
+
+use crate::support::{Load, Test, eventually, http_get, proxy_addr};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// The test image, built once per machine (the engine caches it).
+pub const IMAGE: &str = "berth-test-busybox:1";
+
+/// Builds [`IMAGE`] from the machine's static busybox.
+pub fn image() -> &'static str {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("busybox is required for the Docker tests (Debian package busybox-static; .ci/run installs it)");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(busybox, dir.path().join("busybox")).unwrap();
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM scratch\nLABEL io.berth.test=1\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN [\"/bin/sh\", \"-c\", \"mkdir -p /www /tmp && echo hello-from-a-container > /www/index.html\"]\n",
+        )
+        .unwrap();
+        let out = std::process::Command::new("docker")
+            .args(["build", "-q", "-t", IMAGE])
+            .arg(dir.path())
+            .output()
+            .expect("the docker CLI builds the test image");
+        assert!(
+            out.status.success(),
+            "building the test image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    IMAGE
+}
+
+/// `docker <args>`'s output.
+fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The project's containers, running or not, by name.
+fn containers(project: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+fn project_of(t: &Test) -> String {
+    t.dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase()
+}
+
+/// A web service of `replicas` containers serving a page, behind the proxy.
+fn web_stack(replicas: u32) -> Test {
+    Test::new().compose(&format!(
+        r#"
+services:
+  web:
+    image: {image}
+    command: ["httpd", "-f", "-p", "80", "-h", "/www"]
+    ports: ["127.0.0.1::80"]
+    deploy: {{replicas: {replicas}}}
+    restart: on-failure
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 1s
+      start_interval: 100ms
+    stop_grace_period: 2s
+x-berth:
+  proxy:
+    listen: ["127.0.0.1:0"]
+    routes:
+      - {{path: /, service: web}}
+"#,
+        image = image()
+    ))
+}
+
+#[test]
+fn a_health_gated_chain_of_three_containers_starts_in_order() {
+    let t = Test::new().compose(&format!(
+        r#"
+services:
+  a:
+    image: {image}
+    command: ["sh", "-c", "sleep 1; touch /tmp/ok; exec sleep 60"]
+    healthcheck: {{test: ["CMD", "test", "-f", "/tmp/ok"], interval: 1s, start_interval: 100ms}}
+  b:
+    image: {image}
+    command: ["sh", "-c", "touch /tmp/ok; exec sleep 60"]
+    depends_on: {{a: {{condition: service_healthy}}}}
+    healthcheck: {{test: ["CMD", "test", "-f", "/tmp/ok"], interval: 1s, start_interval: 100ms}}
+  c:
+    image: {image}
+    command: ["sh", "-c", "echo c is up; exec sleep 60"]
+    depends_on: {{b: {{condition: service_healthy}}}}
+"#,
+        image = image()
+    ));
+    let mut up = t.arg("up").spawn();
+    up.wait_for_output("c-1", "c is up", 60 * SEC);
+    up.wait_for("c-1 started", 10 * SEC);
+    let seen = up.drain().to_vec();
+    let at = |needle: &str| {
+        seen.iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in {seen:?}"))
+    };
+    assert!(at("a-1 healthy") < at("b-1 started"), "{seen:?}");
+    assert!(at("b-1 healthy") < at("c-1 started"), "{seen:?}");
+    // Labelled as docker compose labels its containers.
+    let project = project_of(&up.test);
+    let labels = docker(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"com.docker.compose.service\"}} {{index .Config.Labels \"com.docker.compose.container-number\"}} {{index .Config.Labels \"com.docker.compose.oneoff\"}} {{.HostConfig.RestartPolicy.Name}}",
+        &format!("{project}-c-1"),
+    ]);
+    assert_eq!(labels.trim(), "c 1 False no", "{labels}");
+}
+
+#[test]
+fn a_killed_container_is_restarted_with_no_failed_request_and_down_removes_all() {
+    let t = web_stack(3);
+    let _stack = t.up_detached();
+    let project = project_of(&t);
+    let addr = proxy_addr(&t);
+    let (status, body) = http_get(&addr, "/").unwrap();
+    assert_eq!((status, body.trim()), (200, "hello-from-a-container"));
+    let load = Load::start(&addr, 4);
+    docker(&["kill", &format!("{project}-web-2")]);
+    // Restarted by berth (no Docker restart policy): a new container, ready.
+    assert!(
+        eventually(30 * SEC, || {
+            let ps = t.run_args(["ps", "--format", "json"]).stdout();
+            serde_json::from_str::<serde_json::Value>(&ps).is_ok_and(|ps| {
+                ps["services"][0]["replicas"].as_array().is_some_and(|r| {
+                    r.iter().all(|r| r["ready"] == true)
+                        && r.iter().any(|r| r["restarts"].as_u64() >= Some(1))
+                })
+            })
+        }),
+        "web-2 was not restarted"
+    );
+    load.finish_without_failures(20);
+    t.run_args(["down"]).success();
+    assert_eq!(containers(&project), Vec::<String>::new());
+    let networks = docker(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !networks.lines().any(|n| n == format!("{project}_default")),
+        "{networks}"
+    );
+}
+
+#[test]
+fn a_rolling_restart_of_three_containers_fails_no_request() {
+    let t = web_stack(3);
+    let _stack = t.up_detached();
+    let addr = proxy_addr(&t);
+    let load = Load::start(&addr, 4);
+    t.run_args(["restart", "web"]).success();
+    load.finish_without_failures(20);
+    // Three new containers, each beside the one it replaced for a moment.
+    let project = project_of(&t);
+    assert!(
+        eventually(10 * SEC, || containers(&project).len() == 3),
+        "the old containers stay: {:?}",
+        containers(&project)
+    );
+    let names = containers(&project);
+    assert!(names.iter().all(|n| n.contains('.')), "{names:?}");
+}
+
+#[test]
+fn a_native_service_reaches_a_container_at_its_published_port() {
+    // The native client waits for the address berth bound for web (the
+    // test hands it over in a file), then fetches the container's page.
+    let t = Test::new().compose(&format!(
+        r#"
+services:
+  web:
+    image: {image}
+    command: ["httpd", "-f", "-p", "8000", "-h", "/www"]
+    ports: ["127.0.0.1::8000"]
+    healthcheck: {{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8000/"], interval: 1s, start_interval: 100ms}}
+  client:
+    command: ["python3", "-c", "import os, time, urllib.request\nwhile not os.path.exists('web.addr'): time.sleep(0.05)\nprint(urllib.request.urlopen('http://' + open('web.addr').read().strip()).read().decode().strip(), flush=True)"]
+    depends_on: {{web: {{condition: service_healthy}}}}
+"#,
+        image = image()
+    ));
+    let mut up = t.arg("up").spawn();
+    let addr = crate::support::listening(&up.test, "web", 8000);
+    std::fs::write(up.test.dir().join("web.addr"), &addr).unwrap();
+    up.wait_for_output("client-1", "hello-from-a-container", 60 * SEC);
+}
+
+#[test]
+fn config_names_each_services_runtime_and_up_without_an_engine_says_what_to_do() {
+    let file = format!(
+        "services:\n  db:\n    image: {IMAGE}\n  app:\n    command: [sleep, '60']\n  tool:\n    image: {IMAGE}\n    command: [sleep, '60']\n    x-berth: {{runtime: native}}\n"
+    );
+    Test::new()
+        .compose(&file)
+        .args(["config", "--runtimes"])
+        .run()
+        .success()
+        .stdout_is("db docker\napp native\ntool native\n");
+    Test::new()
+        .compose(&file)
+        .args(["config", "--runtimes", "--runtime", "native"])
+        .run()
+        .success()
+        .stdout_is("db native\napp native\ntool native\n");
+    Test::new()
+        .compose(&file)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .arg("up")
+        .run()
+        .code(2)
+        .stderr_has("db run as Docker containers, but cannot reach the Docker Engine at unix:///nonexistent/docker.sock")
+        .stderr_has("`x-berth.runtime: native`");
+}
+
+#[test]
+fn docker_compose_sees_the_containers_and_none_outlives_a_sigkill_of_berth() {
+    // A file docker-compose 1.x itself accepts, run from the same directory.
+    let t = Test::new().compose(&format!(
+        "services:\n  web:\n    image: {image}\n    command: [\"sleep\", \"300\"]\n    deploy: {{replicas: 2}}\n",
+        image = image()
+    ));
+    let project = project_of(&t);
+    let mut up = t.arg("up").spawn();
+    up.wait_for("stack is up", 60 * SEC);
+    let out = std::process::Command::new("docker-compose")
+        .args(["-p", &project, "ps"])
+        .current_dir(up.test.dir())
+        .output()
+        .expect("docker-compose runs (Debian package docker-compose; .ci/run installs it)");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for n in 1..=2 {
+        assert!(
+            listed.contains(&format!("{project}-web-{n} ")),
+            "docker-compose ps:\n{listed}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    up.signal(libc::SIGKILL);
+    let _ = up.wait_exit(5 * SEC);
+    assert!(
+        eventually(5 * SEC, || containers(&project).is_empty()),
+        "left after berth's SIGKILL: {:?}",
+        containers(&project)
+    );
+}
