@@ -12,6 +12,7 @@ mod confine;
 mod control;
 mod deploy;
 mod docker;
+mod export;
 mod faults;
 mod identity;
 mod logs;

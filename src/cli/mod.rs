@@ -3,6 +3,7 @@
 //! # Layout
 //! - `mod.rs`: [`Cli`], global options, project loading, failures and exit codes.
 //! - `config.rs`: `berth config`.
+//! - `export.rs`: `berth export kubernetes`.
 
 mod config;
 mod deploy;
@@ -10,6 +11,7 @@ mod detach;
 mod down;
 mod events;
 mod exec;
+mod export;
 mod lifecycle;
 mod lock;
 pub mod logs;
@@ -89,6 +91,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Follow state and health changes
     Events(events::EventsArgs),
+    /// Write the project for another platform: `berth export kubernetes`
+    Export(export::ExportArgs),
 }
 
 /// `SERVICE=N`.
@@ -162,6 +166,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scale(args) => lifecycle::scale(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
+        Command::Export(args) => export::run(&cli.global, args),
     }
 }
 

@@ -18,9 +18,12 @@ use crate::model::{Project, Service};
 /// Keys that do not change a service's processes.
 const NOT_HASHED: &[&str] = &["scale", "profiles", "depends_on"];
 
+/// `x-berth` keys only `berth export kubernetes` reads.
+const EXPORT_ONLY: &[&str] = &["kube", "stateful"];
+
 /// The service's normalized configuration as compared: typed keys and
-/// every other key (`x-berth` included), sorted, without [`NOT_HASHED`]
-/// and `deploy.replicas`.
+/// every other key (`x-berth` included), sorted, without [`NOT_HASHED`],
+/// `deploy.replicas` and the export's own `x-berth` keys.
 pub fn service_config(service: &Service) -> Map<String, Json> {
     let mut map = match serde_json::to_value(service) {
         Ok(Json::Object(map)) => map,
@@ -31,6 +34,14 @@ pub fn service_config(service: &Service) -> Map<String, Json> {
     }
     for k in NOT_HASHED {
         map.remove(*k);
+    }
+    if let Some(Json::Object(x)) = map.get_mut("x-berth") {
+        for k in EXPORT_ONLY {
+            x.remove(*k);
+        }
+        if x.is_empty() {
+            map.remove("x-berth");
+        }
     }
     if let Some(Json::Object(deploy)) = map.get_mut("deploy") {
         deploy.remove("replicas");
@@ -276,6 +287,21 @@ mod tests {
         );
         assert_eq!(d.services[1].to_string(), "api: scale 3 -> 4");
         assert!(!d.is_empty());
+    }
+
+    /// What only the Kubernetes export reads does not restart anything.
+    #[test]
+    fn export_settings_replace_nothing() {
+        let old = project(BASE);
+        let new = project(&BASE.replace(
+            "deploy: {replicas: 2}",
+            "deploy: {replicas: 2}\n    x-berth:\n      stateful: true\n      kube: {image: reg/api:1}",
+        ));
+        assert!(new.services["api"].settings.stateful);
+        assert_eq!(
+            config_hash(&old.services["api"]),
+            config_hash(&new.services["api"])
+        );
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub use crate::values::{
 };
 pub use crate::volumes::{ServiceVolumeConfig, VolumeKind};
 pub use crate::xberth::{
-    Bind, BuildCommand, LoadBalancing, ProjectSettings, ProxySettings, ProxyTimeouts, Ready,
-    ReadyProbe, Route, RouteTarget, RuntimeChoice, RuntimeKind, ServiceSettings,
+    Bind, BuildCommand, KubeSettings, LoadBalancing, ProjectSettings, ProxySettings, ProxyTimeouts,
+    Ready, ReadyProbe, Route, RouteTarget, RuntimeChoice, RuntimeKind, ServiceSettings,
+    ServiceType,
 };
 
 /// A loaded Compose project.

@@ -38,6 +38,11 @@ pub struct LoadOptions {
     /// Default network, resource names, implicit dependencies
     /// (`config --no-normalize` turns them off).
     pub normalize: bool,
+    /// Report what the native runtime cannot honour (warnings, and errors
+    /// for `network_mode` values it would change). `berth export
+    /// kubernetes` turns it off: a cluster honours those fields.
+    #[serde(default = "yes")]
+    pub native_checks: bool,
     #[serde(skip)]
     pub limits: ParseLimits,
     /// Standard input, when a file is `-` (tests set it; the CLI reads stdin).
@@ -61,8 +66,13 @@ impl LoadOptions {
             validate_schema: true,
             consistency: true,
             normalize: true,
+            native_checks: true,
             limits: ParseLimits::default(),
             stdin: None,
         }
     }
+}
+
+fn yes() -> bool {
+    true
 }

@@ -190,6 +190,37 @@ pub struct ServiceSettings {
     /// How long a deploy waits for a replacement replica to be ready
     /// before it rolls the service back (`x-berth.deploy.timeout`).
     pub deploy_timeout: Option<Duration>,
+    /// `x-berth.stateful: true`: exported to Kubernetes as a StatefulSet
+    /// whatever its replica count.
+    pub stateful: bool,
+    /// `x-berth.kube`: only read by `berth export kubernetes`.
+    pub kube: KubeSettings,
+}
+
+/// `x-berth.kube` on a service: what `berth export kubernetes` cannot learn
+/// from the rest of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct KubeSettings {
+    /// The image to run in the cluster; a service that runs natively (a
+    /// `command`, no `image` or `build`) has no other.
+    pub image: Option<String>,
+    /// The size of each PersistentVolumeClaim made for the service's named
+    /// volumes (default 1 GiB).
+    pub storage: Option<ByteSize>,
+    /// The type of the Kubernetes Service for the published ports.
+    pub service_type: Option<ServiceType>,
+}
+
+/// `x-berth.kube.service_type`, spelled as Kubernetes does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServiceType {
+    /// Reachable inside the cluster only (the default).
+    #[serde(rename = "ClusterIP")]
+    ClusterIp,
+    /// Also on a port of every node.
+    NodePort,
+    /// Also through the cloud's load balancer.
+    LoadBalancer,
 }
 
 /// A build step: a string runs through `sh -c`, a list is an argv.
@@ -312,6 +343,17 @@ pub(crate) mod raw {
         pub bind: Bind,
         pub deploy: DeployRaw,
         pub runtime: Option<RuntimeChoice>,
+        pub stateful: Option<bool>,
+        pub kube: KubeRaw,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct KubeRaw {
+        pub image: Option<String>,
+        /// A size: checked where it is converted, to report it at its line.
+        pub storage: Option<Json>,
+        pub service_type: Option<ServiceType>,
     }
 
     #[derive(Debug, Deserialize, Default)]

@@ -140,7 +140,9 @@ pub(crate) fn normalize(
     profiles(ctx, &mut project, tree, env);
     if ctx.options.consistency {
         validate::project(ctx, &project, tree);
-        native::check(ctx, &project, tree);
+        if ctx.options.native_checks {
+            native::check(ctx, &project, tree);
+        }
     }
     (ctx.sink.errors.len() == errors_before).then_some(project)
 }

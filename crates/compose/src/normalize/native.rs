@@ -197,3 +197,30 @@ fn network_mode(ctx: &mut Ctx<'_>, name: &str, mode: Option<&str>, tree: &Node) 
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::DiagnosticKind;
+
+    fn load(text: &str, native_checks: bool) -> Result<crate::Loaded, crate::Diagnostics> {
+        let mut o = crate::LoadOptions::new(std::env::temp_dir(), Default::default());
+        o.files = vec!["-".into()];
+        o.stdin = Some(text.to_string());
+        o.native_checks = native_checks;
+        crate::load(&o)
+    }
+
+    /// `berth export kubernetes` loads files written for containers: what
+    /// only the native runtime cannot do is neither a warning nor an error.
+    #[test]
+    fn native_checks_can_be_turned_off() {
+        let text = "services:\n  a:\n    command: [x]\n    network_mode: none\n    secrets: [s]\nsecrets:\n  s: {environment: S}\n";
+        let errors = load(text, true).err().unwrap().errors;
+        assert!(
+            errors.iter().any(|e| e.kind == DiagnosticKind::Unsupported),
+            "{errors:#?}"
+        );
+        let loaded = load(text, false).map_err(|d| d.render(false)).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    }
+}

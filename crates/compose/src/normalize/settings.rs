@@ -9,8 +9,8 @@ use crate::context::Ctx;
 use crate::diag::{Diagnostic, DiagnosticKind};
 use crate::units::{ByteSize, Duration};
 use crate::xberth::{
-    BuildCommand, ProjectSettings, ProxySettings, ProxyTimeouts, Ready, ReadyProbe, Route,
-    RouteTarget, ServiceSettings, raw,
+    BuildCommand, KubeSettings, ProjectSettings, ProxySettings, ProxyTimeouts, Ready, ReadyProbe,
+    Route, RouteTarget, ServiceSettings, raw,
 };
 use crate::yaml::{Node, from_node};
 
@@ -192,13 +192,71 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> ServiceSett
         }
     };
     let ready = raw.ready.and_then(|r| ready(ctx, r, node, &place));
+    let kube = kube(ctx, raw.kube, node, &place);
     ServiceSettings {
         build,
         ready,
         bind: raw.bind,
         runtime: raw.runtime,
         deploy_timeout: raw.deploy.timeout,
+        stateful: raw.stateful.unwrap_or(false),
+        kube,
     }
+}
+
+/// `x-berth.kube`: an image that names something, a size above zero.
+fn kube(ctx: &mut Ctx<'_>, raw: raw::KubeRaw, node: &Node, place: &str) -> KubeSettings {
+    if let Some(image) = &raw.image
+        && image.trim().is_empty()
+    {
+        ctx.sink.push(
+            Diagnostic::error(
+                DiagnosticKind::InvalidValue,
+                node.span_at(&["kube", "image"]),
+                format!("{place}.kube.image is empty"),
+            )
+            .with_help("name the image to run in the cluster, e.g. registry.example.com/api:1.0"),
+        );
+    }
+    let storage = raw.storage.and_then(|value| {
+        let size = match &value {
+            serde_json::Value::String(s) => kube_storage(s),
+            serde_json::Value::Number(n) => n.as_u64().map(ByteSize).filter(|b| b.0 > 0),
+            _ => None,
+        };
+        if size.is_none() {
+            ctx.sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::InvalidValue,
+                    node.span_at(&["kube", "storage"]),
+                    format!("{place}.kube.storage: {value} is not a size above zero"),
+                )
+                .with_help("write a size such as 10Gi, 512Mi, 20g or a byte count"),
+            );
+        }
+        size
+    });
+    KubeSettings {
+        image: raw.image.filter(|i| !i.trim().is_empty()),
+        storage,
+        service_type: raw.service_type,
+    }
+}
+
+/// A size as Compose writes it (`20g`, `512m`, `1GiB`) or as Kubernetes
+/// does with a binary suffix (`10Gi`, `512Mi`); `None` when it is neither,
+/// or zero.
+pub(crate) fn kube_storage(text: &str) -> Option<ByteSize> {
+    let text = text.trim();
+    let binary = ["Ki", "Mi", "Gi", "Ti", "Pi"]
+        .iter()
+        .any(|suffix| text.ends_with(suffix));
+    let size = if binary {
+        ByteSize::parse(&format!("{text}B")).ok()
+    } else {
+        ByteSize::parse(text).ok()
+    };
+    size.filter(|s| s.0 > 0)
 }
 
 fn ready(ctx: &mut Ctx<'_>, r: raw::ReadyRaw, node: &Node, place: &str) -> Option<Ready> {
@@ -255,6 +313,77 @@ fn ready(ctx: &mut Ctx<'_>, r: raw::ReadyRaw, node: &Node, place: &str) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(text: &str) -> Result<crate::Loaded, crate::Diagnostics> {
+        let mut o = crate::LoadOptions::new(std::env::temp_dir(), Default::default());
+        o.files = vec!["-".into()];
+        o.stdin = Some(text.to_string());
+        crate::load(&o)
+    }
+
+    #[test]
+    fn kube_settings_are_read() {
+        let loaded = load(
+            "services:\n  api:\n    command: [x]\n    x-berth:\n      stateful: true\n      kube: {image: reg/api:1, storage: 10Gi, service_type: LoadBalancer}\n",
+        )
+        .map_err(|d| d.render(false))
+        .unwrap();
+        let settings = &loaded.project.services["api"].settings;
+        assert!(settings.stateful);
+        assert_eq!(
+            settings.kube,
+            KubeSettings {
+                image: Some("reg/api:1".into()),
+                storage: Some(ByteSize(10 << 30)),
+                service_type: Some(crate::xberth::ServiceType::LoadBalancer),
+            }
+        );
+    }
+
+    #[test]
+    fn bad_kube_settings_are_errors_at_their_line() {
+        let errors = load(
+            "services:\n  api:\n    command: [x]\n    x-berth:\n      kube:\n        image: \"\"\n        storage: lots\n",
+        )
+        .err()
+        .unwrap()
+        .errors;
+        let found: Vec<(u32, &str)> = errors
+            .iter()
+            .map(|e| (e.span.line, e.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (6, "services.api.x-berth.kube.image is empty"),
+                (
+                    7,
+                    "services.api.x-berth.kube.storage: \"lots\" is not a size above zero"
+                ),
+            ]
+        );
+        let errors = load(
+            "services:\n  api:\n    image: x\n    x-berth:\n      kube: {service_type: Ingress, size: 1}\n",
+        )
+        .err()
+        .unwrap()
+        .errors;
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors.iter().all(|e| e.span.line == 5), "{errors:#?}");
+    }
+
+    #[test]
+    fn kube_storage_takes_compose_and_kubernetes_sizes() {
+        let gib = 1024 * 1024 * 1024;
+        assert_eq!(kube_storage("10Gi"), Some(ByteSize(10 * gib)));
+        assert_eq!(kube_storage("10g"), Some(ByteSize(10 * gib)));
+        assert_eq!(kube_storage("512Mi"), Some(ByteSize(512 * 1024 * 1024)));
+        assert_eq!(kube_storage("1GiB"), Some(ByteSize(gib)));
+        assert_eq!(kube_storage("0"), None);
+        assert_eq!(kube_storage("lots"), None);
+        assert_eq!(kube_storage("10Gix"), None);
+        assert_eq!(kube_storage(""), None);
+    }
 
     #[test]
     fn listen_addresses_normalize() {
