@@ -328,7 +328,12 @@ volumes:
     );
     let project = project_of(&up.test);
     let _ = up.wait_exit(10 * SEC);
-    docker(&["volume", "rm", "-f", &format!("{project}_cache")]);
+    // The named volume is the engine's: gone once its container is.
+    let volume = format!("{project}_cache");
+    assert!(eventually(10 * SEC, || {
+        docker(&["volume", "rm", "-f", &volume]);
+        !docker(&["volume", "ls", "-q"]).lines().any(|v| v == volume)
+    }));
 }
 
 #[test]

@@ -283,17 +283,19 @@ async fn docker_runtime(
             continue;
         };
         logs.system(&plan.name, 0, format!("building image {image}"));
-        docker
+        let built = docker
             .build(image, build, |line| {
                 logs.system(&plan.name, 0, line.to_string())
             })
-            .await
-            .map_err(|e| {
-                Failure::Runtime(anyhow::anyhow!(
-                    "the image build of service {} failed: {e}",
-                    plan.name
-                ))
-            })?;
+            .await;
+        if let Err(e) = built {
+            // Nothing started: the network goes again.
+            docker.finish().await;
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "the image build of service {} failed: {e}",
+                plan.name
+            )));
+        }
     }
     // If berth dies, its guard removes the containers.
     berth_engine::guard::start(exe, record).map_err(|e| {
