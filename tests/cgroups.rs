@@ -103,27 +103,7 @@ x-berth:
 
 /// The first `berth events --json` line for which `is` holds, within 30 s.
 fn next_event(t: &Test, is: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-    use std::io::BufRead;
-    let mut events = std::process::Command::new(crate::support::berth_bin())
-        .args(["events", "--json"])
-        .current_dir(t.dir())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = events.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Ok(event) = serde_json::from_str(&line)
-                && tx.send(event).is_err()
-            {
-                break;
-            }
-        }
-    });
+    let (mut events, rx) = crate::support::events_json(t);
     let deadline = std::time::Instant::now() + 30 * SEC;
     let found = loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());

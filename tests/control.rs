@@ -254,29 +254,9 @@ fn exec_runs_with_the_replica_environment_and_passes_the_exit_code() {
 
 #[test]
 fn events_report_transitions_as_they_happen() {
-    use std::io::BufRead;
     let t = web_stack(1);
     let _stack = t.up_detached();
-    let mut events = std::process::Command::new(crate::support::berth_bin())
-        .args(["events", "--json"])
-        .current_dir(t.dir())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = events.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let event =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-            if tx.send(event).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut events, rx) = crate::support::events_json(&t);
     // The stream says nothing until something changes: a second replica
     // comes and goes until one of its changes arrives, and the stream is
     // known to be live.

@@ -688,3 +688,35 @@ impl Load {
         assert!(ok >= min_ok, "only {ok} requests");
     }
 }
+
+/// `berth events --json` of the project's running stack: the process, and
+/// its events as they come (a line that is not JSON fails the test).
+pub fn events_json(
+    t: &Test,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<serde_json::Value>,
+) {
+    use std::io::BufRead;
+    let mut events = Command::new(berth_bin())
+        .args(["events", "--json"])
+        .current_dir(t.dir())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = events.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let event =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            if tx.send(event).is_err() {
+                break;
+            }
+        }
+    });
+    (events, rx)
+}

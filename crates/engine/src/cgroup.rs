@@ -121,33 +121,10 @@ impl Cgroups {
             "{project}.{:08x}",
             fnv1a(state_dir.as_os_str().as_encoded_bytes())
         );
-        let choice = std::env::var(CGROUP_ENV).unwrap_or_default();
-        if choice == "off" || choice == "0" {
-            return Err(format!("{CGROUP_ENV}={choice}"));
-        }
-        if !cfg!(target_os = "linux") {
-            return Err("cgroups are Linux only".into());
-        }
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-        let mounts = Mounts::parse(&mountinfo, &own);
-        let want = match choice.as_str() {
-            "v1" => Some(Version::V1),
-            "v2" => Some(Version::V2),
-            "" => None,
-            other => {
-                return Err(format!("{CGROUP_ENV}={other} is not one of v1, v2, off"));
-            }
-        };
-        let cgroups = match (want, mounts.v2_controllers().is_empty()) {
-            (Some(Version::V2), _) | (None, false) => Self::v2(&mounts, project)?,
-            (Some(Version::V1), _) | (None, true) if !mounts.v1.is_empty() => {
-                Self::v1(&mounts, project)?
-            }
-            (None, true) if mounts.v2.is_some() => Self::v2(&mounts, project)?,
-            _ => return Err("no cgroup hierarchy is mounted".into()),
+        let (mounts, version) = here()?;
+        let cgroups = match version {
+            Version::V1 => Self::v1(&mounts, project)?,
+            Version::V2 => Self::v2(&mounts, project)?,
         };
         Ok(cgroups)
     }
@@ -375,7 +352,9 @@ impl Preview {
     }
 }
 
-fn preview_missing() -> Result<Vec<(Controller, String)>, String> {
+/// The hierarchies mounted here and the version to use: the one with the
+/// controllers, or what `BERTH_CGROUP` says.
+fn here() -> Result<(Mounts, Version), String> {
     let choice = std::env::var(CGROUP_ENV).unwrap_or_default();
     if choice == "off" || choice == "0" {
         return Err(format!("{CGROUP_ENV}={choice}"));
@@ -388,6 +367,22 @@ fn preview_missing() -> Result<Vec<(Controller, String)>, String> {
     let own = std::fs::read_to_string("/proc/self/cgroup")
         .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
     let mounts = Mounts::parse(&mountinfo, &own);
+    let version = match choice.as_str() {
+        "v1" => Version::V1,
+        "v2" => Version::V2,
+        "" if !mounts.v2_controllers().is_empty() || mounts.v1.is_empty() => Version::V2,
+        "" => Version::V1,
+        other => return Err(format!("{CGROUP_ENV}={other} is not one of v1, v2, off")),
+    };
+    match version {
+        Version::V1 if mounts.v1.is_empty() => Err("no cgroup v1 hierarchy is mounted".into()),
+        Version::V2 if mounts.v2.is_none() => Err("no cgroup v2 hierarchy is mounted".into()),
+        _ => Ok((mounts, version)),
+    }
+}
+
+fn preview_missing() -> Result<Vec<(Controller, String)>, String> {
+    let (mounts, version) = here()?;
     let writable = |dir: &Path| {
         nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).map_err(|e| {
             format!(
@@ -396,13 +391,8 @@ fn preview_missing() -> Result<Vec<(Controller, String)>, String> {
             )
         })
     };
-    let use_v2 = match choice.as_str() {
-        "v2" => true,
-        "v1" => false,
-        _ => !mounts.v2_controllers().is_empty() || mounts.v1.is_empty(),
-    };
     let three = [Controller::Memory, Controller::Cpu, Controller::Pids];
-    if use_v2 {
+    if version == Version::V2 {
         let (mount, own) = mounts
             .v2
             .clone()
