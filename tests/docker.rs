@@ -371,3 +371,36 @@ fn an_image_is_built_from_its_context_with_its_args_and_a_broken_one_stops_up() 
         .code(1)
         .stderr_has("the image build of service app failed: The command '/bin/sh -c false' returned a non-zero code: 1");
 }
+
+#[test]
+fn exec_runs_in_the_replicas_container_with_stdin_and_the_exit_code() {
+    let t = Test::new().compose(&format!(
+        "services:\n  web:\n    image: {image}\n    command: [\"sleep\", \"300\"]\n    deploy: {{replicas: 2}}\n    environment: {{GREETING: hi}}\n",
+        image = image()
+    ));
+    let _stack = t.up_detached();
+    // In the container, with the file's environment and the replica's number.
+    t.run_args([
+        "exec",
+        "web",
+        "--replica",
+        "2",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING from $BERTH_REPLICA; exit 3",
+    ])
+    .code(3)
+    .stdout_is("hi from 2\n");
+    let mut cat = std::process::Command::new(crate::support::berth_bin())
+        .args(["exec", "web", "--", "cat"])
+        .current_dir(t.dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut cat.stdin.take().unwrap(), b"piped in\n").unwrap();
+    let out = cat.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\n");
+}

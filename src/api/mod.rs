@@ -107,6 +107,17 @@ pub struct Down {
 pub struct ExecTarget {
     pub env: BTreeMap<String, String>,
     pub working_dir: PathBuf,
+    /// Set when the service runs as containers: the command runs in the
+    /// replica's container (`docker exec`), as this replica number.
+    #[serde(default)]
+    pub container: Option<ExecContainer>,
+}
+
+/// Which container `berth exec` runs in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecContainer {
+    pub project: String,
+    pub replica: u32,
 }
 
 /// Replies of the POST verbs: what happened, one line each.

@@ -448,6 +448,14 @@ fn exec_target(state: &State, q: &[(String, String)]) -> Response<Body> {
         &ExecTarget {
             env,
             working_dir: cell.plan().working_dir.clone(),
+            container: cell
+                .plan()
+                .container
+                .as_ref()
+                .map(|c| crate::api::ExecContainer {
+                    project: c.project.clone(),
+                    replica: replica.index,
+                }),
         },
     )
 }

@@ -30,6 +30,9 @@ pub fn run(global: &Global, args: ExecArgs) -> Result<(), Failure> {
     }
     let path = format!("/v1/exec?{}", query.finish());
     let target: ExecTarget = super::block_on(client.get(&path))?;
+    if let Some(c) = &target.container {
+        return in_container(c, &args);
+    }
     let status = Command::new(&args.command[0])
         .args(&args.command[1..])
         .env_clear()
@@ -41,5 +44,35 @@ pub fn run(global: &Global, args: ExecArgs) -> Result<(), Failure> {
         Some(0) => Ok(()),
         Some(code) => Err(Failure::Exit(code)),
         None => Err(Failure::Exit(1)),
+    }
+}
+
+/// `docker exec` into the replica's container, through the engine's API:
+/// stdin, stdout, stderr and the exit code pass through.
+fn in_container(c: &crate::api::ExecContainer, args: &ExecArgs) -> Result<(), Failure> {
+    let code = super::block_on_raw(async {
+        let docker = berth_engine::runtime::docker::DockerRuntime::connect(&c.project).await?;
+        // Piped input is passed on; a terminal is not read (nothing would
+        // end it), as `docker exec` without -i.
+        let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> =
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                Box::new(tokio::io::empty())
+            } else {
+                Box::new(tokio::io::stdin())
+            };
+        docker
+            .exec_attached(&args.service, c.replica, args.command.clone(), input)
+            .await
+    })?
+    .map_err(|e| {
+        Failure::Runtime(anyhow::anyhow!(
+            "exec in {}-{}: {e}",
+            args.service,
+            c.replica
+        ))
+    })?;
+    match code {
+        0 => Ok(()),
+        code => Err(Failure::Exit(i32::try_from(code).unwrap_or(1))),
     }
 }

@@ -351,6 +351,94 @@ impl DockerRuntime {
         Ok(())
     }
 
+    /// `berth exec` into the running container of replica `number` of
+    /// `service`: `argv` with its stdin from `input` (until its end), its
+    /// output written to this process's stdout and stderr; its exit code.
+    ///
+    /// # Errors
+    /// No such running container, or what the engine said.
+    pub async fn exec_attached(
+        &self,
+        service: &str,
+        number: u32,
+        argv: Vec<String>,
+        mut input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    ) -> Result<i64, String> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let filters = HashMap::from([
+            (
+                "label".to_string(),
+                vec![
+                    format!("com.docker.compose.project={}", self.project),
+                    format!("com.docker.compose.service={service}"),
+                    format!("com.docker.compose.container-number={number}"),
+                    format!("{MANAGED_LABEL}=true"),
+                ],
+            ),
+            ("status".to_string(), vec!["running".to_string()]),
+        ]);
+        let container = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find_map(|c| c.id)
+            .ok_or_else(|| format!("{service}-{number} has no running container"))?;
+        let created = self
+            .docker
+            .create_exec(
+                &container,
+                CreateExecOptions {
+                    cmd: Some(argv),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Err("the engine did not attach".into());
+        };
+        let feed = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut input, &mut stdin).await;
+            let _ = stdin.shutdown().await;
+        });
+        let mut out = tokio::io::stdout();
+        let mut err = tokio::io::stderr();
+        while let Some(Ok(chunk)) = output.next().await {
+            let _ = match chunk {
+                LogOutput::StdErr { message } => err.write_all(&message).await,
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    out.write_all(&message).await
+                }
+                LogOutput::StdIn { .. } => Ok(()),
+            };
+        }
+        let _ = out.flush().await;
+        let _ = err.flush().await;
+        feed.abort();
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(inspected.exit_code.unwrap_or(-1))
+    }
+
     /// Runs a probe's command in the container: exit code 0 passes.
     pub fn exec_probe(
         &self,
