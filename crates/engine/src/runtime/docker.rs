@@ -365,29 +365,7 @@ impl DockerRuntime {
         mut input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
     ) -> Result<i64, String> {
         use bollard::exec::{CreateExecOptions, StartExecResults};
-        let filters = HashMap::from([
-            (
-                "label".to_string(),
-                vec![
-                    format!("com.docker.compose.project={}", self.project),
-                    format!("com.docker.compose.service={service}"),
-                    format!("com.docker.compose.container-number={number}"),
-                    format!("{MANAGED_LABEL}=true"),
-                ],
-            ),
-            ("status".to_string(), vec!["running".to_string()]),
-        ]);
-        let container = self
-            .docker
-            .list_containers(Some(ListContainersOptions {
-                filters: Some(filters),
-                ..Default::default()
-            }))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find_map(|c| c.id)
-            .ok_or_else(|| format!("{service}-{number} has no running container"))?;
+        let container = self.running(service, number).await?;
         let created = self
             .docker
             .create_exec(
@@ -437,6 +415,32 @@ impl DockerRuntime {
             .await
             .map_err(|e| e.to_string())?;
         Ok(inspected.exit_code.unwrap_or(-1))
+    }
+
+    /// The id of the running container of replica `number` of `service`.
+    async fn running(&self, service: &str, number: u32) -> Result<String, String> {
+        let filters = HashMap::from([
+            (
+                "label".to_string(),
+                vec![
+                    format!("com.docker.compose.project={}", self.project),
+                    format!("com.docker.compose.service={service}"),
+                    format!("com.docker.compose.container-number={number}"),
+                    format!("{MANAGED_LABEL}=true"),
+                ],
+            ),
+            ("status".to_string(), vec!["running".to_string()]),
+        ]);
+        self.docker
+            .list_containers(Some(ListContainersOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find_map(|c| c.id)
+            .ok_or_else(|| format!("{service}-{number} has no running container"))
     }
 
     /// Runs a probe's command in the container: exit code 0 passes.
