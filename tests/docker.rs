@@ -404,3 +404,26 @@ fn exec_runs_in_the_replicas_container_with_stdin_and_the_exit_code() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\n");
 }
+
+#[test]
+fn a_container_reaches_a_native_service_at_host_docker_internal() {
+    let t = Test::new()
+        .file("server.py", crate::support::REPLICA_SERVER)
+        .compose(&format!(
+            r#"
+services:
+  api:
+    command: ["python3", "server.py"]
+    ports: ["127.0.0.1::18765"]
+    x-berth: {{ready: {{tcp: true}}}}
+  client:
+    image: {image}
+    command: ["sh", "-c", "wget -q -O - http://host.docker.internal:18765/ && echo; sleep 60"]
+    depends_on: {{api: {{condition: service_healthy}}}}
+"#,
+            image = image()
+        ));
+    let mut up = t.arg("up").spawn();
+    // What the native replica answers: "replica 1 pid N".
+    up.wait_for("client-1  | replica 1 pid ", 60 * SEC);
+}

@@ -317,6 +317,55 @@ async fn docker_runtime(
     Ok(Some(Arc::new(docker)))
 }
 
+/// Containers reach a native service at `host.docker.internal:<declared
+/// port>`: each declared port of each native service is forwarded from
+/// the engine's host gateway too.
+async fn reach_native_from_containers(
+    stack: &Stack,
+    docker: &berth_engine::runtime::docker::DockerRuntime,
+    logs: &LogHub,
+) {
+    let natives: Vec<(String, Vec<u16>)> = stack
+        .services()
+        .iter()
+        .map(|c| c.plan())
+        .filter(|p| p.container.is_none())
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.targets.iter().copied().filter(|t| *t != 0).collect(),
+            )
+        })
+        .filter(|(_, targets): &(String, Vec<u16>)| !targets.is_empty())
+        .collect();
+    if natives.is_empty() {
+        return;
+    }
+    let Some(gateway) = docker.host_gateway().await else {
+        logs.system(
+            "berth",
+            0,
+            "no host gateway found on the engine's bridge: containers cannot reach native services",
+        );
+        return;
+    };
+    for (service, targets) in natives {
+        for target in targets {
+            let addr = std::net::SocketAddr::from((gateway, target));
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let _ = stack.forward_also(&service, target, listener);
+                }
+                Err(e) => logs.system(
+                    "berth",
+                    0,
+                    format!("containers cannot reach {service} at host.docker.internal:{target}: {addr}: {e}"),
+                ),
+            }
+        }
+    }
+}
+
 /// Removes what is left of the project's containers and its network.
 async fn finish_docker(docker: Option<&berth_engine::runtime::docker::DockerRuntime>) {
     if let Some(docker) = docker {
@@ -381,6 +430,9 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         }
     };
     announce_ports(&stack, &logs);
+    if let Some(docker) = &docker {
+        reach_native_from_containers(&stack, docker, &logs).await;
+    }
     let edge = match Edge::start(&project, &stack, &logs, root.child_token()).await {
         Ok(edge) => edge,
         Err(e) => {

@@ -153,6 +153,35 @@ impl Stack {
         self.generation.send_modify(|g| *g += 1);
     }
 
+    /// Forwards `listener` to `service`'s ready replicas for its declared
+    /// port `target`, besides the addresses its plan lists (containers
+    /// reach native services on the Docker host gateway this way). It
+    /// goes when the service's forwarders do.
+    ///
+    /// # Errors
+    /// [`Error::UnknownService`].
+    pub fn forward_also(
+        &self,
+        service: &str,
+        target: u16,
+        listener: tokio::net::TcpListener,
+    ) -> Result<(), Error> {
+        let cell = self.service(service).ok_or_else(|| Error::UnknownService {
+            service: service.to_string(),
+        })?;
+        let mut forwarders = self
+            .service_forwarders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = forwarders
+            .entry(service.to_string())
+            .or_insert_with(|| (self.forwarders.child_token(), Vec::new()));
+        let backends = backends(&cell, target, &self.drain, &entry.0);
+        let task = forward::serve(listener, backends, self.drain.clone(), entry.0.clone());
+        entry.1.push(task);
+        Ok(())
+    }
+
     /// Forwards a declared port of a service to its ready replicas.
     fn forward(&self, cell: &Arc<ServiceCell>, target: u16, listener: tokio::net::TcpListener) {
         let service = cell.name().to_string();

@@ -125,6 +125,32 @@ impl DockerRuntime {
         let _ = self.docker.remove_network(&self.network).await;
     }
 
+    /// The address of the engine's default bridge on this machine, which
+    /// `host.docker.internal` (`host-gateway`) names in containers.
+    pub async fn host_gateway(&self) -> Option<std::net::IpAddr> {
+        let bridge = self
+            .docker
+            .inspect_network(
+                "bridge",
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .ok()?;
+        let configs = bridge.ipam?.config?;
+        // Older engines list only the subnet: the gateway is its first
+        // address, as the engine assigns it.
+        configs.into_iter().find_map(|c| {
+            c.gateway.and_then(|g| g.parse().ok()).or_else(|| {
+                let subnet = c.subnet?;
+                let (net, _) = subnet.split_once('/')?;
+                let net: std::net::Ipv4Addr = net.parse().ok()?;
+                Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+                    u32::from(net) + 1,
+                )))
+            })
+        })
+    }
+
     /// Names of the project's containers berth made, running or not.
     async fn containers(&self) -> Vec<String> {
         let filters = HashMap::from([(
