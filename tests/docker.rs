@@ -427,3 +427,55 @@ services:
     // What the native replica answers: "replica 1 pid N".
     up.wait_for("client-1  | replica 1 pid ", 60 * SEC);
 }
+
+#[test]
+fn a_changed_container_service_is_deployed_without_a_failed_request() {
+    let file = |greeting: &str| {
+        format!(
+            r#"
+services:
+  web:
+    image: {image}
+    command: ["sh", "-c", "echo $$GREETING > /tmp/index.html && exec httpd -f -p 80 -h /tmp"]
+    environment: {{GREETING: {greeting}}}
+    # httpd as pid 1 would ignore SIGTERM: docker-init passes it on.
+    init: true
+    ports: ["127.0.0.1::80"]
+    deploy: {{replicas: 2}}
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 1s
+      start_interval: 100ms
+x-berth:
+  proxy:
+    listen: ["127.0.0.1:0"]
+    routes:
+      - {{path: /, service: web}}
+"#,
+            image = image()
+        )
+    };
+    let t = Test::new().compose(&file("one"));
+    let _stack = t.up_detached();
+    let addr = proxy_addr(&t);
+    assert_eq!(http_get(&addr, "/").unwrap().1.trim(), "one");
+    std::fs::write(t.dir().join("compose.yaml"), file("two")).unwrap();
+    t.run_args(["up", "--dry-run"])
+        .success()
+        .stdout_is("web: replace (environment changed)\n");
+    let load = Load::start(&addr, 4);
+    t.run_args(["up"])
+        .success()
+        .stdout_has("web-1: replaced without downtime")
+        .stdout_has("web-2: replaced without downtime");
+    load.finish_without_failures(20);
+    for _ in 0..4 {
+        assert_eq!(http_get(&addr, "/").unwrap().1.trim(), "two");
+    }
+    let project = project_of(&t);
+    assert!(
+        eventually(10 * SEC, || containers(&project).len() == 2),
+        "{:?}",
+        containers(&project)
+    );
+}
