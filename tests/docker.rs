@@ -328,12 +328,14 @@ volumes:
     );
     let project = project_of(&up.test);
     let _ = up.wait_exit(10 * SEC);
-    // The named volume is the engine's: gone once its container is.
+    // The named volume is the engine's; `down -v` removes it.
     let volume = format!("{project}_cache");
-    assert!(eventually(10 * SEC, || {
-        docker(&["volume", "rm", "-f", &volume]);
-        !docker(&["volume", "ls", "-q"]).lines().any(|v| v == volume)
-    }));
+    assert!(docker(&["volume", "ls", "-q"]).lines().any(|v| v == volume));
+    up.test
+        .run_args(["down", "-v"])
+        .success()
+        .stdout_has(&format!("volume {volume}: removed (Docker)"));
+    assert!(!docker(&["volume", "ls", "-q"]).lines().any(|v| v == volume));
 }
 
 #[test]

@@ -45,6 +45,9 @@ pub fn run(global: &Global, args: DownArgs) -> Result<(), Failure> {
             let mut lines = vec![format!("project {} is not running", project.name)];
             if args.volumes {
                 lines.extend(super::volumes::remove(&project));
+                lines.extend(super::block_on_raw(super::volumes::remove_docker(
+                    &project,
+                ))?);
             }
             print_stdout(&(lines.join("\n") + "\n"))
         }

@@ -561,6 +561,7 @@ async fn conclude(
             let mut lines = vec![format!("project {}: stopped", project.name)];
             if down.volumes {
                 lines.extend(super::volumes::remove(project));
+                lines.extend(super::volumes::remove_docker(project).await);
             }
             let _ = reply.send(Report { lines });
             Ok(())

@@ -151,6 +151,26 @@ impl DockerRuntime {
         })
     }
 
+    /// Removes the engine's volumes of these names (`down -v`); one line
+    /// for each that was there.
+    pub async fn remove_volumes(&self, names: &[String]) -> Vec<String> {
+        let mut lines = Vec::new();
+        for name in names {
+            match self
+                .docker
+                .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+                .await
+            {
+                Ok(()) => lines.push(format!("volume {name}: removed (Docker)")),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => lines.push(format!("volume {name}: cannot remove it: {e}")),
+            }
+        }
+        lines
+    }
+
     /// Names of the project's containers berth made, running or not.
     async fn containers(&self) -> Vec<String> {
         let filters = HashMap::from([(
