@@ -21,7 +21,7 @@ pub use crate::units::{ByteSize, Duration};
 pub use crate::values::{
     Expose, HealthTest, Invalid, LogRotation, PortRange, Protocol, RestartPolicy, Signal, SignalId,
 };
-pub use crate::volumes::{ServiceVolumeConfig, VolumeKind};
+pub use crate::volumes::{ServiceVolumeConfig, VolumeKind, target_word, volume_var};
 pub use crate::xberth::{
     Bind, BuildCommand, KubeSettings, LoadBalancing, ProjectSettings, ProxySettings, ProxyTimeouts,
     Ready, ReadyProbe, Route, RouteTarget, RuntimeChoice, RuntimeKind, ServiceSettings,

@@ -491,6 +491,26 @@ fn tmpfs_mode<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>,
     }
 }
 
+/// The environment variable that carries a mount's host path to a
+/// service (natively, and in the Kubernetes export alike):
+/// `/var/lib/data` -> `BERTH_VOLUME_VAR_LIB_DATA`.
+pub fn volume_var(target: &str) -> String {
+    format!("BERTH_VOLUME_{}", target_word(target))
+}
+
+/// A mount target as one upper-case word: `/var/lib/data` -> `VAR_LIB_DATA`.
+pub fn target_word(target: &str) -> String {
+    let mut out = String::new();
+    for c in target.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_uppercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

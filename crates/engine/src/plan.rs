@@ -645,7 +645,7 @@ fn mounts(project: &Project, s: &Service) -> Vec<Mount> {
                         "{}_{}_anon{}",
                         project.name,
                         s.name,
-                        sanitize(&v.target).to_lowercase()
+                        berth_compose::target_word(&v.target).to_lowercase()
                     ),
                 };
                 out.push(Mount {
@@ -661,23 +661,7 @@ fn mounts(project: &Project, s: &Service) -> Vec<Mount> {
     out
 }
 
-/// The environment variable carrying a mount's host path:
-/// `/var/lib/data` -> `BERTH_VOLUME_VAR_LIB_DATA`.
-pub fn volume_var(target: &str) -> String {
-    format!("BERTH_VOLUME_{}", sanitize(target))
-}
-
-fn sanitize(target: &str) -> String {
-    let mut out = String::new();
-    for c in target.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_uppercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    out.trim_matches('_').to_string()
-}
+pub use berth_compose::volume_var;
 
 /// A container path under a mount target, as the host path behind it.
 fn translate(container_path: &str, mounts: &[Mount]) -> Option<PathBuf> {

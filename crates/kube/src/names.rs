@@ -181,17 +181,7 @@ impl Family {
 /// The environment variable in which berth hands a mount's path to a
 /// native process (`/var/lib/data` -> `BERTH_VOLUME_VAR_LIB_DATA`); the
 /// same variable carries the mount target in the cluster.
-pub fn volume_var(target: &str) -> String {
-    let mut out = String::new();
-    for c in target.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_uppercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    format!("BERTH_VOLUME_{}", out.trim_matches('_'))
-}
+pub use berth_compose::volume_var;
 
 #[cfg(test)]
 mod tests {
