@@ -328,9 +328,17 @@ volumes:
     );
     let project = project_of(&up.test);
     let _ = up.wait_exit(10 * SEC);
-    // The named volume is the engine's; `down -v` removes it.
+    // The named volume is the engine's, labelled as docker compose labels
+    // its own; `down -v` removes it.
     let volume = format!("{project}_cache");
-    assert!(docker(&["volume", "ls", "-q"]).lines().any(|v| v == volume));
+    let labels = docker(&[
+        "volume",
+        "inspect",
+        "--format",
+        "{{index .Labels \"com.docker.compose.project\"}} {{index .Labels \"com.docker.compose.volume\"}}",
+        &volume,
+    ]);
+    assert_eq!(labels.trim(), format!("{project} cache"));
     up.test
         .run_args(["down", "-v"])
         .success()
@@ -480,4 +488,18 @@ x-berth:
         "{:?}",
         containers(&project)
     );
+}
+
+#[test]
+fn an_external_volume_that_does_not_exist_stops_up_before_anything_starts() {
+    let t = Test::new().compose(&format!(
+        "services:\n  db:\n    image: {image}\n    command: [\"sleep\", \"60\"]\n    volumes: [\"data:/data\"]\nvolumes:\n  data:\n    external: true\n    name: berth-test-no-such-volume\n",
+        image = image()
+    ));
+    let project = project_of(&t);
+    t.arg("up")
+        .run()
+        .code(1)
+        .stderr_has("external volume berth-test-no-such-volume does not exist: create it (docker volume create berth-test-no-such-volume)");
+    assert_eq!(containers(&project), Vec::<String>::new());
 }

@@ -237,7 +237,7 @@ async fn runtimes(
     let native = native_runtime(&project.name, state_dir, logs);
     let exe = std::env::current_exe().context("cannot find the berth executable")?;
     let record = super::lock::groups_record(state_dir);
-    let docker = docker_runtime(&project.name, plans, logs, (&exe, &record)).await?;
+    let docker = docker_runtime(project, plans, logs, (&exe, &record)).await?;
     let runtimes = berth_engine::runtime::docker::Runtimes {
         native,
         docker: docker.clone(),
@@ -252,11 +252,12 @@ async fn runtimes(
 /// [`Failure::Usage`] (exit 2, before anything starts) when no engine
 /// answers, naming the services that need one and how to run them natively.
 async fn docker_runtime(
-    project: &str,
+    model: &Project,
     plans: &[berth_engine::ServicePlan],
     logs: &LogHub,
     (exe, record): (&std::path::Path, &std::path::Path),
 ) -> Result<Option<Arc<berth_engine::runtime::docker::DockerRuntime>>, Failure> {
+    let project = model.name.as_str();
     let needing: Vec<&str> = plans
         .iter()
         .filter(|p| p.container.is_some())
@@ -277,6 +278,10 @@ async fn docker_runtime(
         .prepare()
         .await
         .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+    if let Err(e) = docker.volumes(&docker_volumes(model, plans)).await {
+        docker.finish().await;
+        return Err(Failure::Runtime(anyhow::anyhow!(e)));
+    }
     for plan in plans {
         let Some(c) = &plan.container else { continue };
         let (Some(build), Some(image)) = (&c.build, &c.image) else {
@@ -364,6 +369,36 @@ async fn reach_native_from_containers(
             }
         }
     }
+}
+
+/// The named volumes the project's containers mount: (key, engine name,
+/// external).
+fn docker_volumes(
+    project: &Project,
+    plans: &[berth_engine::ServicePlan],
+) -> Vec<(String, String, bool)> {
+    let mut out: Vec<(String, String, bool)> = Vec::new();
+    for plan in plans.iter().filter(|p| p.container.is_some()) {
+        let Some(service) = project.services.get(&plan.name) else {
+            continue;
+        };
+        for v in &service.volumes {
+            let (berth_compose::VolumeKind::Volume, Some(key)) = (v.kind, &v.source) else {
+                continue;
+            };
+            if out.iter().any(|(k, _, _)| k == key) {
+                continue;
+            }
+            let external = project
+                .volumes
+                .get(key)
+                .and_then(|d| d.get("external"))
+                .and_then(serde_json::Value::as_bool)
+                == Some(true);
+            out.push((key.clone(), project.volume_name(key), external));
+        }
+    }
+    out
 }
 
 /// Removes what is left of the project's containers and its network.

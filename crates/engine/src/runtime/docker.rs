@@ -151,6 +151,45 @@ impl DockerRuntime {
         })
     }
 
+    /// Makes sure the named volumes the containers mount exist: the
+    /// project's own are created with `docker compose`'s labels (key
+    /// `com.docker.compose.volume`) when missing; an `external` one must
+    /// be there already. `volumes`: (key in the file, engine name,
+    /// external).
+    ///
+    /// # Errors
+    /// An external volume that does not exist, or one the engine cannot
+    /// create.
+    pub async fn volumes(&self, volumes: &[(String, String, bool)]) -> Result<(), String> {
+        for (key, name, external) in volumes {
+            if self.docker.inspect_volume(name).await.is_ok() {
+                continue;
+            }
+            if *external {
+                return Err(format!(
+                    "external volume {name} does not exist: create it (docker volume create {name}) or drop `external: true`"
+                ));
+            }
+            let labels = HashMap::from([
+                (
+                    "com.docker.compose.project".to_string(),
+                    self.project.clone(),
+                ),
+                ("com.docker.compose.volume".to_string(), key.clone()),
+                (MANAGED_LABEL.to_string(), "true".to_string()),
+            ]);
+            self.docker
+                .create_volume(bollard::models::VolumeCreateRequest {
+                    name: Some(name.clone()),
+                    labels: Some(labels),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| format!("cannot create the volume {name}: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Removes the engine's volumes of these names (`down -v`); one line
     /// for each that was there.
     pub async fn remove_volumes(&self, names: &[String]) -> Vec<String> {
