@@ -248,6 +248,18 @@ fn default_grace() -> Duration {
 }
 
 impl Service {
+    /// The strings of a list under one of its other keys (`cap_add`,
+    /// `dns_search`…); empty when it is absent or not a list.
+    pub fn strings(&self, key: &str) -> Vec<String> {
+        self.other
+            .get(key)
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
     /// How many replicas to run: `deploy.replicas`, else `scale`, else 1.
     pub fn replicas(&self) -> u32 {
         self.deploy

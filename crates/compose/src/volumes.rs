@@ -513,6 +513,19 @@ pub fn target_word(target: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn volume_variables_are_named_after_the_target() {
+        assert_eq!(
+            super::volume_var("/var/lib/postgresql/data"),
+            "BERTH_VOLUME_VAR_LIB_POSTGRESQL_DATA"
+        );
+        assert_eq!(super::volume_var("/data"), "BERTH_VOLUME_DATA");
+        assert_eq!(
+            super::volume_var("/app/node-modules/"),
+            "BERTH_VOLUME_APP_NODE_MODULES"
+        );
+    }
+
     use super::*;
     use crate::testsupport::{Rng, chars, conformance_json};
     use serde_json::{Map, Value, json};

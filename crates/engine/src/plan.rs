@@ -222,17 +222,6 @@ fn container_plan(project: &Project, s: &Service) -> ContainerPlan {
     }
 }
 
-/// The strings of a list in the service's other keys.
-fn strings(s: &Service, key: &str) -> Vec<String> {
-    s.other
-        .get(key)
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
-}
-
 /// What the file says of a container beyond its command.
 fn container_host(project: &Project, s: &Service) -> crate::runtime::ContainerHost {
     let binds = s
@@ -266,7 +255,8 @@ fn container_host(project: &Project, s: &Service) -> crate::runtime::ContainerHo
             .iter()
             .map(|(h, a)| format!("{h}:{}", a.as_str().unwrap_or_default()))
             .collect(),
-        _ => strings(s, "extra_hosts")
+        _ => s
+            .strings("extra_hosts")
             .into_iter()
             .map(|h| h.replacen('=', ":", 1))
             .collect(),
@@ -275,9 +265,9 @@ fn container_host(project: &Project, s: &Service) -> crate::runtime::ContainerHo
         binds,
         tmpfs,
         read_only: s.confinement.read_only,
-        cap_add: strings(s, "cap_add"),
-        cap_drop: strings(s, "cap_drop"),
-        security_opt: strings(s, "security_opt"),
+        cap_add: s.strings("cap_add"),
+        cap_drop: s.strings("cap_drop"),
+        security_opt: s.strings("security_opt"),
         limits: s.confinement.limits,
         ulimits: s.confinement.ulimits.clone(),
         init: s.other.get("init").and_then(serde_json::Value::as_bool),
@@ -867,18 +857,5 @@ mod tests {
                 out.push(path);
             }
         }
-    }
-
-    #[test]
-    fn volume_variables_are_named_after_the_target() {
-        assert_eq!(
-            volume_var("/var/lib/postgresql/data"),
-            "BERTH_VOLUME_VAR_LIB_POSTGRESQL_DATA"
-        );
-        assert_eq!(volume_var("/data"), "BERTH_VOLUME_DATA");
-        assert_eq!(
-            volume_var("/app/node-modules/"),
-            "BERTH_VOLUME_APP_NODE_MODULES"
-        );
     }
 }

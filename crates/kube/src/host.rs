@@ -11,17 +11,6 @@ use serde_json::Value as Json;
 use crate::context::Ctx;
 use crate::names::is_dns_label;
 
-fn strings(v: Option<&Json>) -> Vec<String> {
-    v.and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Sets the pod's host and network settings from the service.
 pub(crate) fn apply(ctx: &mut Ctx<'_>, s: &Service, spec: &mut PodSpec) {
     let place = |field: &str| format!("services.{}.{field}", s.name);
@@ -36,8 +25,9 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, s: &Service, spec: &mut PodSpec) {
         }
     }
     spec.host_aliases = host_aliases(ctx, s);
-    let searches = strings(s.other.get("dns_search"));
-    let options: Vec<PodDNSConfigOption> = strings(s.other.get("dns_opt"))
+    let searches = s.strings("dns_search");
+    let options: Vec<PodDNSConfigOption> = s
+        .strings("dns_opt")
         .iter()
         .map(|o| {
             let (name, value) = match o.split_once(':') {
@@ -91,7 +81,7 @@ pub(crate) fn apply(ctx: &mut Ctx<'_>, s: &Service, spec: &mut PodSpec) {
 /// `extra_hosts` (`host=ip` after loading) grouped by address.
 fn host_aliases(ctx: &mut Ctx<'_>, s: &Service) -> Option<Vec<HostAlias>> {
     let mut by_ip: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for entry in strings(s.other.get("extra_hosts")) {
+    for entry in s.strings("extra_hosts") {
         let Some((host, ip)) = entry.split_once('=') else {
             continue;
         };

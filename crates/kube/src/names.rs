@@ -256,17 +256,4 @@ mod tests {
         assert_eq!(label_value("_a b_"), "a-b");
         assert_eq!(label_value(&"x".repeat(70)).len(), 63);
     }
-
-    #[test]
-    fn volume_variables_are_named_like_natively() {
-        assert_eq!(
-            volume_var("/var/lib/postgresql/data"),
-            "BERTH_VOLUME_VAR_LIB_POSTGRESQL_DATA"
-        );
-        assert_eq!(volume_var("/data"), "BERTH_VOLUME_DATA");
-        assert_eq!(
-            volume_var("/app/node-modules/"),
-            "BERTH_VOLUME_APP_NODE_MODULES"
-        );
-    }
 }

@@ -25,17 +25,6 @@ const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_wmem",
 ];
 
-fn strings(v: Option<&Json>) -> Vec<String> {
-    v.and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Json::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `NET_ADMIN`, `cap_net_admin` -> `NET_ADMIN`, as Kubernetes writes them.
 fn capability(name: &str) -> String {
     let upper = name.trim().to_ascii_uppercase();
@@ -48,14 +37,12 @@ pub(crate) fn container(ctx: &mut Ctx<'_>, s: &Service) -> Option<SecurityContex
     if let Some(user) = &s.user {
         user_ids(ctx, s, user, &mut sc);
     }
-    let drop: Vec<String> = strings(s.other.get("cap_drop"))
+    let drop: Vec<String> = s
+        .strings("cap_drop")
         .iter()
         .map(|c| capability(c))
         .collect();
-    let add: Vec<String> = strings(s.other.get("cap_add"))
-        .iter()
-        .map(|c| capability(c))
-        .collect();
+    let add: Vec<String> = s.strings("cap_add").iter().map(|c| capability(c)).collect();
     if !drop.is_empty() || !add.is_empty() {
         sc.capabilities = Some(Capabilities {
             add: (!add.is_empty()).then_some(add),
@@ -68,7 +55,7 @@ pub(crate) fn container(ctx: &mut Ctx<'_>, s: &Service) -> Option<SecurityContex
     if s.other.get("privileged").and_then(Json::as_bool) == Some(true) {
         sc.privileged = Some(true);
     }
-    for (i, opt) in strings(s.other.get("security_opt")).iter().enumerate() {
+    for (i, opt) in s.strings("security_opt").iter().enumerate() {
         security_opt(ctx, s, i, opt, &mut sc);
     }
     (sc != SecurityContext::default()).then_some(sc)
@@ -140,7 +127,7 @@ fn security_opt(ctx: &mut Ctx<'_>, s: &Service, i: usize, opt: &str, sc: &mut Se
 /// The pod's security context: `group_add` and `sysctls`.
 pub(crate) fn pod(ctx: &mut Ctx<'_>, s: &Service) -> Option<PodSecurityContext> {
     let mut groups = Vec::new();
-    for g in strings(s.other.get("group_add")) {
+    for g in s.strings("group_add") {
         match g.parse::<i64>() {
             Ok(gid) => groups.push(gid),
             Err(_) => ctx.warn(
