@@ -14,7 +14,8 @@
 //! - `loader`: discovery, environment, per-file passes, `include`,
 //!   `extends`, merging.
 //! - `normalize`: the merged tree to the [`Project`] model, project-wide checks.
-//! - `model`, `xberth`: the normalized model and berth's own settings.
+//! - `model`, `xberth`, `edge`: the normalized model and berth's own
+//!   settings (`edge`: TLS and route policies of the proxy).
 //! - `render`: the model as `berth config` prints it.
 
 mod confine;
@@ -22,6 +23,7 @@ mod context;
 pub mod diag;
 pub mod diff;
 pub mod dotenv;
+mod edge;
 pub mod interpolate;
 mod loader;
 pub mod model;

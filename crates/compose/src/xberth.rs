@@ -13,6 +13,8 @@ use serde_json::Value as Json;
 
 use crate::units::{ByteSize, Duration};
 
+pub use crate::edge::*;
+
 /// `x-berth` at the top level.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProjectSettings {
@@ -87,6 +89,17 @@ impl Default for ProjectSettings {
 pub struct ProxySettings {
     /// Addresses to listen on (`127.0.0.1:8080`, `:80`, `[::1]:8443`).
     pub listen: Vec<String>,
+    /// Addresses to listen on with TLS (HTTP/2 and HTTP/1.1 by ALPN).
+    pub listen_tls: Vec<String>,
+    /// Certificates for `listen_tls`; set whenever `listen_tls` is.
+    pub tls: Option<TlsSettings>,
+    /// Plain listeners answer 308 to the same URL on https (ACME http-01
+    /// paths excepted).
+    pub redirect_http: bool,
+    /// `Strict-Transport-Security: max-age` on TLS responses, in seconds; 0: none.
+    pub hsts: u64,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
     /// Routes in the order written; matching picks the longest path prefix.
     pub routes: Vec<Route>,
     /// Aggregated stack health as JSON; `None` turns it off.
@@ -100,6 +113,28 @@ pub struct ProxySettings {
     /// Largest request head accepted (431 above).
     pub max_header_size: ByteSize,
     pub timeouts: ProxyTimeouts,
+}
+
+impl Default for ProxySettings {
+    /// What `proxy: {}` means: one plain listener on 127.0.0.1:8080, no
+    /// routes, no TLS, access log on, 10 MiB bodies, 64 KiB heads.
+    fn default() -> Self {
+        ProxySettings {
+            listen: vec!["127.0.0.1:8080".into()],
+            listen_tls: Vec::new(),
+            tls: None,
+            redirect_http: false,
+            hsts: 0,
+            trusted_proxies: Vec::new(),
+            routes: Vec::new(),
+            health_path: None,
+            metrics_path: None,
+            access_log: true,
+            max_body_size: ByteSize(10 * 1024 * 1024),
+            max_header_size: ByteSize(64 * 1024),
+            timeouts: ProxyTimeouts::default(),
+        }
+    }
 }
 
 /// Proxy timeouts, defaults filled.
@@ -142,6 +177,8 @@ pub struct Route {
     pub max_body_size: Option<ByteSize>,
     /// Upstream response timeout for this route, overriding the proxy's.
     pub timeout: Option<Duration>,
+    /// Who may use it, how often, and what its responses carry.
+    pub policy: RoutePolicy,
 }
 
 /// Where a route sends requests.
@@ -282,6 +319,12 @@ pub(crate) mod raw {
     #[serde(default)]
     pub struct Proxy {
         pub listen: Option<OneOrMany>,
+        pub listen_tls: Option<OneOrMany>,
+        pub tls: Option<Tls>,
+        pub redirect_http: Option<bool>,
+        /// Seconds, or a duration: checked where it is converted.
+        pub hsts: Option<Json>,
+        pub trusted_proxies: Vec<String>,
         pub routes: Vec<Route>,
         pub health_path: Option<Option<String>>,
         pub metrics_path: Option<Option<String>>,
@@ -289,6 +332,59 @@ pub(crate) mod raw {
         pub max_body_size: Option<ByteSize>,
         pub max_header_size: Option<ByteSize>,
         pub timeouts: Timeouts,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Tls {
+        pub certificates: Vec<Certificate>,
+        pub acme: Option<Acme>,
+        pub self_signed: bool,
+        /// `1.2` or `1.3`, a number or a string.
+        pub min_version: Option<Json>,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Certificate {
+        pub cert: String,
+        pub key: String,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Acme {
+        pub email: Option<String>,
+        pub domains: Vec<String>,
+        pub directory: Option<String>,
+        pub challenge: Option<String>,
+        pub ca_root: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Headers {
+        pub set: IndexMap<String, String>,
+        pub remove: Vec<String>,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct Cors {
+        pub origins: Vec<String>,
+        pub methods: Option<Vec<String>>,
+        pub headers: Vec<String>,
+        pub expose_headers: Vec<String>,
+        pub credentials: bool,
+        pub max_age: Option<Duration>,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    pub struct RateLimit {
+        pub rate: String,
+        pub burst: Option<u32>,
+        pub key: Option<String>,
     }
 
     #[derive(Debug, Deserialize, Default)]
@@ -333,6 +429,11 @@ pub(crate) mod raw {
         pub env_js: IndexMap<String, Json>,
         pub max_body_size: Option<ByteSize>,
         pub timeout: Option<Duration>,
+        pub headers: Headers,
+        pub security_headers: Option<bool>,
+        pub cors: Option<Cors>,
+        pub rate_limit: Option<RateLimit>,
+        pub allow: Vec<String>,
     }
 
     #[derive(Debug, Deserialize, Default)]

@@ -49,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
             max_body_size: None,
             timeout: None,
+            policy: Default::default(),
         }],
         health_path: Some("/health".into()),
         metrics_path: Some("/metrics".into()),
@@ -56,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_body_size: ByteSize(10 * 1024 * 1024),
         max_header_size: ByteSize(64 * 1024),
         timeouts: ProxyTimeouts::default(),
+        ..ProxySettings::default()
     };
     // The proxy runs on its own worker threads; this runtime only starts it.
     // BENCH_WORKERS=N sets how many (default: one per CPU).

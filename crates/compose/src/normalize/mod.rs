@@ -12,6 +12,7 @@
 //! - `validate.rs`: project-wide checks.
 //! - `native.rs`: what the native runtime cannot honour.
 
+mod edge;
 mod fields;
 mod native;
 mod settings;

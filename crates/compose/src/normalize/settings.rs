@@ -5,12 +5,13 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use super::edge;
 use crate::context::Ctx;
 use crate::diag::{Diagnostic, DiagnosticKind};
 use crate::units::{ByteSize, Duration};
 use crate::xberth::{
-    BuildCommand, KubeSettings, ProjectSettings, ProxySettings, ProxyTimeouts, Ready, ReadyProbe,
-    Route, RouteTarget, ServiceSettings, raw,
+    AcmeChallenge, BuildCommand, KubeSettings, ProjectSettings, ProxySettings, ProxyTimeouts,
+    Ready, ReadyProbe, Route, RouteTarget, ServiceSettings, TlsSettings, raw,
 };
 use crate::yaml::{Node, from_node};
 
@@ -40,25 +41,42 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSett
     }
 }
 
-fn proxy(ctx: &mut Ctx<'_>, raw: raw::Proxy, node: &Node, dir: &Path) -> ProxySettings {
-    let mut listen = Vec::new();
-    let addresses = raw.listen.map_or_else(
-        || vec![DEFAULT_LISTEN.to_string()],
-        raw::OneOrMany::into_vec,
+fn proxy(ctx: &mut Ctx<'_>, mut raw: raw::Proxy, node: &Node, dir: &Path) -> ProxySettings {
+    // The default plain listener is for a proxy that names no listener at all.
+    let addresses = match (raw.listen.take(), &raw.listen_tls) {
+        (Some(listen), _) => listen.into_vec(),
+        (None, Some(_)) => Vec::new(),
+        (None, None) => vec![DEFAULT_LISTEN.to_string()],
+    };
+    let listen = listen_addresses(ctx, addresses, node, "listen");
+    let listen_tls = listen_addresses(
+        ctx,
+        raw.listen_tls
+            .take()
+            .map(raw::OneOrMany::into_vec)
+            .unwrap_or_default(),
+        node,
+        "listen_tls",
     );
-    for (i, address) in addresses.into_iter().enumerate() {
-        match normalize_listen(&address) {
-            Some(a) => listen.push(a),
-            None => ctx.sink.push(
-                Diagnostic::error(
-                    DiagnosticKind::InvalidValue,
-                    node.span_at(&["proxy", "listen", &i.to_string()]),
-                    format!("x-berth.proxy.listen: {address:?} is not an address to listen on"),
-                )
-                .with_help("write HOST:PORT (\"127.0.0.1:8080\", \"[::1]:8080\") or :PORT for every interface"),
-            ),
-        }
-    }
+    let at = edge::At {
+        node,
+        path: vec!["proxy".to_string()],
+    };
+    let tls_at = edge::At {
+        node,
+        path: vec!["proxy".to_string(), "tls".to_string()],
+    };
+    let tls = raw.tls.take().map(|t| edge::tls(ctx, t, &tls_at, dir));
+    let hsts = edge::hsts(ctx, raw.hsts.take(), &at);
+    let trusted_proxies = edge::networks(ctx, &raw.trusted_proxies, &at, "trusted_proxies");
+    let redirect_http = raw.redirect_http.unwrap_or(false);
+    tls_consistency(ctx, node, &listen, &listen_tls, tls.as_ref(), redirect_http);
+    // HSTS by default for real certificates; not for a development
+    // certificate, where it would pin every localhost port to https.
+    let production = tls
+        .as_ref()
+        .is_some_and(|t| !t.certificates.is_empty() || t.acme.is_some());
+    let hsts = hsts.unwrap_or(if production { 63_072_000 } else { 0 });
     let mut routes = Vec::new();
     for (i, r) in raw.routes.into_iter().enumerate() {
         let at = ["proxy".to_string(), "routes".to_string(), i.to_string()];
@@ -70,6 +88,11 @@ fn proxy(ctx: &mut Ctx<'_>, raw: raw::Proxy, node: &Node, dir: &Path) -> ProxySe
     let d = ProxyTimeouts::default();
     ProxySettings {
         listen,
+        listen_tls,
+        tls,
+        redirect_http,
+        hsts,
+        trusted_proxies,
         routes,
         health_path: raw.health_path.flatten(),
         metrics_path: raw.metrics_path.flatten(),
@@ -83,6 +106,83 @@ fn proxy(ctx: &mut Ctx<'_>, raw: raw::Proxy, node: &Node, dir: &Path) -> ProxySe
             response: t.response.unwrap_or(d.response),
             websocket_idle: t.websocket_idle.unwrap_or(d.websocket_idle),
         },
+    }
+}
+
+/// Each address of `listen` or `listen_tls`, normalized; errors at their line.
+fn listen_addresses(
+    ctx: &mut Ctx<'_>,
+    addresses: Vec<String>,
+    node: &Node,
+    key: &str,
+) -> Vec<String> {
+    let mut listen = Vec::new();
+    for (i, address) in addresses.into_iter().enumerate() {
+        match normalize_listen(&address) {
+            Some(a) => listen.push(a),
+            None => ctx.sink.push(
+                Diagnostic::error(
+                    DiagnosticKind::InvalidValue,
+                    node.span_at(&["proxy", key, &i.to_string()]),
+                    format!("x-berth.proxy.{key}: {address:?} is not an address to listen on"),
+                )
+                .with_help("write HOST:PORT (\"127.0.0.1:8080\", \"[::1]:8080\") or :PORT for every interface"),
+            ),
+        }
+    }
+    listen
+}
+
+/// TLS listeners need certificates and certificates need TLS listeners;
+/// redirecting to https needs somewhere to redirect to; an http-01 ACME
+/// challenge needs a plain listener.
+fn tls_consistency(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    listen: &[String],
+    listen_tls: &[String],
+    tls: Option<&TlsSettings>,
+    redirect_http: bool,
+) {
+    let mut error = |key: &[&str], message: &str, help: &str| {
+        ctx.sink.push(
+            Diagnostic::error(
+                DiagnosticKind::MissingKey,
+                node.span_at(&[&["proxy"][..], key].concat()),
+                message.to_string(),
+            )
+            .with_help(help),
+        );
+    };
+    match (listen_tls.is_empty(), tls) {
+        (false, None) => error(
+            &["listen_tls"],
+            "x-berth.proxy.listen_tls has no certificate to serve",
+            "add `tls:` with `certificates`, `acme` or `self_signed: true`",
+        ),
+        (true, Some(_)) => error(
+            &["tls"],
+            "x-berth.proxy.tls is set but no TLS listener serves it",
+            "add `listen_tls: [\"0.0.0.0:443\"]`",
+        ),
+        _ => {}
+    }
+    if redirect_http && listen_tls.is_empty() {
+        error(
+            &["redirect_http"],
+            "x-berth.proxy.redirect_http redirects to https, but there is no `listen_tls`",
+            "add `listen_tls: [\"0.0.0.0:443\"]` with `tls:`",
+        );
+    }
+    if let Some(acme) = tls.and_then(|t| t.acme.as_ref())
+        && acme.challenge == AcmeChallenge::Http01
+        && listen.is_empty()
+    {
+        error(
+            &["tls", "acme"],
+            "x-berth.proxy.tls.acme: the http-01 challenge needs a plain listener (port 80), and `listen` is empty",
+            "add `listen: [\"0.0.0.0:80\"]`, or use `challenge: tls-alpn-01`",
+        );
     }
 }
 
@@ -103,7 +203,7 @@ pub(crate) fn normalize_listen(address: &str) -> Option<String> {
 
 fn route(
     ctx: &mut Ctx<'_>,
-    r: raw::Route,
+    mut r: raw::Route,
     node: &Node,
     at: &[String],
     dir: &Path,
@@ -118,6 +218,14 @@ fn route(
         ));
         return None;
     }
+    let policy = edge::policy(
+        ctx,
+        &mut r,
+        &edge::At {
+            node,
+            path: at.to_vec(),
+        },
+    );
     let target = match (r.service, r.static_dir) {
         (Some(service), None) => {
             if !r.env_js.is_empty() || r.spa {
@@ -166,6 +274,7 @@ fn route(
         target,
         max_body_size: r.max_body_size,
         timeout: r.timeout,
+        policy,
     })
 }
 

@@ -114,6 +114,7 @@ pub fn service_route(path: &str, service: &str) -> Route {
         },
         max_body_size: None,
         timeout: None,
+        policy: Default::default(),
     }
 }
 
@@ -129,6 +130,7 @@ pub fn static_route(path: &str, root: PathBuf, spa: bool) -> Route {
         },
         max_body_size: None,
         timeout: None,
+        policy: Default::default(),
     }
 }
 
@@ -142,6 +144,7 @@ pub fn settings(routes: Vec<Route>) -> ProxySettings {
         max_body_size: ByteSize(1024 * 1024),
         max_header_size: ByteSize(16 * 1024),
         timeouts: ProxyTimeouts::default(),
+        ..ProxySettings::default()
     }
 }
 
