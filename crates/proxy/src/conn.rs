@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpStream;
 
 use crate::activity::{Activity, Tracked, idle};
 use crate::client::UpstreamClient;
@@ -50,21 +49,26 @@ pub(crate) fn builder(max_header: u64) -> auto::Builder<TokioExecutor> {
 
 /// Serves one accepted connection until it closes, idles out or shutdown
 /// ends it (gracefully first, dropped at the hard stop).
-pub(crate) async fn serve(
-    stream: TcpStream,
+///
+/// `secure`: the connection came through a TLS listener (`stream` is then
+/// the decrypted stream).
+pub(crate) async fn serve<S>(
+    stream: S,
     peer: SocketAddr,
+    secure: bool,
     shared: Arc<Shared>,
     table: Arc<Table>,
     client: UpstreamClient,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let activity = Arc::new(Activity::client());
     let io = TokioIo::new(Tracked::client(
         stream,
         activity.clone(),
         read_buffer(table.max_header),
     ));
-    let service = Edge::new(shared.clone(), client, peer, activity.clone());
+    let service = Edge::new(shared.clone(), client, peer, secure, activity.clone());
     let conn = table.builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
     // A token of its own: polling the shared one on every wake-up would

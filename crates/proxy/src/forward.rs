@@ -36,6 +36,8 @@ pub(crate) struct Upstream<'a> {
     pub(crate) client: &'a UpstreamClient,
     /// The client's address, ready for `X-Forwarded-For`.
     pub(crate) forwarded_for: &'a HeaderValue,
+    /// The client reached the proxy over TLS (`X-Forwarded-Proto: https`).
+    pub(crate) secure: bool,
     pub(crate) request_id: &'a HeaderValue,
 }
 
@@ -65,7 +67,7 @@ pub(crate) async fn forward(
             .get(http::header::UPGRADE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
 
-    rewrite_headers(&mut parts, upgrade, to.forwarded_for, to.request_id)?;
+    rewrite_headers(&mut parts, upgrade, to)?;
     let path_and_query = upstream_path(&parts.uri, prefix, route.strip_prefix)?;
     let idempotent = is_idempotent(&parts.method);
     let home = if http_body::Body::is_end_stream(&body) {

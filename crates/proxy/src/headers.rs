@@ -92,11 +92,13 @@ pub(crate) fn forwarded_for(client: IpAddr) -> HeaderValue {
 pub(crate) fn set_forwarded(
     headers: &mut HeaderMap,
     client: &HeaderValue,
+    secure: bool,
     host: Option<&HeaderValue>,
     request_id: &HeaderValue,
 ) {
     headers.insert(&X_FORWARDED_FOR, client.clone());
-    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let proto = if secure { "https" } else { "http" };
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match host {
         Some(h) => headers.insert(&X_FORWARDED_HOST, h.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
@@ -190,8 +192,9 @@ mod tests {
         let id = new_request_id();
         let host = HeaderValue::from_static("example.com");
         let client = forwarded_for("::ffff:10.0.0.1".parse().unwrap());
-        set_forwarded(&mut h, &client, Some(&host), &id);
+        set_forwarded(&mut h, &client, true, Some(&host), &id);
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_HOST], "example.com");
         assert_eq!(h[&X_REQUEST_ID], id);
         assert_ne!(new_request_id(), new_request_id());

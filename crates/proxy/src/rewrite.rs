@@ -15,8 +15,7 @@ use crate::router;
 pub(crate) fn rewrite_headers(
     parts: &mut Parts,
     upgrade: bool,
-    forwarded_for: &HeaderValue,
-    request_id: &HeaderValue,
+    to: &crate::forward::Upstream<'_>,
 ) -> Result<(), Failure> {
     // HTTP/2 has no Host header: the upstream speaks HTTP/1.1 and needs one.
     if !parts.headers.contains_key(HOST) {
@@ -30,7 +29,13 @@ pub(crate) fn rewrite_headers(
     }
     strip_hop_by_hop(&mut parts.headers, upgrade);
     let host = parts.headers.get(HOST).cloned();
-    set_forwarded(&mut parts.headers, forwarded_for, host.as_ref(), request_id);
+    set_forwarded(
+        &mut parts.headers,
+        to.forwarded_for,
+        to.secure,
+        host.as_ref(),
+        to.request_id,
+    );
     Ok(())
 }
 

@@ -37,6 +37,8 @@ struct Conn {
     shared: Arc<Shared>,
     client: UpstreamClient,
     peer: SocketAddr,
+    /// It came through a TLS listener.
+    secure: bool,
     /// `X-Forwarded-For` for every request of this connection.
     forwarded_for: HeaderValue,
     activity: Arc<Activity>,
@@ -108,6 +110,7 @@ impl Conn {
                 let to = Upstream {
                     client: &self.client,
                     forwarded_for: &self.forwarded_for,
+                    secure: self.secure,
                     request_id,
                 };
                 forward(shared, &to, service, prefix, req)
@@ -178,12 +181,14 @@ impl Edge {
         shared: Arc<Shared>,
         client: UpstreamClient,
         peer: SocketAddr,
+        secure: bool,
         activity: Arc<Activity>,
     ) -> Self {
         Edge(Arc::new(Conn {
             shared,
             client,
             peer,
+            secure,
             forwarded_for: forwarded_for(peer.ip()),
             activity,
         }))

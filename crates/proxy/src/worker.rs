@@ -92,7 +92,8 @@ pub(crate) fn run_worker(
                 connect_timeout = table.connect_timeout;
                 client = client::build(connect_timeout);
             }
-            let serve = conn::serve(stream, peer, shared.clone(), table, client.clone());
+            let _ = stream.set_nodelay(true);
+            let serve = conn::serve(stream, peer, false, shared.clone(), table, client.clone());
             let open = open.clone();
             shared.tasks.spawn(async move {
                 serve.await;
