@@ -477,7 +477,23 @@ pub fn ps_until(
 /// reports it: with `x-berth.proxy.listen: ["127.0.0.1:0"]`, the port berth
 /// bound itself.
 pub fn proxy_addr(t: &Test) -> String {
-    let first = |ps: &serde_json::Value| ps["proxy"][0].as_str().map(str::to_string);
+    proxy_listener(t, "http://")
+}
+
+/// Where the stack's edge proxy listens with TLS (its first `listen_tls`).
+pub fn proxy_tls_addr(t: &Test) -> String {
+    proxy_listener(t, "https://")
+}
+
+fn proxy_listener(t: &Test, scheme: &str) -> String {
+    let first = |ps: &serde_json::Value| {
+        ps["proxy"]
+            .as_array()?
+            .iter()
+            .filter_map(|a| a.as_str()?.strip_prefix(scheme))
+            .next()
+            .map(str::to_string)
+    };
     let ps = ps_until(t, "proxy address", |ps| first(ps).is_some());
     let addr = first(&ps).unwrap();
     assert!(!addr.ends_with(":0"), "port 0 reported as bound: {ps}");

@@ -29,6 +29,11 @@ const LIVE: &[&str] = &[
     "access_log",
     "max_header_size",
     "timeouts",
+    "listen_tls",
+    "tls",
+    "redirect_http",
+    "hsts",
+    "trusted_proxies",
 ];
 
 fn fields(p: Option<&ProxySettings>) -> Map<String, Json> {
@@ -96,8 +101,8 @@ pub fn apply(state: &State, new: &Project, report: &mut DeployReport) -> bool {
             .push("proxy: not running; its settings apply at the next start".to_string());
         return false;
     };
-    let addrs = match table.listen(&settings.listen) {
-        Ok(addrs) => addrs,
+    let addrs = match table.listen(&settings.listen, &settings.listen_tls) {
+        Ok((plain, tls)) => crate::cli::proxy_urls(&plain, &tls),
         Err(e) => {
             report.done.push(format!("proxy: nothing changed ({e})"));
             return false;
@@ -107,7 +112,6 @@ pub fn apply(state: &State, new: &Project, report: &mut DeployReport) -> bool {
         report.done.push(format!("proxy: routes not changed ({e})"));
         return false;
     }
-    let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
     report.done.push(format!(
         "proxy: routes swapped in; listening on {}",
         addrs.join(", ")

@@ -31,7 +31,8 @@ pub struct Ps {
     pub project: String,
     pub pid: u32,
     pub started_at: String,
-    /// Where the edge proxy listens, when there is one.
+    /// Where the edge proxy listens, when there is one, as URLs
+    /// (`http://127.0.0.1:8080`, `https://0.0.0.0:443`).
     pub proxy: Vec<String>,
     pub services: Vec<ServiceRow>,
     /// Log lines that never reached a file (a full disk…) since the start.

@@ -202,7 +202,7 @@ fn summary(ps: &Ps, log: &std::path::Path) {
         ));
     }
     for a in &ps.proxy {
-        out.push_str(&format!("proxy: http://{a}\n"));
+        out.push_str(&format!("proxy: {a}\n"));
     }
     out.push_str(&format!(
         "logs: berth logs -f (also in {})\n",

@@ -96,6 +96,14 @@ pub enum Command {
 }
 
 /// `SERVICE=N`.
+/// The proxy's listeners as URLs, plain then TLS, as `ps` shows them.
+pub fn proxy_urls(plain: &[std::net::SocketAddr], tls: &[std::net::SocketAddr]) -> Vec<String> {
+    let plain = plain.iter().map(|a| format!("http://{a}"));
+    plain
+        .chain(tls.iter().map(|a| format!("https://{a}")))
+        .collect()
+}
+
 pub fn parse_scale(s: &str) -> Result<(String, u32), String> {
     let (name, n) = s
         .split_once('=')

@@ -117,7 +117,7 @@ fn table(ps: &Ps) -> String {
             "\nproxy: {}\n",
             ps.proxy
                 .iter()
-                .map(|a| format!("http://{a}"))
+                .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join(", ")
         ));

@@ -704,16 +704,13 @@ impl Edge {
         ));
         let options = berth_proxy::ServeOptions {
             drain_timeout: stack.grace(),
+            state_dir: Some(project.settings.state_dir.clone()),
             ..berth_proxy::ServeOptions::default()
         };
         let proxy = berth_proxy::serve_with(settings, view, cancel.clone(), options).await?;
-        let addrs: Vec<String> = proxy
-            .local_addrs()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let addrs = super::proxy_urls(proxy.local_addrs(), proxy.tls_addrs());
         for a in &addrs {
-            logs.system("berth", 0, format!("proxy listening on http://{a}"));
+            logs.system("berth", 0, format!("proxy listening on {a}"));
         }
         Ok(Edge {
             proxy: Some(proxy),
@@ -741,7 +738,13 @@ fn announce_when_up(
     proxy_addrs: &[String],
     cancel: CancellationToken,
 ) {
-    let (stack, logs, first) = (stack.clone(), logs.clone(), proxy_addrs.first().cloned());
+    // The page to open: on https when there is a TLS listener.
+    let first = proxy_addrs
+        .iter()
+        .find(|a| a.starts_with("https://"))
+        .or(proxy_addrs.first())
+        .cloned();
+    let (stack, logs) = (stack.clone(), logs.clone());
     tokio::spawn(async move {
         let summary = tokio::select! {
             summary = stack.all_up() => summary,
@@ -750,7 +753,7 @@ fn announce_when_up(
         if !summary.is_empty() {
             let mut line = format!("stack is up: {}", summary.join(", "));
             if let Some(a) = first {
-                line.push_str(&format!("; open http://{a}"));
+                line.push_str(&format!("; open {a}"));
             }
             logs.system("berth", 0, line);
         }

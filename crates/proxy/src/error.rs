@@ -39,6 +39,12 @@ pub enum ProxyError {
         #[source]
         source: io::Error,
     },
+    /// A certificate or key cannot be served, or TLS cannot be set up.
+    #[error("{message}")]
+    Tls {
+        /// Where it is configured and what is wrong.
+        message: String,
+    },
 }
 
 /// Reading the client's request body failed (a malformed chunk, a client

@@ -66,8 +66,8 @@ pub(crate) async fn forward(
             .headers
             .get(http::header::UPGRADE)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-
-    rewrite_headers(&mut parts, upgrade, to)?;
+    let asker = (to.forwarded_for, to.secure, to.request_id);
+    rewrite_headers(&mut parts, upgrade, asker)?;
     let path_and_query = upstream_path(&parts.uri, prefix, route.strip_prefix)?;
     let idempotent = is_idempotent(&parts.method);
     let home = if http_body::Body::is_end_stream(&body) {
@@ -75,7 +75,6 @@ pub(crate) async fn forward(
     } else {
         Some(Home::new(limit_body(&parts, body, route.max_body)?))
     };
-
     let service = &route.pool.service;
     let timed_out = || Failure::UpstreamTimeout {
         service: service.clone(),

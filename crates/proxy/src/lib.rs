@@ -60,6 +60,7 @@ mod error_page;
 mod forward;
 mod head;
 mod headers;
+mod https;
 mod limits;
 mod metrics;
 mod negotiate;
@@ -72,6 +73,7 @@ mod service;
 mod setup;
 mod shared;
 mod static_files;
+mod tls;
 mod tunnel;
 mod view;
 mod worker;
@@ -110,9 +112,15 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     options: ServeOptions,
 ) -> Result<Proxy, ProxyError> {
-    let listeners = server::bind_all(&settings.listen)?;
+    let listeners = server::bind_all(&settings.listen, &settings.listen_tls)?;
     // WebSockets get their grace within the drain, never beyond it.
     let websocket_grace = options.websocket_grace.min(options.drain_timeout);
-    let shared = setup::build(&settings, view, shutdown, websocket_grace)?;
-    server::start(&settings.listen, listeners, Arc::new(shared), options)
+    let shared = setup::build(
+        &settings,
+        view,
+        shutdown,
+        websocket_grace,
+        options.state_dir.clone(),
+    )?;
+    server::start(listeners, Arc::new(shared), options)
 }

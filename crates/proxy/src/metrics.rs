@@ -58,6 +58,7 @@ pub(crate) struct Metrics {
     ready: Family<ReadyLabels, Gauge>,
     connect_failures: Family<ReplicaLabels, Counter>,
     timeouts: Family<ReplicaLabels, Counter>,
+    tls_handshake_failures: Counter,
 }
 
 /// Cached handles for one route label.
@@ -109,7 +110,14 @@ impl Metrics {
             "Requests a replica did not answer within the response timeout",
             timeouts.clone(),
         );
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "berth_proxy_tls_handshake_failures",
+            "TLS handshakes that failed or did not finish in time",
+            tls_handshake_failures.clone(),
+        );
         Metrics {
+            tls_handshake_failures,
             registry,
             requests,
             latency,
@@ -143,6 +151,11 @@ impl Metrics {
             replica: replica.to_string(),
         };
         self.connect_failures.get_or_create(&labels).inc();
+    }
+
+    /// Counts a TLS handshake that failed or took too long.
+    pub(crate) fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
     }
 
     /// Counts a request a replica did not answer in time.

@@ -15,7 +15,7 @@ use crate::router;
 pub(crate) fn rewrite_headers(
     parts: &mut Parts,
     upgrade: bool,
-    to: &crate::forward::Upstream<'_>,
+    (forwarded_for, secure, request_id): (&HeaderValue, bool, &HeaderValue),
 ) -> Result<(), Failure> {
     // HTTP/2 has no Host header: the upstream speaks HTTP/1.1 and needs one.
     if !parts.headers.contains_key(HOST) {
@@ -31,10 +31,10 @@ pub(crate) fn rewrite_headers(
     let host = parts.headers.get(HOST).cloned();
     set_forwarded(
         &mut parts.headers,
-        to.forwarded_for,
-        to.secure,
+        forwarded_for,
+        secure,
         host.as_ref(),
-        to.request_id,
+        request_id,
     );
     Ok(())
 }

@@ -18,7 +18,7 @@ use crate::shared::Shared;
 use crate::worker::{NewListener, Worker, run_worker};
 
 /// How the proxy runs and stops; the defaults suit most stacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
     /// Worker threads; 0 means one per CPU.
     pub workers: usize,
@@ -28,6 +28,8 @@ pub struct ServeOptions {
     /// How long WebSockets (and other upgraded connections) may go on once
     /// shutdown starts, before they get a Close frame. Bounded by `drain_timeout`.
     pub websocket_grace: Duration,
+    /// Where the development certificate (`tls.self_signed`) is kept.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -36,6 +38,7 @@ impl Default for ServeOptions {
             workers: 0,
             drain_timeout: Duration::from_secs(10),
             websocket_grace: Duration::from_secs(5),
+            state_dir: None,
         }
     }
 }
@@ -44,6 +47,7 @@ impl Default for ServeOptions {
 #[derive(Debug)]
 pub struct Proxy {
     addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     workers: Vec<JoinHandle<()>>,
     table: RouteTable,
 }
@@ -54,46 +58,81 @@ pub struct RouteTable {
     shared: Arc<Shared>,
     /// To the acceptor: listeners to accept on.
     listeners: mpsc::UnboundedSender<NewListener>,
-    /// Each `listen` address as written: where it is bound, and its stop.
-    bound: Arc<Mutex<Vec<(String, SocketAddr, CancellationToken)>>>,
+    /// Each listener: where it is bound, and its stop.
+    bound: Arc<Mutex<Vec<Bound>>>,
+}
+
+/// A listener as configured.
+#[derive(Debug)]
+struct Bound {
+    /// The `listen` or `listen_tls` address as written.
+    address: String,
+    tls: bool,
+    addr: SocketAddr,
+    stop: CancellationToken,
 }
 
 impl RouteTable {
-    /// Makes the proxy listen on exactly `listen`: addresses it already
-    /// listens on are kept as they are, new ones are bound and accepted on,
-    /// gone ones stop accepting (connections through them go on until they
-    /// close or shutdown drains them). Returns where it listens now.
+    /// Makes the proxy listen on exactly `listen` (plain) and `listen_tls`:
+    /// addresses it already listens on are kept as they are, new ones are
+    /// bound and accepted on, gone ones stop accepting (connections through
+    /// them go on until they close or shutdown drains them). Returns where
+    /// it listens now, plain and TLS.
     ///
     /// # Errors
     /// An address that cannot be bound; then nothing changed.
-    pub fn listen(&self, listen: &[String]) -> Result<Vec<SocketAddr>, ProxyError> {
+    pub fn listen(
+        &self,
+        listen: &[String],
+        listen_tls: &[String],
+    ) -> Result<(Vec<SocketAddr>, Vec<SocketAddr>), ProxyError> {
         let mut bound = self.bound.lock().unwrap_or_else(PoisonError::into_inner);
-        let new: Vec<&String> = listen
-            .iter()
-            .filter(|a| !bound.iter().any(|(had, _, _)| had == *a))
+        let wanted = |tls: bool| if tls { listen_tls } else { listen };
+        let new: Vec<(&String, bool)> = [false, true]
+            .into_iter()
+            .flat_map(|tls| wanted(tls).iter().map(move |a| (a, tls)))
+            .filter(|(a, tls)| !bound.iter().any(|b| &b.address == *a && b.tls == *tls))
             .collect();
         let opened = new
             .iter()
-            .map(|a| bind(a).map(|l| ((*a).clone(), l)))
+            .map(|(a, tls)| bind(a).map(|l| ((*a).clone(), *tls, l)))
             .collect::<Result<Vec<_>, _>>()?;
-        bound.retain(|(address, _, stop)| {
-            let keep = listen.contains(address);
+        bound.retain(|b| {
+            let keep = wanted(b.tls).contains(&b.address);
             if !keep {
-                stop.cancel();
+                b.stop.cancel();
             }
             keep
         });
-        for (address, listener) in opened {
+        for (address, tls, listener) in opened {
             let addr = listener.local_addr().map_err(|source| ProxyError::Listen {
                 address: address.clone(),
                 source,
             })?;
             let stop = self.shared.shutdown.child_token();
-            if self.listeners.send((listener, stop.clone())).is_ok() {
-                bound.push((address, addr, stop));
+            if self.listeners.send((listener, stop.clone(), tls)).is_ok() {
+                bound.push(Bound {
+                    address,
+                    tls,
+                    addr,
+                    stop,
+                });
             }
         }
-        Ok(bound.iter().map(|(_, addr, _)| *addr).collect())
+        let of = |tls: bool| {
+            bound
+                .iter()
+                .filter(|b| b.tls == tls)
+                .map(|b| b.addr)
+                .collect()
+        };
+        let (plain, tls): (Vec<SocketAddr>, Vec<SocketAddr>) = (of(false), of(true));
+        if let Some(first) = tls.first() {
+            self.shared
+                .https_port
+                .store(first.port(), std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok((plain, tls))
     }
 
     /// Compiles the routes of `settings` and swaps them in at once with
@@ -102,12 +141,18 @@ impl RouteTable {
     /// upstream client again when the connect timeout changed); requests,
     /// connections and WebSockets under way go on as they were.
     ///
+    /// Certificates are loaded again and new handshakes take them.
+    ///
     /// # Errors
     /// [`ProxyError::StaticRoot`] when a static route's directory does not
-    /// exist; nothing changed then.
+    /// exist, [`ProxyError::Tls`] when a certificate does not load;
+    /// nothing changed then.
     pub fn replace(&self, settings: &crate::ProxySettings) -> Result<(), ProxyError> {
         let shared = &self.shared;
         let table = crate::setup::table(settings, &shared.view, &shared.metrics)?;
+        shared
+            .tls
+            .configure(settings.tls.as_ref(), &shared.shutdown)?;
         shared.set_table(table);
         Ok(())
     }
@@ -120,10 +165,17 @@ impl Proxy {
         self.table.clone()
     }
 
-    /// The bound addresses, in `listen` order (real ports when `:0` was asked).
+    /// The bound plain addresses, in `listen` order (real ports when `:0`
+    /// was asked).
     #[must_use]
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The bound TLS addresses, in `listen_tls` order.
+    #[must_use]
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
     }
 
     /// Completes once shutdown was requested and every connection drained
@@ -143,9 +195,21 @@ impl Proxy {
     }
 }
 
-/// Binds every address, failing on the first that cannot be bound.
-pub(crate) fn bind_all(listen: &[String]) -> Result<Vec<std::net::TcpListener>, ProxyError> {
-    listen.iter().map(|a| bind(a)).collect()
+/// A bound listener before it serves: its address as written, and whether
+/// it is a TLS listener.
+pub(crate) type Opened = (String, bool, std::net::TcpListener);
+
+/// Binds every address, plain then TLS, failing on the first that cannot be bound.
+pub(crate) fn bind_all(
+    listen: &[String],
+    listen_tls: &[String],
+) -> Result<Vec<Opened>, ProxyError> {
+    let plain = listen.iter().map(|a| (a, false));
+    let tls = listen_tls.iter().map(|a| (a, true));
+    plain
+        .chain(tls)
+        .map(|(a, secure)| bind(a).map(|l| (a.clone(), secure, l)))
+        .collect()
 }
 
 fn bind(address: &str) -> Result<std::net::TcpListener, ProxyError> {
@@ -173,8 +237,7 @@ fn bind(address: &str) -> Result<std::net::TcpListener, ProxyError> {
 
 /// Starts the workers; the returned handle ends with them.
 pub(crate) fn start(
-    listen: &[String],
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<Opened>,
     shared: Arc<Shared>,
     options: ServeOptions,
 ) -> Result<Proxy, ProxyError> {
@@ -182,11 +245,23 @@ pub(crate) fn start(
         address: "listener".into(),
         source,
     };
-    let addrs = listeners
+    let all = listeners
         .iter()
-        .map(std::net::TcpListener::local_addr)
+        .map(|(_, tls, l)| l.local_addr().map(|a| (a, *tls)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(io)?;
+    let of = |tls: bool| {
+        all.iter()
+            .filter(|(_, t)| *t == tls)
+            .map(|(a, _)| *a)
+            .collect()
+    };
+    let (addrs, tls_addrs): (Vec<SocketAddr>, Vec<SocketAddr>) = (of(false), of(true));
+    if let Some(first) = tls_addrs.first() {
+        shared
+            .https_port
+            .store(first.port(), std::sync::atomic::Ordering::Relaxed);
+    }
     let count = match options.workers {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
         n => n,
@@ -201,10 +276,15 @@ pub(crate) fn start(
     let peers: Arc<[Worker]> = peers.into();
     let (listen_tx, listen_rx) = mpsc::unbounded_channel();
     let mut bound = Vec::with_capacity(listeners.len());
-    for ((address, listener), addr) in listen.iter().zip(listeners).zip(&addrs) {
+    for ((address, tls, listener), (addr, _)) in listeners.into_iter().zip(&all) {
         let stop = shared.shutdown.child_token();
-        if listen_tx.send((listener, stop.clone())).is_ok() {
-            bound.push((address.clone(), *addr, stop));
+        if listen_tx.send((listener, stop.clone(), tls)).is_ok() {
+            bound.push(Bound {
+                address,
+                tls,
+                addr: *addr,
+                stop,
+            });
         }
     }
     let mut listeners = Some(listen_rx);
@@ -224,6 +304,7 @@ pub(crate) fn start(
     }
     Ok(Proxy {
         addrs,
+        tls_addrs,
         workers,
         table: RouteTable {
             shared,
@@ -241,11 +322,11 @@ mod tests {
     async fn a_port_in_use_names_the_address() {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = taken.local_addr().unwrap().to_string();
-        let err = bind_all(std::slice::from_ref(&address)).unwrap_err();
+        let err = bind_all(&[], std::slice::from_ref(&address)).unwrap_err();
         let text = err.to_string();
         assert!(text.contains(&address) && text.contains("in use"), "{text}");
         assert!(matches!(
-            bind_all(&["nope".into()]),
+            bind_all(&["nope".into()], &[]),
             Err(ProxyError::InvalidListen { .. })
         ));
     }

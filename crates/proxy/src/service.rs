@@ -93,6 +93,11 @@ impl Conn {
             Ok(host) => host,
             Err(f) => return (plain(&shared.unrouted), Err(f)),
         };
+        if let Some(answer) =
+            crate::https::before_routing(shared, table.redirect_http, self.secure, host, &parts)
+        {
+            return (plain(&shared.builtin), Ok(answer));
+        }
         let path = parts.uri.path();
         if table.health_path.as_deref() == Some(path) {
             return (plain(&shared.builtin), Ok(endpoints::health(shared)));
@@ -214,7 +219,14 @@ impl hyper::service::Service<Request<Incoming>> for Edge {
                 table.access_log,
             );
             let accept_encoding = req.headers().get(ACCEPT_ENCODING).cloned();
-            let (outcome, response) = conn.dispatch(req, &request_id, &table).await;
+            let (outcome, mut response) = conn.dispatch(req, &request_id, &table).await;
+            if conn.secure
+                && let Some(hsts) = &table.hsts
+            {
+                response
+                    .headers_mut()
+                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
             let response = match accept_encoding {
                 Some(accepted) if compress::worth_it(&response) => {
                     compress::encode(accepted, response).await

@@ -22,8 +22,11 @@ pub(crate) fn build(
     view: Arc<dyn StackView>,
     shutdown: CancellationToken,
     websocket_grace: std::time::Duration,
+    state_dir: Option<std::path::PathBuf>,
 ) -> Result<Shared, ProxyError> {
     let metrics = Metrics::new();
+    let tls = crate::tls::TlsEdge::new(state_dir);
+    tls.configure(settings.tls.as_ref(), &shutdown)?;
     let table = table(settings, &view, &metrics)?;
     let tag = |label: &str| RouteTag {
         label: label.into(),
@@ -37,6 +40,8 @@ pub(crate) fn build(
         unrouted,
         view,
         metrics,
+        tls,
+        https_port: std::sync::atomic::AtomicU16::new(443),
         websocket_grace,
         tasks: TaskTracker::new(),
         shutdown,
@@ -55,6 +60,8 @@ pub(crate) fn table(
         health_path: settings.health_path.clone(),
         metrics_path: settings.metrics_path.clone(),
         access_log: settings.access_log,
+        redirect_http: settings.redirect_http,
+        hsts: crate::https::hsts(settings.hsts),
         timeouts: Timeouts::from(&settings.timeouts),
         max_header: settings.max_header_size.0,
         builder: Arc::new(crate::conn::builder(settings.max_header_size.0)),

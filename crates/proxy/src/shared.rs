@@ -59,6 +59,10 @@ pub(crate) struct Table {
     pub(crate) max_header: u64,
     /// The connection builder for that head size.
     pub(crate) builder: Arc<hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>>,
+    /// Plain listeners redirect to https.
+    pub(crate) redirect_http: bool,
+    /// `Strict-Transport-Security` for TLS responses.
+    pub(crate) hsts: Option<http::HeaderValue>,
     /// Each worker builds its upstream client with this connect timeout
     /// (again when it changes).
     pub(crate) connect_timeout: Duration,
@@ -71,6 +75,10 @@ pub(crate) struct Shared {
     pub(crate) unrouted: RouteTag,
     pub(crate) view: Arc<dyn StackView>,
     pub(crate) metrics: Metrics,
+    /// Certificates and the handshake configuration of TLS listeners.
+    pub(crate) tls: crate::tls::TlsEdge,
+    /// The port of the first TLS listener, for `redirect_http`.
+    pub(crate) https_port: std::sync::atomic::AtomicU16,
     pub(crate) websocket_grace: Duration,
     pub(crate) tasks: TaskTracker,
     pub(crate) shutdown: CancellationToken,
@@ -92,6 +100,11 @@ impl Shared {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Where `redirect_http` sends clients.
+    pub(crate) fn https_port(&self) -> u16 {
+        self.https_port.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Makes `table` the one new connections and requests take; those

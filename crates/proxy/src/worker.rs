@@ -18,12 +18,16 @@ use crate::client;
 use crate::conn;
 use crate::shared::Shared;
 
-/// A connection accepted for a worker.
-pub(crate) type Accepted = (std::net::TcpStream, SocketAddr);
+/// A connection accepted for a worker, and whether it came through a TLS listener.
+pub(crate) type Accepted = (std::net::TcpStream, SocketAddr, bool);
 
-/// A listener for the acceptor, and when to stop accepting on it (its
-/// connections go on).
-pub(crate) type NewListener = (std::net::TcpListener, tokio_util::sync::CancellationToken);
+/// A listener for the acceptor, when to stop accepting on it (its
+/// connections go on), and whether it is a TLS listener.
+pub(crate) type NewListener = (
+    std::net::TcpListener,
+    tokio_util::sync::CancellationToken,
+    bool,
+);
 
 /// How the acceptor reaches a worker.
 #[derive(Debug, Clone)]
@@ -75,7 +79,7 @@ pub(crate) fn run_worker(
         let mut connect_timeout = shared.table().connect_timeout;
         let mut client = client::build(connect_timeout);
         loop {
-            let (stream, peer) = tokio::select! {
+            let (stream, peer, secure) = tokio::select! {
                 accepted = inbox.recv() => match accepted {
                     Some(accepted) => accepted,
                     None => break,
@@ -93,12 +97,20 @@ pub(crate) fn run_worker(
                 client = client::build(connect_timeout);
             }
             let _ = stream.set_nodelay(true);
-            let serve = conn::serve(stream, peer, false, shared.clone(), table, client.clone());
             let open = open.clone();
-            shared.tasks.spawn(async move {
-                serve.await;
-                open.fetch_sub(1, Ordering::Relaxed);
-            });
+            if secure {
+                let serve = secured(stream, peer, shared.clone(), table, client.clone());
+                shared.tasks.spawn(async move {
+                    serve.await;
+                    open.fetch_sub(1, Ordering::Relaxed);
+                });
+            } else {
+                let serve = conn::serve(stream, peer, false, shared.clone(), table, client.clone());
+                shared.tasks.spawn(async move {
+                    serve.await;
+                    open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
         }
         // Keep this runtime turning until every connection is done.
         drain(&shared, drain_timeout).await;
@@ -113,7 +125,7 @@ async fn accept_all(
     peers: Arc<[Worker]>,
 ) {
     loop {
-        let (listener, stop) = tokio::select! {
+        let (listener, stop, secure) = tokio::select! {
             next = listeners.recv() => match next {
                 Some(next) => next,
                 None => return,
@@ -125,7 +137,13 @@ async fn accept_all(
             .and_then(|()| TcpListener::from_std(listener));
         match listener {
             Ok(listener) => {
-                tokio::spawn(accept_loop(listener, stop, shared.clone(), peers.clone()));
+                tokio::spawn(accept_loop(
+                    listener,
+                    stop,
+                    secure,
+                    shared.clone(),
+                    peers.clone(),
+                ));
             }
             Err(e) => tracing::error!(error = %e, "cannot accept on a listener"),
         }
@@ -137,6 +155,7 @@ async fn accept_all(
 async fn accept_loop(
     listener: TcpListener,
     stop: tokio_util::sync::CancellationToken,
+    secure: bool,
     shared: Arc<Shared>,
     workers: Arc<[Worker]>,
 ) {
@@ -147,7 +166,7 @@ async fn accept_loop(
             () = shared.shutdown.cancelled() => return,
             () = stop.cancelled() => return,
         };
-        match accepted.and_then(|(stream, peer)| Ok((stream.into_std()?, peer))) {
+        match accepted.and_then(|(stream, peer)| Ok((stream.into_std()?, peer, secure))) {
             Ok(accepted) => {
                 next = next.wrapping_add(1);
                 let n = workers.len();
@@ -168,6 +187,42 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// A connection of a TLS listener: the handshake (within the request head
+/// timeout), then HTTP over it. A tls-alpn-01 validation ends with its
+/// handshake.
+async fn secured(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    table: Arc<crate::shared::Table>,
+    client: client::UpstreamClient,
+) {
+    let Some(config) = shared.tls.config() else {
+        return;
+    };
+    let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
+    let stream = tokio::select! {
+        done = tokio::time::timeout(table.timeouts.header_read, handshake) => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                shared.metrics.tls_handshake_failed();
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake not done in time");
+                shared.metrics.tls_handshake_failed();
+                return;
+            }
+        },
+        () = shared.shutdown.cancelled() => return,
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+        return;
+    }
+    conn::serve(stream, peer, true, shared, table, client).await;
 }
 
 /// Waits for shutdown, then for every connection (on all workers), and at

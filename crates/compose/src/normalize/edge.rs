@@ -172,9 +172,10 @@ fn pem_file(ctx: &mut Ctx<'_>, at: &At<'_>, path: &[&str], file: &Path, kind: Pe
     }
 }
 
-fn acme(ctx: &mut Ctx<'_>, a: raw::Acme, at: &At<'_>, dir: &Path) -> Option<AcmeSettings> {
+/// At least one domain, each a DNS name.
+fn acme_domains(ctx: &mut Ctx<'_>, domains: &[String], at: &At<'_>) -> bool {
     let mut ok = true;
-    if a.domains.is_empty() {
+    if domains.is_empty() {
         at.error(
             ctx,
             &["acme"],
@@ -186,7 +187,7 @@ fn acme(ctx: &mut Ctx<'_>, a: raw::Acme, at: &At<'_>, dir: &Path) -> Option<Acme
         );
         ok = false;
     }
-    for (i, d) in a.domains.iter().enumerate() {
+    for (i, d) in domains.iter().enumerate() {
         if !dns_name(d) {
             at.error(
                 ctx,
@@ -197,6 +198,11 @@ fn acme(ctx: &mut Ctx<'_>, a: raw::Acme, at: &At<'_>, dir: &Path) -> Option<Acme
             ok = false;
         }
     }
+    ok
+}
+
+fn acme(ctx: &mut Ctx<'_>, a: raw::Acme, at: &At<'_>, dir: &Path) -> Option<AcmeSettings> {
+    let mut ok = acme_domains(ctx, &a.domains, at);
     if let Some(email) = &a.email
         && !email.contains('@')
     {

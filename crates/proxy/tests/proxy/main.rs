@@ -16,4 +16,5 @@ mod safety;
 mod shutdown;
 mod static_files;
 mod streaming;
+mod tls;
 mod websocket;

@@ -37,6 +37,7 @@ async fn websockets_get_a_grace_period_then_a_close_frame() {
         workers: 2,
         drain_timeout: Duration::from_secs(5),
         websocket_grace: Duration::from_millis(500),
+        state_dir: None,
     };
     let proxy = berth_proxy::serve_with(
         settings(vec![service_route("/", "api")]),
