@@ -117,8 +117,11 @@ impl Browser {
             }
         };
         let profile = tempfile::tempdir().unwrap();
+        // Pages on berth's development certificate (TLS tests) load as a
+        // developer's browser loads them once told to trust it.
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": [

@@ -19,4 +19,5 @@ mod logs;
 mod postgres;
 mod proxy;
 mod reconfigure;
+mod tls;
 mod up;

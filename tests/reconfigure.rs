@@ -75,7 +75,7 @@ fn a_moved_listener_finishes_what_it_carries_and_every_proxy_setting_applies_liv
         .stdout_has("proxy: listen changed (applied live)");
     t.run_args(["up"])
         .success()
-        .stdout_has("proxy: routes swapped in; listening on 0.0.0.0:");
+        .stdout_has("proxy: routes swapped in; listening on http://0.0.0.0:");
     let new = proxy_addrs(&t).remove(0).replace("0.0.0.0", "127.0.0.1");
     assert_ne!(new, old);
     assert!(

@@ -1,0 +1,96 @@
+//! The TLS edge inside `berth up`: the native-quickstart stack behind a
+//! TLS listener with the development certificate, in a real browser; and
+//! the TLS profile graded by sslyze against Mozilla's "intermediate"
+//! configuration.
+
+use std::time::Duration;
+
+use crate::browser::Browser;
+use crate::support::{Test, http_get, proxy_addr, proxy_tls_addr, shared_dir};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// native-quickstart with a plain listener that redirects and a TLS one
+/// on the development certificate, on ports berth picks.
+fn quickstart_over_tls() -> Test {
+    let t = Test::new();
+    crate::up::copy_dir(&shared_dir().join("stacks/native-quickstart"), t.dir());
+    t.file(
+        "compose.override.yaml",
+        "services:\n  api:\n    expose: !reset []\n    ports: [\"127.0.0.1::8000\"]\nx-berth:\n  proxy:\n    listen: !override [\"127.0.0.1:0\"]\n    listen_tls: [\"127.0.0.1:0\"]\n    tls: {self_signed: true}\n    redirect_http: true\n",
+    )
+}
+
+#[test]
+fn native_quickstart_loads_over_https_in_a_real_browser() {
+    let mut up = quickstart_over_tls().arg("up").spawn();
+    up.wait_for("stack is up", 30 * SEC);
+    let (plain, tls) = (proxy_addr(&up.test), proxy_tls_addr(&up.test));
+    let port = tls.rsplit(':').next().unwrap();
+    // The plain listener sends browsers to https.
+    let (status, _) = http_get(&plain, "/items").unwrap();
+    assert_eq!(status, 308);
+    // The development certificate is in the state directory.
+    let cert = up.test.dir().join(".berth/tls/self-signed.pem");
+    assert!(cert.exists(), "{}", cert.display());
+    let browser = Browser::start();
+    browser.goto(&format!("https://localhost:{port}/"));
+    browser.wait_for("location.protocol === 'https:'", 10 * SEC);
+    browser.wait_for(
+        "window._env_ && window._env_.API_BASE_URL === '/api'",
+        10 * SEC,
+    );
+    let served = browser.wait_for(
+        "/served by replica/.test(document.getElementById('served-by').textContent) && document.getElementById('served-by').textContent",
+        10 * SEC,
+    );
+    assert!(served.as_str().unwrap().contains("replica"), "{served}");
+    // Adding an item: a POST over HTTPS (HTTP/2) through the proxy.
+    browser.js(
+        "const f = document.getElementById('add'); f.querySelector('input').value = 'over https'; f.requestSubmit(); return true;",
+    );
+    browser.wait_for(
+        "[...document.querySelectorAll('#items li')].some(li => li.textContent === 'over https')",
+        10 * SEC,
+    );
+    let protocol =
+        browser.js("return performance.getEntriesByType('navigation')[0].nextHopProtocol;");
+    assert_eq!(protocol, "h2", "the page came over HTTP/2");
+    drop(browser);
+    assert_eq!(up.interrupt(), Some(130));
+}
+
+#[test]
+fn sslyze_grades_the_tls_listener_mozilla_intermediate() {
+    let t = quickstart_over_tls();
+    let _stack = t.up_detached();
+    let tls = proxy_tls_addr(&t);
+    let out = std::process::Command::new("sslyze")
+        .args(["--mozilla_config=intermediate", &tls])
+        .output()
+        .expect("sslyze is required (pip install sslyze; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (_, verdict) = text
+        .split_once("COMPLIANCE AGAINST TLS CONFIGURATION")
+        .unwrap_or_else(|| panic!("sslyze did not grade the listener:\n{text}"));
+    // Every finding is a "* check: reason" line; the development
+    // certificate is not publicly trusted, so path validation must fail,
+    // and nothing else may.
+    let findings: Vec<&str> = verdict
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("* "))
+        .collect();
+    assert!(
+        !findings.is_empty(),
+        "no finding at all, not even the certificate's:\n{text}"
+    );
+    assert!(
+        findings
+            .iter()
+            .all(|f| f.starts_with("* certificate_path_validation:")),
+        "{findings:#?}\n{text}"
+    );
+    // The scan did see the protocol versions it grades.
+    assert!(text.contains("TLS 1.3 Cipher Suites:"), "{text}");
+}
