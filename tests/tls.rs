@@ -94,3 +94,45 @@ fn sslyze_grades_the_tls_listener_mozilla_intermediate() {
     // The scan did see the protocol versions it grades.
     assert!(text.contains("TLS 1.3 Cipher Suites:"), "{text}");
 }
+
+/// `curl` over https, trusting `ca`: (status, HTTP version, body).
+fn curl_https(url: &str, ca: &std::path::Path) -> (String, String, String) {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--cacert"])
+        .arg(ca)
+        .args(["-w", "\n%{http_code} %{http_version}", url])
+        .output()
+        .expect("curl is required (.ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let (status, version) = tail.split_once(' ').unwrap_or((tail, ""));
+    (status.to_string(), version.to_string(), body.to_string())
+}
+
+#[test]
+fn a_deploy_adds_a_tls_listener_to_the_running_stack() {
+    let t = Test::new();
+    crate::up::copy_dir(&shared_dir().join("stacks/native-quickstart"), t.dir());
+    let plain = "services:\n  api:\n    expose: !reset []\n    ports: [\"127.0.0.1::8000\"]\nx-berth:\n  proxy:\n    listen: !override [\"127.0.0.1:0\"]\n";
+    let t = t.file("compose.override.yaml", plain);
+    let _stack = t.up_detached();
+    let before = proxy_addr(&t);
+    let with_tls =
+        format!("{plain}    listen_tls: [\"127.0.0.1:0\"]\n    tls: {{self_signed: true}}\n");
+    std::fs::write(t.dir().join("compose.override.yaml"), with_tls).unwrap();
+    t.run_args(["up", "--dry-run"])
+        .success()
+        .stdout_has("proxy: listen_tls, tls changed (applied live)");
+    t.run_args(["up"])
+        .success()
+        .stdout_has(", https://127.0.0.1:");
+    let tls = proxy_tls_addr(&t);
+    let ca = t.dir().join(".berth/tls/self-signed.pem");
+    let port = tls.rsplit(':').next().unwrap();
+    let (status, version, body) = curl_https(&format!("https://localhost:{port}/api/whoami"), &ca);
+    assert_eq!((status.as_str(), version.as_str()), ("200", "2"), "{body}");
+    assert!(body.contains("replica"), "{body}");
+    // The plain listener was kept as it was.
+    assert_eq!(proxy_addr(&t), before);
+    assert_eq!(http_get(&before, "/api/whoami").unwrap().0, 200);
+}
