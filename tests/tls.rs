@@ -136,3 +136,70 @@ fn a_deploy_adds_a_tls_listener_to_the_running_stack() {
     assert_eq!(proxy_addr(&t), before);
     assert_eq!(http_get(&before, "/api/whoami").unwrap().0, 200);
 }
+
+/// A self-signed P-256 certificate for `name` as `<stem>.pem` and `.key`.
+fn openssl_cert(t: &Test, stem: &str, name: &str) {
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+        ])
+        .args([
+            "-keyout",
+            &format!("{stem}.key"),
+            "-out",
+            &format!("{stem}.pem"),
+        ])
+        .current_dir(t.dir())
+        .output()
+        .expect("openssl is required (.ci/run installs it)");
+    assert!(status.status.success(), "{status:?}");
+}
+
+#[test]
+fn config_names_the_entry_of_a_certificate_that_cannot_be_served() {
+    let t = Test::new().compose(
+        "services:\n  web:\n    command: [sleep, \"60\"]\nx-berth:\n  proxy:\n    listen_tls: [\"127.0.0.1:0\"]\n    tls:\n      certificates:\n        - {cert: a.pem, key: a.key}\n        - {cert: b.pem, key: a.key}\n        - {cert: c.pem, key: c.key}\n",
+    );
+    openssl_cert(&t, "a", "a.test");
+    openssl_cert(&t, "b", "b.test");
+    std::fs::write(t.dir().join("c.pem"), "not a certificate\n").unwrap();
+    // What the file shows: a missing key, a file with no PEM certificate.
+    t.run_args(["config", "-q"])
+        .code(2)
+        .stderr_has("compose.yaml:11")
+        .stderr_has("c.pem holds no PEM certificate")
+        .stderr_has("cannot read the private key");
+    // What only reading the keys shows: b's certificate with a's key.
+    std::fs::write(
+        t.dir().join("c.pem"),
+        std::fs::read(t.dir().join("a.pem")).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(t.dir().join("a.key"), t.dir().join("c.key")).unwrap();
+    t.run_args(["config", "-q"])
+        .code(2)
+        .stderr_has("compose.yaml:10: ")
+        .stderr_has("a.key is not the private key of the certificate in");
+    std::fs::write(
+        t.dir().join("compose.yaml"),
+        std::fs::read_to_string(t.dir().join("compose.yaml"))
+            .unwrap()
+            .replace("{cert: b.pem, key: a.key}", "{cert: b.pem, key: b.key}"),
+    )
+    .unwrap();
+    t.run_args(["config", "-q"]).success();
+}

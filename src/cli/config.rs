@@ -59,6 +59,9 @@ pub fn run(global: &Global, args: ConfigArgs) -> Result<(), Failure> {
         &leaked.project
     };
     super::enforcement(project, args.runtime)?;
+    if let Some(tls) = project.settings.proxy.as_ref().and_then(|p| p.tls.as_ref()) {
+        berth_proxy::check_certificates(tls).map_err(|e| Failure::Usage(e.to_string()))?;
+    }
     if args.quiet {
         return Ok(());
     }

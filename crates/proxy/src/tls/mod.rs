@@ -186,6 +186,24 @@ impl TlsEdge {
     }
 }
 
+/// Loads every `certificates` entry as `up` would, keeping nothing: what
+/// `berth config` checks beyond the file's syntax.
+///
+/// # Errors
+/// [`ProxyError::Tls`] for the first entry that does not load, naming its
+/// place in the file and what is wrong.
+pub fn check_certificates(tls: &TlsSettings) -> Result<(), ProxyError> {
+    let provider = provider();
+    for files in &tls.certificates {
+        files::load_pair(&provider, &files.cert, &files.key).map_err(|message| {
+            ProxyError::Tls {
+                message: format!("{}: {message}", files.written_at),
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// The store's name for the ACME certificate.
 pub(crate) const ACME_SOURCE: &str = "acme";
 const SELF_SIGNED_SOURCE: &str = "self-signed";
