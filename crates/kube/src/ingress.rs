@@ -7,13 +7,19 @@
 //! controller's help: with `--ingress-class nginx` (ingress-nginx) or
 //! `kong` those routes go to a second Ingress carrying that controller's
 //! rewrite annotation; with any other class, a warning.
+//!
+//! `x-berth.proxy.tls` becomes the Ingress's `tls` section: a
+//! `kubernetes.io/tls` Secret per certificate entry (named, not written:
+//! the warning says how to create it from the files) and one for the ACME
+//! domains (cert-manager's to fill; the warning says which annotation asks
+//! it). `redirect_http` maps to ingress-nginx's `ssl-redirect`.
 
 use std::collections::BTreeMap;
 
 use berth_compose::{LoadBalancing, ProxySettings, ProxyTimeouts, Route, RouteTarget};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
-    IngressServiceBackend, IngressSpec, ServiceBackendPort,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
 };
 
 use crate::context::{Ctx, component};
@@ -54,28 +60,7 @@ pub(crate) fn ingresses(ctx: &mut Ctx<'_>) -> Vec<Object> {
         _ => Controller::Other,
     };
     proxy_warnings(ctx, proxy, controller);
-    let mut plain: Rules = Vec::new();
-    let mut stripped: Rules = Vec::new();
-    for (i, route) in proxy.routes.iter().enumerate() {
-        let place = format!("x-berth.proxy.routes[{i}]");
-        let Some((path, strip)) = route_path(ctx, route, &place, controller) else {
-            continue;
-        };
-        let host = route.host.clone().filter(|h| {
-            let ok = is_dns_subdomain(h.trim_start_matches("*."))
-                && h.parse::<std::net::IpAddr>().is_err();
-            if !ok {
-                ctx.warn(
-                    format!("{place}.host"),
-                    format!(
-                        "{h:?} is not a DNS name an Ingress can match: the route matches any host"
-                    ),
-                );
-            }
-            ok
-        });
-        add(if strip { &mut stripped } else { &mut plain }, host, path);
-    }
+    let (plain, stripped) = rules(ctx, proxy, controller);
     let name = dns_label(&ctx.project.name, 52, false);
     let mut annotations = BTreeMap::new();
     if controller == Controller::Nginx {
@@ -84,9 +69,21 @@ pub(crate) fn ingresses(ctx: &mut Ctx<'_>) -> Vec<Object> {
             nginx_size(proxy.max_body_size.0),
         );
     }
+    let hosts: Vec<String> = plain
+        .iter()
+        .chain(&stripped)
+        .filter_map(|(h, _)| h.clone())
+        .collect();
+    let tls = tls(ctx, proxy, &name, &hosts);
+    if tls.is_some() && controller == Controller::Nginx {
+        annotations.insert(
+            "nginx.ingress.kubernetes.io/ssl-redirect".to_string(),
+            proxy.redirect_http.to_string(),
+        );
+    }
     let mut out = Vec::new();
     if !plain.is_empty() {
-        out.push(ingress(ctx, &name, plain, annotations.clone()));
+        out.push(ingress(ctx, &name, plain, annotations.clone(), tls.clone()));
     }
     if !stripped.is_empty() {
         match controller {
@@ -110,9 +107,38 @@ pub(crate) fn ingresses(ctx: &mut Ctx<'_>) -> Vec<Object> {
             &format!("{name}-strip-prefix"),
             stripped,
             annotations,
+            tls,
         ));
     }
     out
+}
+
+/// The routes' paths by host: those that go as they are, and those whose
+/// prefix the controller strips.
+fn rules(ctx: &mut Ctx<'_>, proxy: &ProxySettings, controller: Controller) -> (Rules, Rules) {
+    let mut plain: Rules = Vec::new();
+    let mut stripped: Rules = Vec::new();
+    for (i, route) in proxy.routes.iter().enumerate() {
+        let place = format!("x-berth.proxy.routes[{i}]");
+        let Some((path, strip)) = route_path(ctx, route, &place, controller) else {
+            continue;
+        };
+        let host = route.host.clone().filter(|h| {
+            let ok = is_dns_subdomain(h.trim_start_matches("*."))
+                && h.parse::<std::net::IpAddr>().is_err();
+            if !ok {
+                ctx.warn(
+                    format!("{place}.host"),
+                    format!(
+                        "{h:?} is not a DNS name an Ingress can match: the route matches any host"
+                    ),
+                );
+            }
+            ok
+        });
+        add(if strip { &mut stripped } else { &mut plain }, host, path);
+    }
+    (plain, stripped)
 }
 
 /// The warning for a `static` route: an Ingress serves no files.
@@ -141,8 +167,9 @@ fn static_warning(ctx: &mut Ctx<'_>, route: &Route, place: &str) {
     );
 }
 
-/// What of a service route an Ingress leaves out: `lb`, and the route's
-/// own `max_body_size` and `timeout`.
+/// What of a service route an Ingress leaves out: `lb`, the route's own
+/// `max_body_size` and `timeout`, and its policies (headers, CORS, rate
+/// limit, allow-list), which Ingress controllers each configure their way.
 fn route_warnings(ctx: &mut Ctx<'_>, route: &Route, place: &str, lb: LoadBalancing) {
     if lb != LoadBalancing::RoundRobin {
         ctx.warn(
@@ -150,9 +177,15 @@ fn route_warnings(ctx: &mut Ctx<'_>, route: &Route, place: &str, lb: LoadBalanci
             "left out: the Ingress controller balances as it is configured to",
         );
     }
+    let policy = &route.policy;
     for (field, set) in [
         ("max_body_size", route.max_body_size.is_some()),
         ("timeout", route.timeout.is_some()),
+        ("headers", policy.headers != Default::default()),
+        ("security_headers", policy.security_headers.is_some()),
+        ("cors", policy.cors.is_some()),
+        ("rate_limit", policy.rate_limit.is_some()),
+        ("allow", !policy.allow.is_empty()),
     ] {
         if set {
             ctx.warn(
@@ -235,6 +268,7 @@ fn ingress(
     name: &str,
     rules: Rules,
     annotations: BTreeMap<String, String>,
+    tls: Option<Vec<IngressTLS>>,
 ) -> Object {
     let mut metadata = ctx.meta(name, &ctx.instance, component::EDGE);
     metadata.annotations = (!annotations.is_empty()).then_some(annotations);
@@ -250,10 +284,66 @@ fn ingress(
         spec: Some(IngressSpec {
             ingress_class_name: ctx.options.ingress_class.clone(),
             rules: Some(rules),
+            tls,
             ..IngressSpec::default()
         }),
         ..Ingress::default()
     })
+}
+
+/// The Ingress's `tls` entries for `x-berth.proxy.tls`, with the warnings
+/// that say what the cluster must provide; `hosts` are the routes' hosts.
+fn tls(
+    ctx: &mut Ctx<'_>,
+    proxy: &ProxySettings,
+    name: &str,
+    hosts: &[String],
+) -> Option<Vec<IngressTLS>> {
+    let settings = proxy.tls.as_ref()?;
+    let mut entries = Vec::new();
+    let route_hosts = (!hosts.is_empty()).then(|| hosts.to_vec());
+    for (i, files) in settings.certificates.iter().enumerate() {
+        let secret = format!("{name}-tls-{i}");
+        let cert = crate::storage::shown_path(ctx, &files.cert.to_string_lossy());
+        let key = crate::storage::shown_path(ctx, &files.key.to_string_lossy());
+        ctx.warn(
+            format!("x-berth.proxy.tls.certificates[{i}]"),
+            format!(
+                "the Ingress serves the Secret {secret}; create it from the files: kubectl create secret tls {secret} --cert={cert} --key={key}"
+            ),
+        );
+        entries.push(IngressTLS {
+            hosts: route_hosts.clone(),
+            secret_name: Some(secret),
+        });
+    }
+    if let Some(acme) = &settings.acme {
+        let secret = format!("{name}-acme-tls");
+        ctx.warn(
+            "x-berth.proxy.tls.acme",
+            format!(
+                "the cluster obtains the certificate, not berth: with cert-manager, annotate the Ingress with cert-manager.io/cluster-issuer: <your ACME issuer> and it fills the Secret {secret} for {}",
+                acme.domains.join(", ")
+            ),
+        );
+        entries.push(IngressTLS {
+            hosts: Some(acme.domains.clone()),
+            secret_name: Some(secret),
+        });
+    }
+    if settings.self_signed {
+        ctx.warn(
+            "x-berth.proxy.tls.self_signed",
+            "left out: the development certificate is for localhost; the Ingress controller's default certificate serves instead",
+        );
+    }
+    if proxy.hsts > 0 {
+        ctx.warn(
+            "x-berth.proxy.hsts",
+            "left out: set Strict-Transport-Security with your Ingress controller (ingress-nginx sends it by default)",
+        );
+    }
+    (!entries.is_empty()).then_some(entries)
 }
 
 /// What of the proxy itself an Ingress does not do.
