@@ -535,3 +535,55 @@ async fn the_development_certificate_is_made_once_and_kept_private() {
     assert_eq!(std::fs::read(&cert).unwrap(), made, "made again on restart");
     again.running.stop().await;
 }
+
+#[tokio::test]
+async fn websockets_and_static_files_work_on_the_tls_listener() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let cert = ca.write(dir.path(), "site", &["localhost"]);
+    let site = tempfile::tempdir().unwrap();
+    std::fs::write(site.path().join("index.html"), "<html>over tls</html>").unwrap();
+    let stack = FakeStack::new();
+    let api = backend("api-1").await;
+    stack.set("api", &[&api]);
+    let secure = start_tls(
+        tls_settings(
+            vec![
+                service_route("/ws", "api"),
+                static_route("/", site.path().into(), true),
+            ],
+            vec![cert],
+        ),
+        stack,
+        None,
+    )
+    .await;
+    // Static files over HTTP/2.
+    let h2 = connector(ca.roots(), &[b"h2", b"http/1.1"]);
+    let got = fetch(&h2, secure.tls_addr, "localhost", "/deep/link")
+        .await
+        .unwrap();
+    assert_eq!(got.alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(
+        (got.answer.status, got.answer.text().as_str()),
+        (StatusCode::OK, "<html>over tls</html>")
+    );
+    // A WebSocket upgrades over HTTP/1.1 on the same listener.
+    let h1 = connector(ca.roots(), &[b"http/1.1"]);
+    let tcp = TcpStream::connect(secure.tls_addr).await.unwrap();
+    let tls = h1
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let url = format!("wss://localhost:{}/ws", secure.tls_addr.port());
+    let (mut ws, response) = tokio_tungstenite::client_async(url, tls).await.unwrap();
+    assert_eq!(response.status(), 101);
+    ws.send(Message::text("hello over tls")).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "hello over tls");
+    ws.close(None).await.unwrap();
+    drop(ws);
+    secure.running.stop().await;
+}
