@@ -418,6 +418,13 @@ async fn a_certificate_replaced_on_disk_is_served_with_no_failed_request() {
     secure.running.stop().await;
 }
 
+/// Why the proxy does not start with these certificates.
+async fn start_error(certificates: Vec<CertificateFiles>) -> String {
+    let settings = tls_settings(vec![], certificates);
+    let started = berth_proxy::serve(settings, FakeStack::new(), CancellationToken::new()).await;
+    started.err().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn a_key_that_is_not_the_certificates_is_refused_at_start_with_its_entry() {
     let dir = tempfile::tempdir().unwrap();
@@ -429,15 +436,7 @@ async fn a_key_that_is_not_the_certificates_is_refused_at_start_with_its_entry()
         key: b.key.clone(),
         written_at: "compose.yaml:12".into(),
     };
-    let err = berth_proxy::serve(
-        tls_settings(vec![], vec![mixed]),
-        FakeStack::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .err()
-    .unwrap()
-    .to_string();
+    let err = start_error(vec![mixed]).await;
     assert!(err.starts_with("compose.yaml:12: "), "{err}");
     assert!(
         err.contains("b.key is not the private key of the certificate in"),
@@ -448,15 +447,7 @@ async fn a_key_that_is_not_the_certificates_is_refused_at_start_with_its_entry()
         "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
-    let err = berth_proxy::serve(
-        tls_settings(vec![], vec![a]),
-        FakeStack::new(),
-        CancellationToken::new(),
-    )
-    .await
-    .err()
-    .unwrap()
-    .to_string();
+    let err = start_error(vec![a]).await;
     assert!(err.contains("a.key: the key cannot sign"), "{err}");
 }
 
