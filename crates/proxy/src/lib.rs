@@ -98,7 +98,9 @@ pub use view::{StackView, Upstream, Upstreams};
 /// [`ProxyError::Listen`] naming the address when a listener cannot be bound
 /// (port in use, permission), [`ProxyError::InvalidListen`] for an address
 /// that is not `ip:port`, [`ProxyError::StaticRoot`] when a static route's
-/// directory does not exist.
+/// directory does not exist, [`ProxyError::RoutePolicy`] for a route policy
+/// the compose model would not have let through (a zero rate, a header that
+/// cannot be sent).
 pub async fn serve(
     settings: ProxySettings,
     view: Arc<dyn StackView>,
