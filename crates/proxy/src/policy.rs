@@ -161,6 +161,55 @@ mod tests {
         assert!(Policy::of_route(None, true).is_some());
     }
 
+    /// The issue's example, through the compose model: everything it lets
+    /// through compiles.
+    #[test]
+    fn the_documented_example_compiles() {
+        let yaml = r#"
+services:
+  api: {image: api}
+x-berth:
+  proxy:
+    trusted_proxies: [10.0.0.0/8]
+    routes:
+      - path: /api
+        service: api
+        headers: {set: {X-Frame-Options: DENY}, remove: [Server]}
+        security_headers: true
+        cors: {origins: ["https://app.example.org"], methods: [GET, POST], headers: [Content-Type],
+               credentials: true, max_age: 10m}
+        rate_limit: {rate: 10/s, burst: 20, key: "header:X-Api-Key"}
+        allow: [127.0.0.0/8, 10.0.0.0/8]
+"#;
+        let dir = std::env::temp_dir();
+        let mut options = berth_compose::LoadOptions::new(dir, Default::default());
+        options.files = vec!["-".into()];
+        options.stdin = Some(yaml.into());
+        let loaded = berth_compose::load(&options)
+            .map_err(|d| d.render(false))
+            .unwrap();
+        let proxy = loaded.project.settings.proxy.unwrap();
+        let route = &proxy.routes[0].policy;
+        let policy = Policy::new(route, false, Counter::default)
+            .unwrap()
+            .unwrap();
+        let (parts, ()) = http::Request::options("/api/x")
+            .header("origin", "https://app.example.org")
+            .header("access-control-request-method", "POST")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let (finish, answer) = policy.check(&parts, [10, 1, 2, 3].into(), false);
+        let mut response = answer.unwrap().unwrap();
+        finish.apply(&mut response);
+        let h = response.headers();
+        assert_eq!(response.status(), 204);
+        assert_eq!(h["access-control-max-age"], "600");
+        assert_eq!(h["access-control-allow-headers"], "content-type");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+
     #[test]
     fn clients_outside_allow_are_refused() {
         let settings = RoutePolicy {
