@@ -111,6 +111,13 @@ fn the_demo_stack_works_in_a_real_browser() {
         "document.querySelector('#ws-log').textContent.includes('ping through berth')",
         10 * SEC,
     );
+    // All of it under the static route's default Content-Security-Policy.
+    browser.js(
+        "fetch('/').then(r => window.csp = r.headers.get('content-security-policy') || 'none');\
+         return true;",
+    );
+    let csp = browser.wait_for("window.csp", 10 * SEC);
+    assert!(csp.as_str().unwrap().contains("script-src 'self'"), "{csp}");
     // A deep link is answered by the SPA fallback and renders the About view.
     browser.goto(&format!("http://{proxy}/about"));
     browser.wait_for("!document.querySelector('#view-about').hidden", 10 * SEC);

@@ -29,6 +29,14 @@ pub enum ProxyError {
         #[source]
         source: io::Error,
     },
+    /// A route's policy cannot be enforced as written.
+    #[error("route {route}: {message}")]
+    RoutePolicy {
+        /// The route's path.
+        route: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A static route's directory cannot be served.
     #[error("route {route}: static directory {} cannot be served: {source}", root.display())]
     StaticRoot {
@@ -113,6 +121,13 @@ pub(crate) enum Failure {
     HeadersTooLarge,
     /// The request is malformed and never reaches a service.
     BadRequest(&'static str),
+    /// The client is not in the route's `allow` list.
+    Forbidden,
+    /// A CORS preflight from an origin the route does not allow.
+    OriginNotAllowed,
+    /// The client is over the route's `rate_limit`; it may try again in
+    /// this many seconds.
+    RateLimited { retry_after: u64 },
 }
 
 impl Failure {
@@ -130,15 +145,20 @@ impl Failure {
             Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Failure::Forbidden | Failure::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Failure::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
     /// Who caused it.
     pub(crate) fn source(&self) -> ErrorSource {
         match self {
-            Failure::BodyTooLarge | Failure::HeadersTooLarge | Failure::BadRequest(_) => {
-                ErrorSource::Client
-            }
+            Failure::BodyTooLarge
+            | Failure::HeadersTooLarge
+            | Failure::BadRequest(_)
+            | Failure::Forbidden
+            | Failure::OriginNotAllowed
+            | Failure::RateLimited { .. } => ErrorSource::Client,
             Failure::NoRoute | Failure::NotFound | Failure::NoReadyReplica { .. } => {
                 ErrorSource::Internal
             }
@@ -193,6 +213,11 @@ impl Failure {
             Failure::BodyTooLarge => "request body too large".into(),
             Failure::HeadersTooLarge => "request header fields too large".into(),
             Failure::BadRequest(why) => format!("bad request: {why}"),
+            Failure::Forbidden => "this route does not accept requests from your address".into(),
+            Failure::OriginNotAllowed => "this origin may not call this route".into(),
+            Failure::RateLimited { retry_after } => {
+                format!("too many requests: try again in {retry_after} s")
+            }
         }
     }
 }

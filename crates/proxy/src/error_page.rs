@@ -1,7 +1,7 @@
 //! The proxy's own error answers: JSON for API clients, a small HTML page
 //! for browsers, chosen by `Accept`.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response};
 
 use crate::body::{Body, full};
@@ -31,6 +31,9 @@ pub(crate) fn render(failure: &Failure, accept: Option<&HeaderValue>) -> Respons
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Failure::RateLimited { retry_after } = failure {
+        headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+    }
     response
 }
 

@@ -82,7 +82,8 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 /// The client's address as `X-Forwarded-For` carries it (IPv4-mapped IPv6
-/// shown as IPv4); computed once per connection.
+/// shown as IPv4); computed once per connection for the peer, per request
+/// only when a trusted proxy names another client (see `client_ip`).
 pub(crate) fn forwarded_for(client: IpAddr) -> HeaderValue {
     HeaderValue::from_str(&ip_text(client)).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }

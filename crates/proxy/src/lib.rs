@@ -32,6 +32,9 @@
 //!   repeated `Content-Length` check.
 //! - `service`: the per-request pipeline (`Edge`, `Conn::answer`);
 //!   `shared`, `setup`: the state it runs against, built from the settings.
+//! - `client_ip`: who the client is (`trusted_proxies`, `X-Forwarded-For`).
+//! - `policy`: what a route enforces and adds, made of `cors`,
+//!   `rate_limit` and `response_headers` (`headers`, `security_headers`).
 //! - `observe`, `metrics`, `access_log`: what is recorded per request.
 //! - `compress`, `negotiate`: response compression and header q-values.
 //! - `limits`: head (431) and body (413) size limits.
@@ -50,9 +53,11 @@ mod attempts;
 mod balancer;
 mod body;
 mod client;
+mod client_ip;
 mod compress;
 mod confine;
 mod conn;
+mod cors;
 mod endpoints;
 mod env_js;
 mod error;
@@ -65,6 +70,9 @@ mod limits;
 mod metrics;
 mod negotiate;
 mod observe;
+mod policy;
+mod rate_limit;
+mod response_headers;
 mod retry_body;
 mod rewrite;
 mod router;
@@ -93,7 +101,9 @@ pub use view::{StackView, Upstream, Upstreams};
 /// [`ProxyError::Listen`] naming the address when a listener cannot be bound
 /// (port in use, permission), [`ProxyError::InvalidListen`] for an address
 /// that is not `ip:port`, [`ProxyError::StaticRoot`] when a static route's
-/// directory does not exist.
+/// directory does not exist, [`ProxyError::RoutePolicy`] for a route policy
+/// the compose model would not have let through (a zero rate, a header that
+/// cannot be sent).
 pub async fn serve(
     settings: ProxySettings,
     view: Arc<dyn StackView>,

@@ -4,8 +4,9 @@
 //! Series: `berth_proxy_requests_total{route,code,class}`,
 //! `berth_proxy_request_duration_seconds{route}` (histogram),
 //! `berth_proxy_requests_in_flight`, `berth_proxy_upstream_ready{route,service}`,
-//! `berth_proxy_upstream_connect_failures_total{service,replica}` and
-//! `berth_proxy_upstream_timeouts_total{service,replica}`.
+//! `berth_proxy_upstream_connect_failures_total{service,replica}`,
+//! `berth_proxy_upstream_timeouts_total{service,replica}` and
+//! `berth_proxy_rate_limited_total{route}`.
 //! Handles are created once per route (and per status code) and cached, so
 //! the request path does no label hashing.
 
@@ -59,6 +60,7 @@ pub(crate) struct Metrics {
     connect_failures: Family<ReplicaLabels, Counter>,
     timeouts: Family<ReplicaLabels, Counter>,
     tls_handshake_failures: Counter,
+    rate_limited: Family<RouteLabels, Counter>,
 }
 
 /// Cached handles for one route label.
@@ -80,6 +82,7 @@ impl Metrics {
         let ready = Family::<ReadyLabels, Gauge>::default();
         let connect_failures = Family::<ReplicaLabels, Counter>::default();
         let timeouts = Family::<ReplicaLabels, Counter>::default();
+        let rate_limited = Family::<RouteLabels, Counter>::default();
         registry.register(
             "berth_proxy_requests",
             "Requests answered, by route and status",
@@ -116,6 +119,11 @@ impl Metrics {
             "TLS handshakes that failed or did not finish in time",
             tls_handshake_failures.clone(),
         );
+        registry.register(
+            "berth_proxy_rate_limited",
+            "Requests refused by a route's rate limit (429)",
+            rate_limited.clone(),
+        );
         Metrics {
             tls_handshake_failures,
             registry,
@@ -125,7 +133,16 @@ impl Metrics {
             ready,
             connect_failures,
             timeouts,
+            rate_limited,
         }
+    }
+
+    /// The counter of `route`'s rate-limit refusals, for its limiter.
+    pub(crate) fn rate_limited(&self, route: &str) -> Counter {
+        let labels = RouteLabels {
+            route: route.to_string(),
+        };
+        self.rate_limited.get_or_create(&labels).clone()
     }
 
     /// Handles for `route` (the route's label, `none` when nothing matched).

@@ -3,8 +3,9 @@
 //! [`Edge`] (per connection) gives each request an id and a `Record`
 //! (metrics, access log); `Conn::answer` checks the head (size, an
 //! unambiguous `Content-Length`, `Host`), answers the built-in paths, picks
-//! the route and hands the request to `forward` or `static_files`;
-//! `compress` then encodes the response if it is worth it.
+//! the route, checks its `policy` and hands the request to `forward` or
+//! `static_files`; the policy then finishes the response (its headers, on
+//! error answers too) and `compress` encodes it if it is worth it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,6 +20,7 @@ use hyper::body::Incoming;
 use crate::activity::Activity;
 use crate::body::Body;
 use crate::client::UpstreamClient;
+use crate::client_ip::Client;
 use crate::compress;
 use crate::error::{ErrorSource, Failure};
 use crate::forward::{Upstream, forward};
@@ -27,6 +29,7 @@ use crate::headers::{forwarded_for, new_request_id};
 use crate::limits::check_head;
 use crate::observe::Outcome;
 use crate::observe::{Observed, Record, RouteTag};
+use crate::policy::{Finish, Policy};
 use crate::shared::{Shared, Table, Target};
 use crate::{endpoints, error_page};
 
@@ -39,7 +42,8 @@ struct Conn {
     peer: SocketAddr,
     /// It came through a TLS listener.
     secure: bool,
-    /// `X-Forwarded-For` for every request of this connection.
+    /// `X-Forwarded-For` for the requests of this connection (unless a
+    /// trusted proxy names another client).
     forwarded_for: HeaderValue,
     activity: Arc<Activity>,
 }
@@ -50,10 +54,14 @@ impl Conn {
         req: Request<Incoming>,
         request_id: &HeaderValue,
         table: &Table,
+        client: &Client,
     ) -> (Outcome, Response<Body>) {
         let accept = req.headers().get(ACCEPT).cloned();
-        let (outcome, result) = self.answer(req, request_id, table).await;
-        let response = result.unwrap_or_else(|failure| {
+        let mut finish = None;
+        let (outcome, result) = self
+            .answer(req, request_id, table, client, &mut finish)
+            .await;
+        let mut response = result.unwrap_or_else(|failure| {
             match failure.source() {
                 ErrorSource::Upstream => {
                     tracing::warn!(route = %outcome.tag.label, "{}", failure.message());
@@ -64,14 +72,20 @@ impl Conn {
             }
             error_page::render(&failure, accept.as_ref())
         });
+        if let Some(finish) = finish {
+            finish.apply(&mut response);
+        }
         (outcome, response)
     }
 
-    async fn answer(
+    /// `finish` is set once the route's policy checked the request.
+    async fn answer<'t>(
         &self,
         req: Request<Incoming>,
         request_id: &HeaderValue,
-        table: &Table,
+        table: &'t Table,
+        client: &Client,
+        finish: &mut Option<Finish<'t>>,
     ) -> (Outcome, Result<Response<Body>, Failure>) {
         let shared = &*self.shared;
         let plain = |tag: &RouteTag| Outcome {
@@ -109,12 +123,19 @@ impl Conn {
             return (plain(&shared.unrouted), Err(Failure::NoRoute));
         };
         let mut outcome = plain(&route.tag);
+        if let Some(policy) = Policy::of_route(route.policy.as_deref(), self.secure) {
+            let (checked, answer) = policy.check(&parts, client.ip, self.secure);
+            *finish = Some(checked);
+            if let Some(answer) = answer {
+                return (outcome, answer);
+            }
+        }
         let req = Request::from_parts(parts, body);
         let result = match &route.target {
             Target::Service(service) => {
                 let to = Upstream {
                     client: &self.client,
-                    forwarded_for: &self.forwarded_for,
+                    forwarded_for: client.forwarded_for.as_ref().unwrap_or(&self.forwarded_for),
                     secure: self.secure,
                     request_id,
                 };
@@ -210,16 +231,17 @@ impl hyper::service::Service<Request<Incoming>> for Edge {
         Box::pin(async move {
             let request_id = new_request_id();
             let table = conn.shared.table();
+            let client = table.trusted_proxies.client(conn.peer.ip(), req.headers());
             let record = Record::start(
                 conn.shared.clone(),
                 conn.activity.clone(),
                 &req,
                 request_id.clone(),
-                conn.peer.ip(),
+                client.ip,
                 table.access_log,
             );
             let accept_encoding = req.headers().get(ACCEPT_ENCODING).cloned();
-            let (outcome, mut response) = conn.dispatch(req, &request_id, &table).await;
+            let (outcome, mut response) = conn.dispatch(req, &request_id, &table, &client).await;
             if conn.secure
                 && let Some(hsts) = &table.hsts
             {

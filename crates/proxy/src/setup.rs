@@ -7,10 +7,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::balancer::Pool;
+use crate::client_ip::TrustedProxies;
 use crate::error::ProxyError;
 use crate::forward::ServiceRoute;
 use crate::metrics::Metrics;
 use crate::observe::RouteTag;
+use crate::policy::Policy;
 use crate::router::Router;
 use crate::shared::{RouteEntry, Shared, Table, Target, Timeouts};
 use crate::static_files::StaticSite;
@@ -62,6 +64,7 @@ pub(crate) fn table(
         access_log: settings.access_log,
         redirect_http: settings.redirect_http,
         hsts: crate::https::hsts(settings.hsts),
+        trusted_proxies: TrustedProxies::new(&settings.trusted_proxies),
         timeouts: Timeouts::from(&settings.timeouts),
         max_header: settings.max_header_size.0,
         builder: Arc::new(crate::conn::builder(settings.max_header_size.0)),
@@ -115,12 +118,19 @@ fn routes(
                 Target::Static(site)
             }
         };
+        let is_static = matches!(target, Target::Static(_));
+        let policy = Policy::new(&route.policy, is_static, || metrics.rate_limited(&label))
+            .map_err(|message| ProxyError::RoutePolicy {
+                route: route.path.clone(),
+                message,
+            })?;
         routes.push((
             route.path.clone(),
             route.host.clone(),
             RouteEntry {
                 tag: tag(&label),
                 target,
+                policy,
             },
         ));
     }

@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::balancer::Pool;
+use crate::client_ip::TrustedProxies;
 use crate::metrics::{Metrics, RouteTag};
+use crate::policy::Policy;
 use crate::router::Router;
 use crate::static_files::StaticSite;
 use crate::view::StackView;
@@ -25,6 +27,8 @@ pub(crate) enum Target {
 pub(crate) struct RouteEntry {
     pub(crate) tag: RouteTag,
     pub(crate) target: Target,
+    /// What the route enforces and adds; `None`: nothing.
+    pub(crate) policy: Option<Box<Policy>>,
 }
 
 /// Plain durations from the configured timeouts.
@@ -54,6 +58,8 @@ pub(crate) struct Table {
     pub(crate) health_path: Option<String>,
     pub(crate) metrics_path: Option<String>,
     pub(crate) access_log: bool,
+    /// Whose `X-Forwarded-For` names the client.
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) timeouts: Timeouts,
     /// Largest request head.
     pub(crate) max_header: u64,

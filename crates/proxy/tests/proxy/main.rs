@@ -9,6 +9,7 @@ mod compression;
 mod endpoints;
 mod errors;
 mod forwarding;
+mod policy;
 mod pooling;
 mod retries;
 mod routing;

@@ -480,6 +480,9 @@ async fn plain_listeners_redirect_to_https_and_tls_answers_carry_hsts() {
         got.answer.header("strict-transport-security"),
         Some("max-age=63072000; includeSubDomains")
     );
+    // Security headers are on by default over TLS.
+    assert_eq!(got.answer.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(got.answer.header("x-frame-options"), Some("SAMEORIGIN"));
     // Errors too.
     let got = fetch(&client, secure.tls_addr, "localhost", "/metrics")
         .await
