@@ -1,13 +1,17 @@
 //! The HTTPS client that talks to the CA: the system's trust roots plus
 //! `ca_root` (a test or private CA), on berth's rustls provider.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use instant_acme::{BodyWrapper, HttpClient};
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
 use rustls::RootCertStore;
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::CertificateDer;
@@ -52,7 +56,25 @@ pub(crate) fn http_client(
         .enable_http1()
         .enable_http2()
         .build();
-    let client: Client<_, BodyWrapper<Bytes>> =
-        Client::builder(TokioExecutor::new()).build(connector);
-    Ok(Box::new(client))
+    Ok(Box::new(CaClient(
+        Client::builder(TokioExecutor::new()).build(connector),
+    )))
+}
+
+/// hyper's pooled client, as instant-acme's [`HttpClient`].
+struct CaClient(Client<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>);
+
+impl HttpClient for CaClient {
+    fn request(
+        &self,
+        request: http::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let response = self.0.request(request);
+        Box::pin(async move {
+            response
+                .await
+                .map(BytesResponse::from)
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))
+        })
+    }
 }
