@@ -253,6 +253,38 @@ async fn served_leaf(
     Ok(got.leaf)
 }
 
+/// An HTTP/2 connection to the TLS listener for [`NAME`], and the leaf it got.
+async fn h2_connection(
+    secure: &Secure,
+    roots: rustls::RootCertStore,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    CertificateDer<'static>,
+) {
+    let tcp = tokio::net::TcpStream::connect(secure.tls_addr)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(NAME).unwrap();
+    let tls = connector(roots, &[b"h2"]).connect(name, tcp).await.unwrap();
+    let leaf = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    (send, leaf)
+}
+
+async fn health(
+    send: &mut hyper::client::conn::http2::SendRequest<http_body_util::Full<bytes::Bytes>>,
+) -> StatusCode {
+    let request = http::Request::get(format!("https://{NAME}/health"))
+        .body(http_body_util::Full::default())
+        .unwrap();
+    send.send_request(request).await.unwrap().status()
+}
+
 /// The kept files under `state` (account, chain, key), each mode 0600.
 fn kept_files(state: &Path) -> Vec<PathBuf> {
     let acme = state.join("acme");
@@ -341,6 +373,10 @@ async fn renewal_swaps_the_certificate_in_while_clients_connect() {
     until(&routes, "a certificate", has_certificate).await;
     let roots = pebble.issuing_roots().await;
     let first = served_leaf(&secure, roots.clone(), NAME).await.unwrap();
+    // A connection opened before the renewal, used again after it.
+    let (mut open, open_leaf) = h2_connection(&secure, roots.clone()).await;
+    assert_eq!(open_leaf, first);
+    assert_eq!(health(&mut open).await, StatusCode::OK);
 
     let stop = Arc::new(AtomicBool::new(false));
     let (done, failures, renewed) = (
@@ -404,6 +440,11 @@ async fn renewal_swaps_the_certificate_in_while_clients_connect() {
     assert_eq!(failures.load(Ordering::Relaxed), 0);
     let second = served_leaf(&secure, roots, NAME).await.unwrap();
     assert_ne!(second, first);
+    assert_eq!(
+        health(&mut open).await,
+        StatusCode::OK,
+        "the old connection goes on"
+    );
     let files = kept_files(state.path());
     assert_eq!(CertificateDer::from_pem_file(&files[2]).unwrap(), second);
 }
