@@ -38,6 +38,35 @@ pub struct Ps {
     /// Log lines that never reached a file (a full disk…) since the start.
     #[serde(default)]
     pub log_lines_lost: u64,
+    /// The edge proxy's TLS certificates, when it has TLS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertificateRow>,
+}
+
+/// A TLS certificate of the edge proxy (`file`, `acme`, `self-signed`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateRow {
+    pub source: String,
+    pub names: Vec<String>,
+    /// RFC 3339; `None` while ACME has none yet.
+    pub not_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeRow>,
+}
+
+/// How ordering an ACME certificate goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcmeRow {
+    pub directory: String,
+    pub challenge: String,
+    /// Orders placed since the start (0: a kept certificate is served).
+    pub orders: u32,
+    /// Failed orders in a row.
+    pub failures: u32,
+    /// The last failure, with the CA's problem detail.
+    pub last_error: Option<String>,
+    /// RFC 3339: when the next order is due (renewal or retry).
+    pub next_attempt: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -288,6 +288,33 @@ pub fn ps(state: &State) -> Ps {
             .clone(),
         services,
         log_lines_lost: state.logs.stats().lost_lines,
+        certificates: state
+            .routes
+            .as_ref()
+            .map(|routes| {
+                routes
+                    .certificates()
+                    .into_iter()
+                    .map(certificate_row)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn certificate_row(c: berth_proxy::CertificateStatus) -> super::CertificateRow {
+    super::CertificateRow {
+        source: c.source,
+        names: c.names,
+        not_after: c.not_after.map(rfc3339),
+        acme: c.acme.map(|a| super::AcmeRow {
+            directory: a.directory,
+            challenge: a.challenge,
+            orders: a.orders,
+            failures: a.failures,
+            last_error: a.last_error,
+            next_attempt: a.next_attempt.map(rfc3339),
+        }),
     }
 }
 

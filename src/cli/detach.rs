@@ -268,6 +268,7 @@ mod tests {
                 replicas,
             }],
             log_lines_lost: 0,
+            certificates: vec![],
         }
     }
 

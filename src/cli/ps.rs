@@ -5,7 +5,7 @@ use berth_engine::{Health, ReplicaState};
 use clap::{Args, ValueEnum};
 
 use super::{Failure, Global, connect, print_stdout};
-use crate::api::{Ps, ReplicaRow};
+use crate::api::{CertificateRow, Ps, ReplicaRow};
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -39,6 +39,7 @@ pub fn run(global: &Global, args: PsArgs) -> Result<(), Failure> {
                 proxy: Vec::new(),
                 services: Vec::new(),
                 log_lines_lost: 0,
+                certificates: Vec::new(),
             }
         }
         Err(e) => return Err(Failure::Runtime(anyhow::anyhow!("{e}"))),
@@ -122,7 +123,34 @@ fn table(ps: &Ps) -> String {
                 .join(", ")
         ));
     }
+    for c in &ps.certificates {
+        out.push_str(&certificate_line(c));
+    }
     out
+}
+
+/// `tls: NAMES (SOURCE) until T`, and for ACME how ordering goes.
+fn certificate_line(c: &CertificateRow) -> String {
+    let mut line = format!("tls: {} ({})", c.names.join(", "), c.source);
+    match &c.not_after {
+        Some(t) => line.push_str(&format!(" until {t}")),
+        None => line.push_str(": no certificate yet"),
+    }
+    if let Some(acme) = &c.acme {
+        if let Some(error) = &acme.last_error {
+            let times = if acme.failures == 1 { "" } else { "s" };
+            line.push_str(&format!("; failed {} time{times}: {error}", acme.failures));
+        }
+        if let Some(next) = &acme.next_attempt {
+            let what = if acme.failures > 0 {
+                "retry"
+            } else {
+                "renewal"
+            };
+            line.push_str(&format!("; {what} at {next}"));
+        }
+    }
+    line + "\n"
 }
 
 fn row(s: &crate::api::ServiceRow, r: &ReplicaRow) -> [String; 9] {
@@ -197,12 +225,34 @@ mod tests {
                 replicas: vec![failed],
             }],
             log_lines_lost: 0,
+            certificates: vec![],
         };
         let text = table(&ps);
         assert!(text.contains("api-1   failed"), "{text}");
         assert!(
             text.contains("api-1: not started: dependency db failed (exited with code 3)\n"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn certificates_are_listed_under_the_table_with_acme_failures() {
+        let rows: Vec<CertificateRow> = serde_json::from_value(serde_json::json!([
+            {"source": "file", "names": ["a.test"], "not_after": "2027-01-01T00:00:00Z"},
+            {"source": "acme", "names": ["example.org", "www.example.org"], "not_after": null,
+             "acme": {"directory": "https://ca/dir", "challenge": "http-01", "orders": 2,
+                      "failures": 2, "last_error": "validation: refused (urn:x)",
+                      "next_attempt": "2026-12-01T10:02:00Z"}}
+        ]))
+        .unwrap();
+        assert_eq!(
+            certificate_line(&rows[0]),
+            "tls: a.test (file) until 2027-01-01T00:00:00Z\n"
+        );
+        assert_eq!(
+            certificate_line(&rows[1]),
+            "tls: example.org, www.example.org (acme): no certificate yet; failed 2 times: \
+             validation: refused (urn:x); retry at 2026-12-01T10:02:00Z\n"
         );
     }
 }

@@ -91,7 +91,7 @@ use std::sync::Arc;
 pub use berth_compose::xberth::ProxySettings;
 pub use error::ProxyError;
 pub use server::{Proxy, RouteTable, ServeOptions};
-pub use tls::check_certificates;
+pub use tls::{AcmeStatus, CertificateStatus, check_certificates};
 pub use tokio_util::sync::CancellationToken;
 pub use view::{StackView, Upstream, Upstreams};
 

@@ -158,6 +158,30 @@ impl RouteTable {
     }
 }
 
+impl RouteTable {
+    /// The TLS certificates in force: each source (`file`, `acme`,
+    /// `self-signed`) with its names and expiry, and for ACME how ordering
+    /// goes (last error, next attempt). Empty without `tls`.
+    #[must_use]
+    pub fn certificates(&self) -> Vec<crate::CertificateStatus> {
+        self.shared.tls.certificates()
+    }
+
+    /// Orders a new ACME certificate now, whatever its renewal time; it is
+    /// swapped in when issued, without dropping a connection. No effect
+    /// without `tls.acme`.
+    pub fn renew_certificates(&self) {
+        self.shared.tls.renew_certificates();
+    }
+
+    /// The first delay before a failed ACME order is tried again (1 minute
+    /// unless set; it doubles up to an hour). Takes effect from the next
+    /// failure.
+    pub fn set_acme_retry_base(&self, base: Duration) {
+        self.shared.tls.set_acme_retry_base(base);
+    }
+}
+
 impl Proxy {
     /// Its routes and listeners, to change while it serves.
     #[must_use]

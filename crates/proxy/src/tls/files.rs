@@ -37,7 +37,7 @@ pub(crate) fn served_from_pem(
         .key_provider
         .load_private_key(key)
         .map_err(|e| format!("{key_name}: the key cannot sign ({e})"))?;
-    let (names, not_after) = describe(leaf)
+    let (names, not_before, not_after) = describe(leaf)
         .map_err(|e| format!("{cert_name}: the first certificate does not parse ({e})"))?;
     let key = CertifiedKey::new(chain, signer);
     key.keys_match().map_err(|_| {
@@ -46,6 +46,7 @@ pub(crate) fn served_from_pem(
     Ok(Served {
         key: Arc::new(key),
         names,
+        not_before,
         not_after,
     })
 }
@@ -71,8 +72,10 @@ pub(crate) fn load_pair(
 }
 
 /// The names (SAN DNS names and addresses; the subject's CN when there is
-/// no SAN) and validity of a certificate.
-pub(crate) fn describe(der: &CertificateDer<'_>) -> Result<(Vec<String>, SystemTime), String> {
+/// no SAN) and validity (not before, not after) of a certificate.
+pub(crate) fn describe(
+    der: &CertificateDer<'_>,
+) -> Result<(Vec<String>, SystemTime, SystemTime), String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -98,7 +101,11 @@ pub(crate) fn describe(der: &CertificateDer<'_>) -> Result<(Vec<String>, SystemT
     }
     let time = |t: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
     let validity = cert.validity();
-    Ok((names, time(validity.not_after.timestamp())))
+    Ok((
+        names,
+        time(validity.not_before.timestamp()),
+        time(validity.not_after.timestamp()),
+    ))
 }
 
 fn ip_of(bytes: &[u8]) -> Option<std::net::IpAddr> {

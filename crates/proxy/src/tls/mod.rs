@@ -6,13 +6,17 @@
 //! - `store`: the certificates by source and the SNI index.
 //! - `files`: PEM files to certificates; noticing they changed.
 //! - `self_signed`: the development certificate.
+//! - `acme`: automatic certificates (RFC 8555), ordered and renewed by a task.
+//! - `status`: what each certificate is, for `berth ps`.
 //!
 //! Certificate files are checked every second and reloaded when they
 //! change; a file that does not load (half written, a key from another
 //! certificate) is reported and the certificate before it keeps serving.
 
+mod acme;
 mod files;
 pub(crate) mod self_signed;
+mod status;
 mod store;
 
 use std::collections::HashMap;
@@ -26,6 +30,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::ServerSessionMemoryCache;
 use tokio_util::sync::CancellationToken;
 
+pub use acme::AcmeStatus;
+pub use status::CertificateStatus;
 pub(crate) use store::{ACME_TLS_ALPN, CertStore};
 
 use crate::error::ProxyError;
@@ -43,8 +49,10 @@ pub(crate) struct TlsEdge {
     /// `None` while no `tls` is configured.
     config: RwLock<Option<Arc<ServerConfig>>>,
     /// ACME http-01 answers: token to key authorization.
-    pub(crate) http01: RwLock<HashMap<String, String>>,
+    pub(crate) http01: Arc<RwLock<HashMap<String, String>>>,
     state_dir: Option<PathBuf>,
+    /// The ACME task of the settings in force.
+    acme: acme::Acme,
     /// Stops the file watcher of the settings in force.
     watching: Mutex<Option<CancellationToken>>,
 }
@@ -58,11 +66,15 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 
 impl TlsEdge {
     pub(crate) fn new(state_dir: Option<PathBuf>) -> Self {
+        let provider = provider();
+        let store = Arc::new(CertStore::default());
+        let http01 = Arc::new(RwLock::new(HashMap::new()));
         TlsEdge {
-            provider: provider(),
-            store: Arc::new(CertStore::default()),
+            acme: acme::Acme::new(store.clone(), http01.clone(), provider.clone()),
+            provider,
+            store,
             config: RwLock::new(None),
-            http01: RwLock::new(HashMap::new()),
+            http01,
             state_dir,
             watching: Mutex::new(None),
         }
@@ -77,8 +89,10 @@ impl TlsEdge {
     }
 
     /// Makes `tls` the settings in force: loads every certificate file
-    /// (all must load), makes or reuses the development certificate, and
-    /// watches the files. ACME certificates come from the ACME task.
+    /// (all must load), makes or reuses the development certificate,
+    /// watches the files, and starts the ACME task (kept running when its
+    /// settings did not change), which puts its certificate in when it has
+    /// one.
     ///
     /// # Errors
     /// [`ProxyError::Tls`] naming the entry and what is wrong; nothing
@@ -90,6 +104,7 @@ impl TlsEdge {
     ) -> Result<(), ProxyError> {
         let Some(tls) = tls else {
             self.stop_watching();
+            self.acme.stop();
             *self.config.write().unwrap_or_else(PoisonError::into_inner) = None;
             return Ok(());
         };
@@ -117,6 +132,14 @@ impl TlsEdge {
                     message: "x-berth.proxy.tls.self_signed: no state directory to keep the certificate in".into(),
                 });
             }
+        };
+        let acme_dir = match (&tls.acme, &self.state_dir) {
+            (Some(_), None) => {
+                return Err(ProxyError::Tls {
+                    message: "x-berth.proxy.tls.acme: no state directory to keep the account and certificate in".into(),
+                });
+            }
+            (_, dir) => dir.clone(),
         };
         let acme_alpn = tls
             .acme
@@ -147,6 +170,10 @@ impl TlsEdge {
         }
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(config));
         self.watch(tls.certificates.clone(), stamps, shutdown);
+        match (&tls.acme, acme_dir) {
+            (Some(settings), Some(dir)) => self.acme.configure(Some(settings), &dir, shutdown),
+            _ => self.acme.stop(),
+        }
         Ok(())
     }
 
@@ -205,7 +232,7 @@ pub fn check_certificates(tls: &TlsSettings) -> Result<(), ProxyError> {
 }
 
 /// The store's name for the ACME certificate.
-pub(crate) const ACME_SOURCE: &str = "acme";
+pub(crate) const ACME_SOURCE: &str = acme::SOURCE;
 const SELF_SIGNED_SOURCE: &str = "self-signed";
 
 fn file_source(files: &CertificateFiles) -> String {

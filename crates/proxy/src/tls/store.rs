@@ -24,6 +24,7 @@ pub(crate) struct Served {
     pub(crate) key: Arc<CertifiedKey>,
     /// DNS names (lowercase, `*.` kept) and IP addresses it covers.
     pub(crate) names: Vec<String>,
+    pub(crate) not_before: SystemTime,
     pub(crate) not_after: SystemTime,
 }
 
@@ -56,6 +57,29 @@ impl CertStore {
             }
         }
         self.reindex(&sources);
+    }
+
+    /// Offers `key` to `acme-tls/1` handshakes for `name` (tls-alpn-01),
+    /// or stops offering one (`None`).
+    pub(crate) fn set_challenge(&self, name: &str, key: Option<Arc<CertifiedKey>>) {
+        let mut challenges = self
+            .challenges
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let name = name.to_ascii_lowercase();
+        match key {
+            Some(key) => challenges.insert(name, key),
+            None => challenges.remove(&name),
+        };
+    }
+
+    /// Each source's name and certificate, in rank order.
+    pub(crate) fn list(&self) -> Vec<(String, Served)> {
+        let sources = self.sources.read().unwrap_or_else(PoisonError::into_inner);
+        sources
+            .iter()
+            .map(|(name, served)| (name.clone(), served.clone()))
+            .collect()
     }
 
     /// Drops the sources not in `keep` (a reconfiguration removed them).
