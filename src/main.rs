@@ -8,6 +8,7 @@
 mod api;
 mod cli;
 mod edge;
+mod notices;
 
 use std::process::ExitCode;
 

@@ -203,3 +203,32 @@ fn config_names_the_entry_of_a_certificate_that_cannot_be_served() {
     .unwrap();
     t.run_args(["config", "-q"]).success();
 }
+
+#[test]
+fn certificate_reloads_and_their_failures_are_in_the_log_stream() {
+    let t = Test::new().compose(
+        "services:\n  web:\n    command: [sleep, \"600\"]\nx-berth:\n  proxy:\n    listen_tls: [\"127.0.0.1:0\"]\n    tls:\n      certificates:\n        - {cert: site.pem, key: site.key}\n",
+    );
+    openssl_cert(&t, "site", "site.test");
+    openssl_cert(&t, "other", "other.test");
+    let _stack = t.up_detached();
+    // A key that is not the certificate's: reported, the old pair keeps serving.
+    std::fs::copy(t.dir().join("other.key"), t.dir().join("site.key")).unwrap();
+    let logged = |needle: &str| {
+        crate::support::eventually(10 * SEC, || t.run_args(["logs"]).stdout().contains(needle))
+    };
+    assert!(
+        logged("proxy error: ") && logged("compose.yaml:9: "),
+        "{}",
+        t.run_args(["logs"]).stdout()
+    );
+    assert!(logged("is not the private key of the certificate in"));
+    assert!(logged("the certificate loaded before keeps serving"));
+    // The matching certificate next to it: loaded, and said so.
+    std::fs::copy(t.dir().join("other.pem"), t.dir().join("site.pem")).unwrap();
+    assert!(
+        logged("certificate reloaded"),
+        "{}",
+        t.run_args(["logs"]).stdout()
+    );
+}

@@ -697,6 +697,7 @@ impl Edge {
                 addrs: Vec::new(),
             });
         };
+        crate::notices::forward_proxy_notices(logs);
         let view = Arc::new(crate::edge::EngineView::new(
             stack.clone(),
             logs.clone(),
