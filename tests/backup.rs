@@ -1,0 +1,246 @@
+//! `berth backup`, `restore` and `backups` on a stopped stack: volumes
+//! round-trip byte for byte with their modes, times and symlinks; a
+//! damaged, truncated or foreign archive changes nothing; a full disk
+//! leaves no archive; `keep` prunes.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::support::Test;
+
+const COMPOSE: &str = r#"
+name: bk
+services:
+  app:
+    command: [sleep, "60"]
+    volumes: ["data:/data"]
+    x-berth:
+      backup:
+        exclude: ["*.tmp", "cache/**"]
+volumes:
+  data: {}
+"#;
+
+/// Bytes that do not compress: xorshift from a seed.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn volume(t: &Test) -> PathBuf {
+    t.dir().join(".berth/volumes/bk_data")
+}
+
+/// A volume with nested directories, modes, an old mtime, a symlink, and
+/// files the `exclude` globs leave out.
+fn fill(dir: &Path) {
+    std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    std::fs::write(dir.join("a.txt"), "hello\n").unwrap();
+    std::fs::write(dir.join("sub/big.bin"), noise(1 << 20, 7)).unwrap();
+    std::fs::write(dir.join("sub/deeper/empty"), "").unwrap();
+    std::fs::write(dir.join("sub/scratch.tmp"), "left out").unwrap();
+    std::fs::write(dir.join("cache/c.bin"), "left out").unwrap();
+    std::fs::set_permissions(dir.join("a.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::fs::set_permissions(
+        dir.join("sub/deeper"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../a.txt", dir.join("sub/link")).unwrap();
+    let old = filetime::FileTime::from_unix_time(1_600_000_000, 0);
+    filetime::set_file_mtime(dir.join("sub/big.bin"), old).unwrap();
+}
+
+/// Every path under `dir` with its kind, mode, mtime (files and links) and
+/// content hash or link target.
+fn snapshot(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(dir).unwrap().display().to_string();
+        let what = if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+            format!("dir {:o}", m.mode() & 0o7777)
+        } else if m.file_type().is_symlink() {
+            format!("link -> {}", std::fs::read_link(&p).unwrap().display())
+        } else {
+            use sha2::Digest;
+            let hash = sha2::Sha256::digest(std::fs::read(&p).unwrap());
+            format!("file {:o} {} {:x}", m.mode() & 0o7777, m.mtime(), hash)
+        };
+        out.insert(rel, what);
+    }
+    out
+}
+
+fn archive_of(run: &crate::support::Run) -> PathBuf {
+    PathBuf::from(run.json()["archive"].as_str().unwrap())
+}
+
+#[test]
+fn a_volume_round_trips_byte_for_byte_without_what_exclude_leaves_out() {
+    let t = Test::new().compose(COMPOSE);
+    fill(&volume(&t));
+    let made = t.run_args(["backup", "--json"]).success();
+    let archive = archive_of(&made);
+    assert!(
+        archive.starts_with(t.dir().join(".berth/backups")),
+        "{archive:?}"
+    );
+    assert_eq!(made.json()["volumes"][0]["files"], 3, "{}", made.stdout());
+    let mut before = snapshot(&volume(&t));
+    before.remove("sub/scratch.tmp");
+    before.remove("cache/c.bin");
+    // The data goes: files deleted, one changed, the directory gone.
+    std::fs::write(volume(&t).join("a.txt"), "changed").unwrap();
+    std::fs::remove_dir_all(volume(&t)).unwrap();
+    t.run_args(["restore", archive.to_str().unwrap()])
+        .success()
+        .stdout_has("volume bk_data: 3 files");
+    assert_eq!(snapshot(&volume(&t)), before);
+}
+
+#[test]
+fn a_damaged_archive_is_refused_naming_the_member_and_changes_nothing() {
+    let t = Test::new().compose(COMPOSE);
+    fill(&volume(&t));
+    let archive = archive_of(&t.run_args(["backup", "--json"]).success());
+    std::fs::write(volume(&t).join("a.txt"), "after the backup").unwrap();
+    let after = snapshot(&volume(&t));
+    let bytes = std::fs::read(&archive).unwrap();
+    // One byte flipped in the middle: inside the 1 MiB of noise.
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x40;
+    std::fs::write(&archive, &flipped).unwrap();
+    t.run_args(["restore", archive.to_str().unwrap()])
+        .code(1)
+        .stderr_has("member volumes/bk_data/sub/big.bin")
+        .stderr_has("nothing was changed");
+    assert_eq!(snapshot(&volume(&t)), after);
+    // Cut short: at half, and just before the manifest's end.
+    for len in [bytes.len() / 2, bytes.len() - 8] {
+        std::fs::write(&archive, &bytes[..len]).unwrap();
+        let run = t.run_args(["restore", archive.to_str().unwrap()]).code(1);
+        let err = run.stderr();
+        assert!(
+            err.contains("member ") && err.contains("nothing was changed"),
+            "cut at {len}: {err}"
+        );
+        assert_eq!(snapshot(&volume(&t)), after);
+    }
+    // Not an archive at all.
+    std::fs::write(&archive, "hello").unwrap();
+    t.run_args(["restore", archive.to_str().unwrap()])
+        .code(1)
+        .stderr_has("nothing was changed");
+    assert_eq!(snapshot(&volume(&t)), after);
+}
+
+#[test]
+fn another_projects_archive_is_refused_without_force() {
+    let t = Test::new().compose(COMPOSE);
+    fill(&volume(&t));
+    let archive = archive_of(&t.run_args(["backup", "--json"]).success());
+    let mut before = snapshot(&volume(&t));
+    before.remove("sub/scratch.tmp");
+    before.remove("cache/c.bin");
+    let other = t.dir().join(".berth/volumes/other_data");
+    t.run_args(["-p", "other", "restore", archive.to_str().unwrap()])
+        .code(2)
+        .stderr_has("is a backup of project bk, not of other: pass --force");
+    assert!(!other.exists());
+    t.run_args([
+        "-p",
+        "other",
+        "restore",
+        "--force",
+        archive.to_str().unwrap(),
+    ])
+    .success();
+    assert_eq!(snapshot(&other), before);
+}
+
+#[test]
+fn dry_run_verifies_and_changes_nothing() {
+    let t = Test::new().compose(COMPOSE);
+    fill(&volume(&t));
+    let archive = archive_of(&t.run_args(["backup", "--json"]).success());
+    std::fs::write(volume(&t).join("a.txt"), "after").unwrap();
+    let after = snapshot(&volume(&t));
+    t.run_args(["restore", "--dry-run", archive.to_str().unwrap()])
+        .success()
+        .stdout_has("would restore");
+    assert_eq!(snapshot(&volume(&t)), after);
+}
+
+#[test]
+fn a_full_disk_leaves_no_archive_under_its_name() {
+    let t = Test::new().compose(COMPOSE);
+    fill(&volume(&t));
+    // A file size limit stands in for a full disk: writes past 256 KiB fail.
+    let berth = crate::support::berth_bin();
+    let run = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 256; exec \"$0\" backup -o out/archive.tar.zst",
+        ])
+        .arg(&berth)
+        .current_dir(t.dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the archive"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(t.dir().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn backups_lists_archives_and_keep_prunes_the_oldest() {
+    let t = Test::new().compose(&COMPOSE.replace(
+        "volumes:\n  data: {}",
+        "volumes:\n  data: {}\nx-berth:\n  backup:\n    dir: ./archives\n    keep: {last: 2}",
+    ));
+    fill(&volume(&t));
+    let first = archive_of(&t.run_args(["backup", "--json"]).success());
+    let second = archive_of(&t.run_args(["backup", "--json"]).success());
+    let third = t.run_args(["backup", "--json"]).success();
+    assert_eq!(third.json()["pruned"], serde_json::json!([first]));
+    assert!(!first.exists() && second.exists());
+    let listed = t.run_args(["backups", "--json"]).success().json();
+    let paths: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            second.to_str().unwrap(),
+            archive_of(&third).to_str().unwrap()
+        ]
+    );
+    assert_eq!(
+        listed[0]["summary"]["volumes"],
+        serde_json::json!(["bk_data"])
+    );
+    t.run_args(["backups"])
+        .success()
+        .stdout_has("volumes bk_data");
+}
