@@ -244,3 +244,170 @@ fn backups_lists_archives_and_keep_prunes_the_oldest() {
         .success()
         .stdout_has("volumes bk_data");
 }
+
+/// The newest PostgreSQL server's `bin` directory, when it is installed.
+fn postgres_bin() -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    found.retain(|b| b.join("postgres").is_file());
+    found.sort();
+    found.pop()
+}
+
+/// Debian's PostgreSQL run natively, as in `postgres.rs`, with a dump.
+fn postgres_stack(bin: &Path) -> Test {
+    let bin = bin.display();
+    Test::new().compose(&format!(
+        r#"
+name: pgbk
+services:
+  init:
+    user: postgres
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+    command: [sh, -c, 'test -s "$$BERTH_VOLUME_VAR_LIB_POSTGRESQL_DATA/PG_VERSION" || {bin}/initdb -D "$$BERTH_VOLUME_VAR_LIB_POSTGRESQL_DATA" -U app --auth=trust >/dev/null']
+  db:
+    user: postgres
+    volumes: ["pgdata:/var/lib/postgresql/data"]
+    command: [sh, -c, 'exec {bin}/postgres -D "$$BERTH_VOLUME_VAR_LIB_POSTGRESQL_DATA" -c listen_addresses=127.0.0.1 -c port=$$PORT -c unix_socket_directories=']
+    depends_on: {{init: {{condition: service_completed_successfully}}}}
+    healthcheck:
+      test: ["CMD-SHELL", "pg_isready -q -h 127.0.0.1 -p $$PORT -U app"]
+      interval: 1s
+      start_interval: 100ms
+      retries: 30
+    x-berth:
+      backup:
+        dump:
+          command: pg_dump -Fc -h 127.0.0.1 -p "$$PORT" -U app postgres
+          restore: pg_restore -c --if-exists -h 127.0.0.1 -p "$$PORT" -U app -d postgres
+        hooks: {{pre: psql -q -h 127.0.0.1 -p "$$PORT" -U app -c CHECKPOINT postgres}}
+"#
+    ))
+}
+
+/// A query's output through `berth exec db`.
+fn psql(t: &Test, sql: &str) -> String {
+    let script = format!("psql -h 127.0.0.1 -p \"$PORT\" -U app -tAc \"{sql}\" postgres");
+    t.run_args(["exec", "db", "--", "sh", "-c", &script])
+        .success()
+        .stdout()
+        .trim()
+        .to_string()
+}
+
+/// A member of an archive, read with GNU tar and zstd.
+fn member(archive: &Path, name: &str) -> Vec<u8> {
+    let out = std::process::Command::new("tar")
+        .args(["--zstd", "-xOf"])
+        .arg(archive)
+        .arg(name)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn postgres_round_trips_through_its_volume_and_its_dump() {
+    let Some(bin) = postgres_bin() else {
+        eprintln!("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)");
+        return;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: cannot switch to user postgres here");
+        return;
+    }
+    let t = postgres_stack(&bin);
+    let up = t.up_detached();
+    psql(
+        &t,
+        "create table t(n int); insert into t select generate_series(1, 100)",
+    );
+    let made = t.run_args(["backup", "--json"]).success();
+    let archive = archive_of(&made);
+    assert_eq!(
+        made.json()["dumps"][0]["service"],
+        "db",
+        "{}",
+        made.stdout()
+    );
+    assert!(
+        member(&archive, "dumps/db").starts_with(b"PGDMP"),
+        "not a pg_dump archive"
+    );
+    psql(&t, "delete from t");
+    assert_eq!(psql(&t, "select count(*) from t"), "0");
+
+    // Stopped: the volume comes back byte for byte, and the rows with it.
+    drop(up);
+    let volume = t.dir().join(".berth/volumes/pgbk_pgdata");
+    std::fs::remove_dir_all(&volume).unwrap();
+    t.run_args(["restore", archive.to_str().unwrap()])
+        .success()
+        .stderr_has("services.db: its dump was not restored: the stack is not running");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&member(&archive, "manifest.json")).unwrap();
+    let mut files = 0;
+    for (name, m) in manifest["members"].as_object().unwrap() {
+        let Some(rel) = name.strip_prefix("volumes/pgbk_pgdata/") else {
+            continue;
+        };
+        if m["kind"] != "file" {
+            continue;
+        }
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(std::fs::read(volume.join(rel)).unwrap());
+        assert_eq!(format!("{hash:x}"), m["sha256"].as_str().unwrap(), "{rel}");
+        files += 1;
+    }
+    assert!(files > 100, "only {files} files in the volume");
+    let up = t.up_detached();
+    assert_eq!(psql(&t, "select count(*), sum(n) from t"), "100|5050");
+
+    // Running: db is stopped, its volume restored, started, and its dump restored.
+    psql(&t, "delete from t; create table later(x int)");
+    t.run_args(["restore", archive.to_str().unwrap()])
+        .success()
+        .stdout_has("db: dump restored");
+    assert_eq!(psql(&t, "select count(*), sum(n) from t"), "100|5050");
+    assert_eq!(
+        psql(
+            &t,
+            "select count(*) from pg_tables where tablename = 'later'"
+        ),
+        "0"
+    );
+    drop(up);
+}
+
+fn pid_of(t: &Test, service: &str) -> Option<u64> {
+    let ps = t.run_args(["ps", "--format", "json"]).success().json();
+    ps["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["name"] == service)?["replicas"][0]["pid"]
+        .as_u64()
+}
+
+#[test]
+fn stop_true_stops_the_service_while_its_volume_is_archived_then_starts_it() {
+    let t =
+        Test::new().compose(&COMPOSE.replace("exclude: [\"*.tmp\", \"cache/**\"]", "stop: true"));
+    fill(&volume(&t));
+    let _up = t.up_detached();
+    let before = pid_of(&t, "app").expect("app runs");
+    let made = t.run_args(["backup", "--json"]).success();
+    let downtime = made.json()["downtime_seconds"].as_f64();
+    assert!(downtime.is_some_and(|d| d > 0.0), "{}", made.stdout());
+    let ps = crate::support::ps_until(&t, "app running again", |ps| {
+        ps["services"][0]["replicas"][0]["state"] == "running"
+    });
+    let after = ps["services"][0]["replicas"][0]["pid"].as_u64();
+    assert!(after.is_some() && after != Some(before), "{ps}");
+    assert_eq!(made.json()["volumes"][0]["files"], 5);
+}
