@@ -245,14 +245,16 @@ fn backups_lists_archives_and_keep_prunes_the_oldest() {
         .stdout_has("volumes bk_data");
 }
 
-/// The newest PostgreSQL server's `bin` directory, when it is installed.
-fn postgres_bin() -> Option<PathBuf> {
+/// The newest PostgreSQL server's `bin` directory (`.ci/run` installs it).
+fn postgres_bin() -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
         .unwrap_or_default();
     found.retain(|b| b.join("postgres").is_file());
     found.sort();
-    found.pop()
+    found
+        .pop()
+        .expect("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
 }
 
 /// Debian's PostgreSQL run natively, as in `postgres.rs`, with a dump.
@@ -314,14 +316,12 @@ fn member(archive: &Path, name: &str) -> Vec<u8> {
 
 #[test]
 fn postgres_round_trips_through_its_volume_and_its_dump() {
-    let Some(bin) = postgres_bin() else {
-        eprintln!("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)");
-        return;
-    };
     if !nix::unistd::geteuid().is_root() {
+        // Running as `postgres` takes root; CI runs as root.
         eprintln!("not root: cannot switch to user postgres here");
         return;
     }
+    let bin = postgres_bin();
     let t = postgres_stack(&bin);
     let up = t.up_detached();
     psql(
@@ -410,4 +410,80 @@ fn stop_true_stops_the_service_while_its_volume_is_archived_then_starts_it() {
     let after = ps["services"][0]["replicas"][0]["pid"].as_u64();
     assert!(after.is_some() && after != Some(before), "{ps}");
     assert_eq!(made.json()["volumes"][0]["files"], 5);
+}
+
+/// `age-keygen` into `dir/name`; the identity file and its recipient.
+fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(name);
+    let out = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&key)
+        .output()
+        .expect("age is not installed (apt-get install age; .ci/run does)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new("age-keygen")
+        .arg("-y")
+        .arg(&key)
+        .output()
+        .unwrap();
+    (
+        key,
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+    )
+}
+
+#[test]
+fn encrypted_archives_open_with_the_age_cli_and_with_berth_only_with_the_key() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (key, recipient) = age_key(scratch.path(), "key.txt");
+    let (other_key, _) = age_key(scratch.path(), "other.txt");
+    let t = Test::new().compose(&format!(
+        "{COMPOSE}x-berth:\n  backup:\n    encrypt_to: [{recipient}]\n"
+    ));
+    fill(&volume(&t));
+    std::fs::write(volume(&t).join("secret.txt"), "the plain text of a secret").unwrap();
+    let made = t.run_args(["backup", "--json"]).success();
+    let archive = archive_of(&made);
+    assert!(
+        archive.to_str().unwrap().ends_with(".tar.zst.age"),
+        "{archive:?}"
+    );
+    assert_eq!(made.json()["encrypted"], true);
+    // Debian's age CLI reads it: a tar.zst with the manifest last.
+    let listing = std::process::Command::new("sh")
+        .args(["-c", "age -d -i \"$1\" \"$2\" | zstd -dc | tar -t", "sh"])
+        .arg(&key)
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let names = String::from_utf8(listing.stdout).unwrap();
+    assert!(
+        names.contains("volumes/bk_data/secret.txt") && names.ends_with("manifest.json\n"),
+        "{names}"
+    );
+    let mut before = snapshot(&volume(&t));
+    before.remove("sub/scratch.tmp");
+    before.remove("cache/c.bin");
+    std::fs::remove_dir_all(volume(&t)).unwrap();
+    let path = archive.to_str().unwrap();
+    t.run_args(["restore", path])
+        .code(1)
+        .stderr_has("is encrypted (age): pass --identity KEYFILE");
+    t.run_args(["restore", "--identity", other_key.to_str().unwrap(), path])
+        .code(1)
+        .stderr_has("can decrypt");
+    assert!(!volume(&t).exists(), "a failed restore wrote the volume");
+    t.run_args(["restore", "--identity", key.to_str().unwrap(), path])
+        .success();
+    assert_eq!(snapshot(&volume(&t)), before);
+    t.run_args(["backups"]).success().stdout_has("encrypted");
 }
