@@ -487,3 +487,23 @@ fn encrypted_archives_open_with_the_age_cli_and_with_berth_only_with_the_key() {
     assert_eq!(snapshot(&volume(&t)), before);
     t.run_args(["backups"]).success().stdout_has("encrypted");
 }
+
+#[test]
+fn a_schedule_makes_backups_while_up_runs_and_keep_prunes_them() {
+    // Every second (a sixth field, first, is seconds): real time, but short.
+    let t = Test::new().compose(&format!(
+        "{COMPOSE}x-berth:\n  backup:\n    schedule: \"* * * * * *\"\n    keep: {{last: 2}}\n"
+    ));
+    fill(&volume(&t));
+    let mut up = t.arg("up").spawn();
+    up.wait_for("scheduled: * * * * * *", std::time::Duration::from_secs(30));
+    let three = crate::support::eventually(std::time::Duration::from_secs(30), || {
+        up.count(".tar.zst (") >= 3
+    });
+    assert!(three, "fewer than 3 scheduled backups: {:?}", up.drain());
+    up.wait_for("pruned ", std::time::Duration::from_secs(30));
+    let listed = up.test.run_args(["backups", "--json"]).success().json();
+    let n = listed.as_array().unwrap().len();
+    assert!((1..=3).contains(&n), "keep: {{last: 2}} left {n}: {listed}");
+    assert_eq!(up.interrupt(), Some(130));
+}

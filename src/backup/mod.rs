@@ -21,6 +21,7 @@
 //! - `list.rs`: the archives in a directory.
 //! - `keep.rs`: which archives `keep` keeps.
 //! - `progress.rs`: bytes and rate on a terminal.
+//! - `schedule.rs`: `schedule` while `up` runs, with an injectable clock.
 
 pub mod crypt;
 pub mod keep;
@@ -29,4 +30,5 @@ pub mod manifest;
 pub mod plan;
 pub mod progress;
 pub mod read;
+pub mod schedule;
 pub mod write;

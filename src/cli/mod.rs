@@ -19,6 +19,7 @@ mod lock;
 pub mod logs;
 mod ps;
 mod restore;
+mod scheduled;
 mod stack;
 mod up;
 mod volumes;
