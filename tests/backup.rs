@@ -507,3 +507,49 @@ fn a_schedule_makes_backups_while_up_runs_and_keep_prunes_them() {
     assert!((1..=3).contains(&n), "keep: {{last: 2}} left {n}: {listed}");
     assert_eq!(up.interrupt(), Some(130));
 }
+
+#[test]
+fn binds_round_trip_with_their_files_but_not_the_project_directory() {
+    let t = Test::new()
+        .compose(
+            r#"
+name: bk
+services:
+  web:
+    command: [sleep, "60"]
+    volumes: ["./site:/srv", "./nginx.conf:/etc/nginx.conf:ro", ".:/app"]
+"#,
+        )
+        .file("site/index.html", "<h1>hi</h1>")
+        .file("site/img/logo.svg", "<svg/>")
+        .file("nginx.conf", "events {}");
+    let plain = t.run_args(["backup", "--json"]).success();
+    assert_eq!(
+        plain.json()["volumes"],
+        serde_json::json!([]),
+        "binds need --binds"
+    );
+    let made = t.run_args(["backup", "--binds", "--json"]).success();
+    assert_eq!(
+        made.json()["volumes"].as_array().unwrap().len(),
+        2,
+        "{}",
+        made.stdout()
+    );
+    let warned = made.json()["warnings"].to_string();
+    assert!(
+        warned.contains("bind mount . holds berth's state directory"),
+        "{warned}"
+    );
+    let archive = archive_of(&made);
+    let site = snapshot(&t.dir().join("site"));
+    std::fs::remove_dir_all(t.dir().join("site")).unwrap();
+    std::fs::write(t.dir().join("nginx.conf"), "changed").unwrap();
+    t.run_args(["restore", archive.to_str().unwrap()]).success();
+    assert_eq!(snapshot(&t.dir().join("site")), site);
+    assert_eq!(
+        std::fs::read_to_string(t.dir().join("nginx.conf")).unwrap(),
+        "events {}"
+    );
+    assert!(t.dir().join("compose.yaml").exists());
+}

@@ -74,9 +74,7 @@ pub fn list(dir: &Path, project: &str) -> Result<Vec<Listed>> {
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with(&format!("{project}-"))
-            && (name.ends_with(".tar.zst") || name.ends_with(".tar.zst.age"));
-        if !ours {
+        if !is_archive_of(&name, project) {
             continue;
         }
         let path = entry.path();
@@ -94,9 +92,45 @@ pub fn list(dir: &Path, project: &str) -> Result<Vec<Listed>> {
     Ok(found)
 }
 
+/// `<project>-<stamp>.tar.zst[.age]`, the stamp letters and digits only
+/// (so project `shop` does not take `shop-old`'s archives).
+fn is_archive_of(name: &str, project: &str) -> bool {
+    let Some(rest) = name.strip_prefix(project).and_then(|r| r.strip_prefix('-')) else {
+        return false;
+    };
+    let stamp = rest
+        .strip_suffix(".tar.zst")
+        .or_else(|| rest.strip_suffix(".tar.zst.age"));
+    stamp.is_some_and(|s| {
+        s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_this_projects_archives_are_listed() {
+        assert!(is_archive_of("shop-20261201T172306123Z.tar.zst", "shop"));
+        assert!(is_archive_of(
+            "shop-20261201T172306123Z.tar.zst.age",
+            "shop"
+        ));
+        assert!(!is_archive_of(
+            "shop-old-20261201T172306123Z.tar.zst",
+            "shop"
+        ));
+        assert!(!is_archive_of(
+            "shop-20261201T172306123Z.tar.zst.json",
+            "shop"
+        ));
+        assert!(!is_archive_of(
+            ".shop-20261201T172306123Z.tar.zst.partial",
+            "shop"
+        ));
+        assert!(!is_archive_of("shop-.tar.zst", "shop"));
+    }
 
     #[test]
     fn archive_names_sort_by_time() {

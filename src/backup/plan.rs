@@ -75,6 +75,12 @@ pub fn trees(project: &Project, services: &[String], binds: bool) -> (Vec<TreePl
                 _ => continue,
             };
             let (tree_name, dir) = locate(project, kind, &key);
+            if kind == TreeKind::Bind && project.settings.state_dir.starts_with(&dir) {
+                warnings.push(format!(
+                    "services.{name}: bind mount {tree_name} holds berth's state directory and is not archived"
+                ));
+                continue;
+            }
             if docker {
                 warnings.push(format!(
                     "services.{name}: {} {tree_name} is in the Docker Engine and is not archived (not done yet)",
@@ -126,9 +132,11 @@ pub fn locate(project: &Project, kind: TreeKind, key: &str) -> (String, PathBuf)
         }
         TreeKind::Bind => {
             let dir = project.directory.join(key);
-            let shown = dir
-                .strip_prefix(&project.directory)
-                .map_or_else(|_| dir.display().to_string(), |p| p.display().to_string());
+            let shown = match dir.strip_prefix(&project.directory) {
+                Ok(p) if p.as_os_str().is_empty() => ".".to_string(),
+                Ok(p) => p.display().to_string(),
+                Err(_) => dir.display().to_string(),
+            };
             (shown, dir)
         }
     }

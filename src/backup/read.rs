@@ -265,7 +265,12 @@ fn stage(
             .iter()
             .find_map(|t| relative(&name, &t.prefix).map(|r| (t, r)))
         {
-            let dest = t.stage().join(&rel);
+            // The tree's own root (a file, for a file bind) is the stage itself.
+            let dest = if rel.as_os_str().is_empty() {
+                t.stage()
+            } else {
+                t.stage().join(&rel)
+            };
             inside(&t.stage(), &rel).with_context(|| format!("cannot restore member {name}"))?;
             unpack(&mut entry, &dest, &mut dirs)
                 .with_context(|| format!("cannot restore member {name} to {}", dest.display()))?;

@@ -248,8 +248,9 @@ impl Writer {
         size: u64,
     ) -> Result<u64> {
         h.set_size(size);
+        // Large reads: a syscall per MiB, not per tar block.
         let mut reader = Exact {
-            inner: data.take(size),
+            inner: io::BufReader::with_capacity(1 << 20, data.take(size)),
             left: size,
             short: false,
             hash: Sha256::new(),
