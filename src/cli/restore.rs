@@ -55,13 +55,7 @@ pub fn run(global: &Global, args: RestoreArgs) -> Result<(), Failure> {
         )));
     }
     let (trees, dumps) = chosen(&manifest, &args.services).map_err(Failure::Usage)?;
-    let targets: Vec<(Tree, PathBuf)> = trees
-        .into_iter()
-        .map(|t| {
-            let dir = locate(&project, t.kind, &t.key).1;
-            (t, dir)
-        })
-        .collect();
+    let targets = in_project(&project, trees);
     let mut lines = Vec::new();
     for (t, dir) in &targets {
         lines.push(format!(
@@ -140,6 +134,27 @@ fn chosen(manifest: &Manifest, services: &[String]) -> Result<(Vec<Tree>, Vec<Du
         .cloned()
         .collect();
     Ok((trees, dumps))
+}
+
+/// Each archived tree with the directory it goes back to: the one of the
+/// same volume or bind source in the project as it is now. A tree the
+/// project no longer has is left out with a warning (so an archive cannot
+/// name a directory of its own choosing).
+fn in_project(project: &Project, trees: Vec<Tree>) -> Vec<(Tree, PathBuf)> {
+    let all: Vec<String> = project.services.keys().cloned().collect();
+    let (now, _) = crate::backup::plan::trees(project, &all, true);
+    let mut out = Vec::new();
+    for t in trees {
+        match now.iter().find(|n| n.kind == t.kind && n.key == t.key) {
+            Some(n) => out.push((t, n.dir.clone())),
+            None => eprintln!(
+                "berth: warning: {} {} is not in the project now: not restored",
+                kind_word(t.kind),
+                t.name
+            ),
+        }
+    }
+    out
 }
 
 /// The services of `project` that mount any of `dirs`, or have a dump.
