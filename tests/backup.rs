@@ -553,3 +553,35 @@ services:
     );
     assert!(t.dir().join("compose.yaml").exists());
 }
+
+#[test]
+fn a_failing_dump_fails_the_backup_and_leaves_no_archive() {
+    let t = Test::new().compose(&COMPOSE.replace(
+        "exclude: [\"*.tmp\", \"cache/**\"]",
+        "dump: {command: \"echo partial; echo broken >&2; exit 3\", restore: \"cat\"}\n        hooks: {pre: \"echo $$BERTH_SERVICE > $$BERTH_VOLUME_DATA/pre-hook-ran\"}",
+    ));
+    fill(&volume(&t));
+    // Stopped: volumes only, and a warning for the dump and the hook.
+    t.run_args(["backup"])
+        .success()
+        .stderr_has("services.app: the stack is not running, so its dump was not made")
+        .stderr_has("services.app: the stack is not running, so its pre hook did not run");
+    let _up = t.up_detached();
+    t.run_args(["backup", "--json"])
+        .code(1)
+        .stderr_has("broken")
+        .stderr_has("services.app: the dump failed: services.app: `echo partial; echo broken >&2; exit 3` exited with 3");
+    let left: Vec<String> = std::fs::read_dir(t.dir().join(".berth/backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left.len(),
+        2,
+        "only the first backup and its summary: {left:?}"
+    );
+    assert!(
+        !volume(&t).join("pre-hook-ran").exists(),
+        "the hook ran after a failed dump"
+    );
+}
