@@ -6,6 +6,7 @@
 //! error, 130 interrupted.
 
 mod api;
+mod backup;
 mod cli;
 mod edge;
 mod notices;

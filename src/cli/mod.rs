@@ -5,6 +5,8 @@
 //! - `config.rs`: `berth config`.
 //! - `export.rs`: `berth export kubernetes`.
 
+mod backup;
+mod backups;
 mod config;
 mod deploy;
 mod detach;
@@ -16,6 +18,9 @@ mod lifecycle;
 mod lock;
 pub mod logs;
 mod ps;
+mod restore;
+mod scheduled;
+mod stack;
 mod up;
 mod volumes;
 
@@ -93,6 +98,12 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Write the project for another platform: `berth export kubernetes`
     Export(export::ExportArgs),
+    /// Archive the services' volumes and dumps, verified and optionally encrypted
+    Backup(backup::BackupArgs),
+    /// Put an archive back: verify it all, stop the services, restore, start them
+    Restore(restore::RestoreArgs),
+    /// List the project's archives: time, size and what they hold
+    Backups(backups::BackupsArgs),
 }
 
 /// `SERVICE=N`.
@@ -175,6 +186,9 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),
+        Command::Backup(args) => backup::run(&cli.global, args),
+        Command::Restore(args) => restore::run(&cli.global, args),
+        Command::Backups(args) => backups::run(&cli.global, args),
     }
 }
 

@@ -484,7 +484,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
     let state = api_state(&project, &stack, &edge, &logs, inherited, down_tx, &root);
     let api = serve_api(&state_dir, state).await?;
-
+    super::scheduled::spawn(&project, &logs, root.child_token());
     let outcome = tokio::select! {
         settled = stack.settled() => Outcome::Settled(settled),
         () = signals.next() => Outcome::Interrupted,

@@ -18,8 +18,9 @@ use crate::model::{Project, Service};
 /// Keys that do not change a service's processes.
 const NOT_HASHED: &[&str] = &["scale", "profiles", "depends_on"];
 
-/// `x-berth` keys only `berth export kubernetes` reads.
-const EXPORT_ONLY: &[&str] = &["kube", "stateful"];
+/// `x-berth` keys only other verbs read (`berth export kubernetes`,
+/// `berth backup`): changing them replaces no process.
+const EXPORT_ONLY: &[&str] = &["kube", "stateful", "backup"];
 
 /// The service's normalized configuration as compared: typed keys and
 /// every other key (`x-berth` included), sorted, without [`NOT_HASHED`],

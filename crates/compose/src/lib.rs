@@ -18,6 +18,7 @@
 //!   settings (`edge`: TLS and route policies of the proxy).
 //! - `render`: the model as `berth config` prints it.
 
+mod backup;
 mod confine;
 mod context;
 pub mod diag;

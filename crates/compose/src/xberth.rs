@@ -13,6 +13,7 @@ use serde_json::Value as Json;
 
 use crate::units::{ByteSize, Duration};
 
+pub use crate::backup::*;
 pub use crate::edge::*;
 
 /// `x-berth` at the top level.
@@ -26,6 +27,9 @@ pub struct ProjectSettings {
     pub strict: bool,
     /// The services' default runtime.
     pub runtime: RuntimeChoice,
+    /// `x-berth.backup`: where archives go, which are kept, when they are
+    /// made and who can read them.
+    pub backup: BackupSettings,
 }
 
 /// `x-berth.runtime`, as written.
@@ -80,6 +84,7 @@ impl Default for ProjectSettings {
             proxy: None,
             strict: false,
             runtime: RuntimeChoice::Auto,
+            backup: BackupSettings::defaults(std::path::Path::new(".berth")),
         }
     }
 }
@@ -232,6 +237,8 @@ pub struct ServiceSettings {
     pub stateful: bool,
     /// `x-berth.kube`: only read by `berth export kubernetes`.
     pub kube: KubeSettings,
+    /// `x-berth.backup`: only read by `berth backup` and `berth restore`.
+    pub backup: ServiceBackup,
 }
 
 /// `x-berth.kube` on a service: what `berth export kubernetes` cannot learn
@@ -313,6 +320,9 @@ pub(crate) mod raw {
         pub proxy: Option<Proxy>,
         pub strict: bool,
         pub runtime: RuntimeChoice,
+        /// Bound and checked by `normalize::backup`, at its own lines.
+        #[serde(rename = "backup")]
+        pub _backup: Option<serde::de::IgnoredAny>,
     }
 
     #[derive(Debug, Deserialize, Default)]
@@ -446,6 +456,9 @@ pub(crate) mod raw {
         pub runtime: Option<RuntimeChoice>,
         pub stateful: Option<bool>,
         pub kube: KubeRaw,
+        /// Bound and checked by `normalize::backup`, at its own lines.
+        #[serde(rename = "backup")]
+        pub _backup: Option<serde::de::IgnoredAny>,
     }
 
     #[derive(Debug, Deserialize, Default)]

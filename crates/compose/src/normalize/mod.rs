@@ -12,6 +12,7 @@
 //! - `validate.rs`: project-wide checks.
 //! - `native.rs`: what the native runtime cannot honour.
 
+mod backup;
 mod edge;
 mod fields;
 mod native;
@@ -133,11 +134,7 @@ pub(crate) fn normalize(
             project.networks.sort_keys();
         }
     }
-    if let Some(x) = tree.get("x-berth") {
-        project.settings = settings::project(ctx, x, &directory);
-    } else {
-        project.settings.state_dir = directory.join(".berth");
-    }
+    project.settings = settings::project(ctx, tree.get("x-berth"), &directory);
     profiles(ctx, &mut project, tree, env);
     if ctx.options.consistency {
         validate::project(ctx, &project, tree);

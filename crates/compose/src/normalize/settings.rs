@@ -17,13 +17,20 @@ use crate::yaml::{Node, from_node};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
-pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSettings {
-    let raw: raw::Project = match from_node(node) {
+/// The top-level `x-berth` (`None`: every default).
+pub(crate) fn project(ctx: &mut Ctx<'_>, node: Option<&Node>, dir: &Path) -> ProjectSettings {
+    let result = match node {
+        Some(node) => from_node(node).map_err(|e| (e, node.span)),
+        None => Ok(raw::Project::default()),
+    };
+    let raw: raw::Project = match result {
         Ok(r) => r,
-        Err(e) => {
-            super::bind_error(ctx, &["x-berth"], e, node.span);
+        Err((e, span)) => {
+            super::bind_error(ctx, &["x-berth"], e, span);
+            let state_dir = dir.join(".berth");
             return ProjectSettings {
-                state_dir: dir.join(".berth"),
+                backup: crate::xberth::BackupSettings::defaults(&state_dir),
+                state_dir,
                 proxy: None,
                 strict: false,
                 runtime: Default::default(),
@@ -32,8 +39,15 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: &Node, dir: &Path) -> ProjectSett
     };
     let state_dir =
         crate::context::absolute(dir, Path::new(raw.state_dir.as_deref().unwrap_or(".berth")));
-    let proxy = raw.proxy.map(|p| proxy(ctx, p, node, dir));
+    let (proxy, backup) = match node {
+        Some(node) => (
+            raw.proxy.map(|p| proxy(ctx, p, node, dir)),
+            super::backup::project(ctx, node, dir, &state_dir),
+        ),
+        None => (None, crate::xberth::BackupSettings::defaults(&state_dir)),
+    };
     ProjectSettings {
+        backup,
         state_dir,
         proxy,
         strict: raw.strict,
@@ -302,7 +316,9 @@ pub(crate) fn service(ctx: &mut Ctx<'_>, name: &str, node: &Node) -> ServiceSett
     };
     let ready = raw.ready.and_then(|r| ready(ctx, r, node, &place));
     let kube = kube(ctx, raw.kube, node, &place);
+    let backup = super::backup::service(ctx, name, node);
     ServiceSettings {
+        backup,
         build,
         ready,
         bind: raw.bind,
