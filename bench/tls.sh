@@ -76,6 +76,10 @@ pid $work/nginx.pid;
 events { worker_connections 4096; }
 http {
   access_log $work/access.log;
+  # nginx closes a connection after 1,000 requests by default (HTTP/1.1 and
+  # HTTP/2 alike); h2load does not reconnect, and wrk would pay new
+  # handshakes: berth has no such limit, so neither does nginx here.
+  keepalive_requests 1000000;
   upstream backend {
     server 127.0.0.1:$backend_port;
     keepalive 128;
