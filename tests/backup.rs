@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::support::Test;
+use crate::support::{Test, postgres_bin};
 
 const COMPOSE: &str = r#"
 name: bk
@@ -243,18 +243,6 @@ fn backups_lists_archives_and_keep_prunes_the_oldest() {
     t.run_args(["backups"])
         .success()
         .stdout_has("volumes bk_data");
-}
-
-/// The newest PostgreSQL server's `bin` directory (`.ci/run` installs it).
-fn postgres_bin() -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    found.retain(|b| b.join("postgres").is_file());
-    found.sort();
-    found
-        .pop()
-        .expect("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
 }
 
 /// Debian's PostgreSQL run natively, as in `postgres.rs`, with a dump.

@@ -3,24 +3,11 @@
 //! a named volume initialised by a one-shot service, a `pg_isready` health
 //! check, and a dependent that connects and queries once it is healthy.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::Test;
+use crate::support::{Test, postgres_bin};
 
 const SEC: Duration = Duration::from_secs(1);
-
-/// The newest PostgreSQL server's `bin` directory (`.ci/run` installs it).
-fn postgres_bin() -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    found.retain(|b| b.join("postgres").is_file());
-    found.sort();
-    found
-        .pop()
-        .expect("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
-}
 
 #[test]
 fn postgres_runs_natively_as_its_user_healthy_before_its_client() {

@@ -736,3 +736,15 @@ pub fn events_json(
     });
     (events, rx)
 }
+
+/// The newest PostgreSQL server's `bin` directory (`.ci/run` installs it).
+pub fn postgres_bin() -> std::path::PathBuf {
+    let mut found: Vec<std::path::PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    found.retain(|b| b.join("postgres").is_file());
+    found.sort();
+    found
+        .pop()
+        .expect("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+}

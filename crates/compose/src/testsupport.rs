@@ -81,3 +81,19 @@ pub(crate) fn chars(alphabet: &str) -> Vec<&str> {
         .map(|(i, c)| &alphabet[i..i + c.len_utf8()])
         .collect()
 }
+
+/// Loads a Compose file given as text (as `-`, standard input), from `dir`.
+pub(crate) fn load_text_in(
+    dir: &std::path::Path,
+    text: &str,
+) -> Result<crate::Loaded, crate::Diagnostics> {
+    let mut o = crate::LoadOptions::new(dir.to_path_buf(), Default::default());
+    o.files = vec!["-".into()];
+    o.stdin = Some(text.to_string());
+    crate::load(&o)
+}
+
+/// [`load_text_in`] the temporary directory.
+pub(crate) fn load_text(text: &str) -> Result<crate::Loaded, crate::Diagnostics> {
+    load_text_in(&std::env::temp_dir(), text)
+}

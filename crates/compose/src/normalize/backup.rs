@@ -185,12 +185,7 @@ fn dump(ctx: &mut Ctx<'_>, d: raw::Dump, node: &Node, place: &str) -> Dump {
 mod tests {
     use crate::backup::Keep;
 
-    fn load(text: &str) -> Result<crate::Loaded, crate::Diagnostics> {
-        let mut o = crate::LoadOptions::new(std::env::temp_dir(), Default::default());
-        o.files = vec!["-".into()];
-        o.stdin = Some(text.to_string());
-        crate::load(&o)
-    }
+    use crate::testsupport::load_text as load;
 
     fn errors(text: &str) -> Vec<(u32, String)> {
         load(text)

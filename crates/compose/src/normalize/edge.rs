@@ -521,12 +521,7 @@ mod tests {
     use super::*;
     use crate::xberth::{ProxySettings, Rate};
 
-    fn load(dir: &Path, text: &str) -> Result<crate::Loaded, crate::Diagnostics> {
-        let mut o = crate::LoadOptions::new(dir.to_path_buf(), Default::default());
-        o.files = vec!["-".into()];
-        o.stdin = Some(text.to_string());
-        crate::load(&o)
-    }
+    use crate::testsupport::load_text_in as load;
 
     fn proxy(dir: &Path, text: &str) -> ProxySettings {
         let loaded = load(dir, text).map_err(|d| d.render(false)).unwrap();

@@ -439,12 +439,7 @@ fn ready(ctx: &mut Ctx<'_>, r: raw::ReadyRaw, node: &Node, place: &str) -> Optio
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<crate::Loaded, crate::Diagnostics> {
-        let mut o = crate::LoadOptions::new(std::env::temp_dir(), Default::default());
-        o.files = vec!["-".into()];
-        o.stdin = Some(text.to_string());
-        crate::load(&o)
-    }
+    use crate::testsupport::load_text as load;
 
     #[test]
     fn kube_settings_are_read() {
