@@ -353,15 +353,24 @@ fn an_image_is_built_from_its_context_with_its_args_and_a_broken_one_stops_up() 
         .file(
             "app/Dockerfile",
             &format!(
-                "FROM {base} AS first\nARG GREETING=unset\nRUN echo \"built with $GREETING\" > /built\nFROM first AS final\nLABEL io.berth.test=1\nCMD [\"cat\", \"/built\"]\n"
+                "FROM {base} AS first\nARG GREETING=unset\nCOPY . /ctx\nRUN echo \"built with $GREETING from\" $(ls /ctx) > /built\nFROM first AS final\nLABEL io.berth.test=1\nCMD [\"cat\", \"/built\"]\n"
             ),
         )
+        // What .dockerignore leaves out never reaches the builder.
+        .file("app/.dockerignore", "secret.env\ncache/\n")
+        .file("app/secret.env", "TOKEN=1\n")
+        .file("app/cache/big.bin", "x")
+        .file("app/kept.txt", "kept\n")
         .compose(
             "services:\n  app:\n    build:\n      context: ./app\n      args: {GREETING: hello}\n      target: final\n    restart: \"no\"\n",
         );
     let project = project_of(&t);
     let mut up = t.arg("up").spawn();
-    up.wait_for_output("app-1", "built with hello", 120 * SEC);
+    up.wait_for_output(
+        "app-1",
+        "built with hello from Dockerfile kept.txt",
+        120 * SEC,
+    );
     // The builder's output is in the log stream, under the service.
     assert!(
         up.seen

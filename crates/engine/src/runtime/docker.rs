@@ -391,16 +391,18 @@ impl DockerRuntime {
         build: &crate::plan::ImageBuild,
         say: impl Fn(&str),
     ) -> Result<(), String> {
-        let context = build.context.clone();
-        let tar = tokio::task::spawn_blocking(move || context_tar(&context))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                format!(
-                    "cannot read the build context {}: {e}",
-                    build.context.display()
-                )
-            })?;
+        let (context, dockerfile) = (build.context.clone(), build.dockerfile.clone());
+        let tar = tokio::task::spawn_blocking(move || {
+            super::build_context::context_tar(&context, &dockerfile)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| {
+            format!(
+                "cannot read the build context {}: {e}",
+                build.context.display()
+            )
+        })?;
         let options = bollard::query_parameters::BuildImageOptions {
             dockerfile: build.dockerfile.clone(),
             t: Some(image.to_string()),
@@ -581,15 +583,6 @@ fn host_config(h: &super::ContainerHost) -> HostConfig {
         extra_hosts: Some(extra_hosts),
         ..Default::default()
     }
-}
-
-/// The build context as a tar archive, in memory (what the engine's
-/// build endpoint takes), symbolic links kept as links.
-fn context_tar(dir: &std::path::Path) -> io::Result<Vec<u8>> {
-    let mut archive = tar::Builder::new(Vec::new());
-    archive.follow_symlinks(false);
-    archive.append_dir_all(".", dir)?;
-    archive.into_inner()
 }
 
 /// `docker exec`: the exit code and the last lines of its output.

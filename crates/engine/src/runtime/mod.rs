@@ -11,6 +11,7 @@
 //!   `PR_SET_PDEATHSIG`, registered with the guard.
 //! - `fake.rs`: the recording fake (tests).
 
+mod build_context;
 pub mod docker;
 pub mod native;
 
