@@ -35,6 +35,8 @@ pub struct EngineView {
     /// The engine's runtime, where followers run.
     runtime: tokio::runtime::Handle,
     cancel: CancellationToken,
+    /// The dashboard's loopback listener, when the proxy mounts it.
+    dashboard: Option<watch::Sender<Upstreams>>,
 }
 
 impl EngineView {
@@ -60,7 +62,21 @@ impl EngineView {
             channels: Mutex::new(channels),
             runtime,
             cancel: cancel.clone(),
+            dashboard: None,
         }
+    }
+
+    /// Routes to [`crate::dashboard::MOUNT_SERVICE`] go to `addr`.
+    #[must_use]
+    pub fn with_dashboard(mut self, addr: Option<SocketAddr>) -> EngineView {
+        self.dashboard = addr.map(|addr| {
+            watch::channel::<Upstreams>(Arc::from(vec![Upstream {
+                replica: Arc::from("dashboard"),
+                addr,
+            }]))
+            .0
+        });
+        self
     }
 }
 
@@ -268,6 +284,9 @@ fn fine(r: &berth_engine::ReplicaStatus) -> bool {
 
 impl StackView for EngineView {
     fn upstreams(&self, service: &str, port: Option<u16>) -> Option<watch::Receiver<Upstreams>> {
+        if service == crate::dashboard::MOUNT_SERVICE {
+            return self.dashboard.as_ref().map(watch::Sender::subscribe);
+        }
         let cell = self.stack.service(service)?;
         let target = port
             .or_else(|| cell.plan().targets.first().copied())

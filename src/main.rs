@@ -8,6 +8,7 @@
 mod api;
 mod backup;
 mod cli;
+mod dashboard;
 mod edge;
 mod notices;
 

@@ -168,6 +168,42 @@ impl Browser {
         )
     }
 
+    /// Sets the window's outer size in CSS pixels.
+    pub fn set_size(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        );
+    }
+
+    /// Emulates `prefers-color-scheme: dark` (or light) through Chromium's
+    /// DevTools protocol.
+    pub fn prefer_dark(&self, dark: bool) {
+        let value = if dark { "dark" } else { "light" };
+        self.call(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setEmulatedMedia",
+                "params": {"features": [{"name": "prefers-color-scheme", "value": value}]}
+            })),
+        );
+    }
+
+    /// Saves a PNG screenshot of the viewport to `path`.
+    pub fn screenshot(&self, path: &std::path::Path) {
+        use base64::Engine;
+        let data = self.call("GET", "/screenshot", None);
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or(""))
+            .unwrap();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(path, png).unwrap();
+    }
+
     /// Polls a JavaScript expression until it is truthy; its value.
     pub fn wait_for(&self, expression: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;

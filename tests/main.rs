@@ -11,6 +11,7 @@ mod cgroups;
 mod config;
 mod confine;
 mod control;
+mod dashboard;
 mod deploy;
 mod docker;
 mod export;

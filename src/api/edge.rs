@@ -108,7 +108,11 @@ pub fn apply(state: &State, new: &Project, report: &mut DeployReport) -> bool {
             return false;
         }
     };
-    if let Err(e) = table.replace(settings) {
+    let mut settings = settings.clone();
+    if let Some(dashboard) = state.dashboard.get() {
+        dashboard.mount(&mut settings);
+    }
+    if let Err(e) = table.replace(&settings) {
         report.done.push(format!("proxy: routes not changed ({e})"));
         return false;
     }

@@ -28,6 +28,9 @@ pub fn socket_path(state_dir: &Path) -> PathBuf {
 /// `GET /v1/ps`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ps {
+    /// When this view was taken (RFC 3339).
+    #[serde(default)]
+    pub ts: Option<String>,
     pub project: String,
     pub pid: u32,
     pub started_at: String,

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{ApiError, Down, ExecTarget, Ps, ReplicaRow, Report, Scale, ServiceRow, Services};
 
-pub use super::state::{Body, DownRequest, State, ndjson};
+pub use super::state::{Body, Dashboard, DownRequest, State, ndjson};
 
 /// The running control API.
 #[derive(Debug)]
@@ -165,7 +165,8 @@ fn query(req: &Request<Incoming>) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
+/// Answers one control request (the dashboard sends its own here too).
+pub async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
     let path = req.uri().path().to_string();
     match (req.method().clone(), path.as_str()) {
         (Method::GET, "/v1/ps") => json(StatusCode::OK, &ps(&state)),
@@ -191,6 +192,7 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Response<Body> {
             },
             Err(r) => r,
         },
+        (Method::POST, "/v1/dashboard/login") => dashboard_login(&state),
         (Method::POST, "/v1/scale") => match body::<Scale>(req).await {
             Ok(s) => scale(&state, s).await,
             Err(r) => r,
@@ -278,6 +280,7 @@ pub fn ps(state: &State) -> Ps {
         })
         .collect();
     Ps {
+        ts: Some(rfc3339(now)),
         project: state.project.clone(),
         pid: std::process::id(),
         started_at: rfc3339(state.started_at),
@@ -363,6 +366,25 @@ fn events(state: &State) -> Response<Body> {
         }
     });
     ndjson(rx, state.shutdown.clone())
+}
+
+/// A one-time login link for `berth dashboard`.
+fn dashboard_login(state: &State) -> Response<Body> {
+    let Some(dashboard) = state.dashboard.get() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this stack has no dashboard: add `x-berth.dashboard` (e.g. `listen: \"127.0.0.1:8081\"`) and run `berth up` again",
+        );
+    };
+    let proxy = state
+        .proxy
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    match dashboard.login(&proxy) {
+        Ok(login) => json(StatusCode::OK, &login),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
 }
 
 /// The named services (all when none), or which one does not exist.

@@ -43,6 +43,22 @@ pub struct State {
     pub deploys: tokio::sync::broadcast::Sender<serde_json::Value>,
     /// Held while a deploy runs: one at a time.
     pub deploying: tokio::sync::Mutex<()>,
+    /// The dashboard, once it serves.
+    pub dashboard: std::sync::OnceLock<Arc<dyn Dashboard>>,
+}
+
+/// The dashboard, as the control API sees it: `berth dashboard`'s login
+/// link, and its route on the edge proxy (kept when a deploy swaps the
+/// routes).
+pub trait Dashboard: Send + Sync {
+    /// Its URLs and a login code that works once.
+    ///
+    /// # Errors
+    /// No randomness for the code.
+    fn login(&self, proxy: &[String]) -> anyhow::Result<serde_json::Value>;
+
+    /// Adds its route to `proxy`, when it is mounted there.
+    fn mount(&self, proxy: &mut berth_compose::xberth::ProxySettings);
 }
 
 impl State {

@@ -257,6 +257,7 @@ mod tests {
             })
             .collect();
         Ps {
+            ts: None,
             project: "p".into(),
             pid: 1,
             started_at: String::new(),

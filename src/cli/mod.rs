@@ -8,6 +8,7 @@
 mod backup;
 mod backups;
 mod config;
+mod dashboard;
 mod deploy;
 mod detach;
 mod down;
@@ -96,6 +97,8 @@ pub enum Command {
     Exec(exec::ExecArgs),
     /// Follow state and health changes
     Events(events::EventsArgs),
+    /// Print the dashboard's address and a one-time login link
+    Dashboard(dashboard::DashboardArgs),
     /// Write the project for another platform: `berth export kubernetes`
     Export(export::ExportArgs),
     /// Archive the services' volumes and dumps, verified and optionally encrypted
@@ -185,6 +188,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         Command::Scale(args) => lifecycle::scale(&cli.global, args),
         Command::Exec(args) => exec::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
+        Command::Dashboard(args) => dashboard::run(&cli.global, args),
         Command::Export(args) => export::run(&cli.global, args),
         Command::Backup(args) => backup::run(&cli.global, args),
         Command::Restore(args) => restore::run(&cli.global, args),

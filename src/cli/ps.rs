@@ -33,6 +33,7 @@ pub fn run(global: &Global, args: PsArgs) -> Result<(), Failure> {
             super::lock::sweep_if_stopped(&project.settings.state_dir);
             eprintln!("project {} is not running", project.name);
             Ps {
+                ts: None,
                 project: project.name,
                 pid: 0,
                 started_at: String::new(),
@@ -214,6 +215,7 @@ mod tests {
         }))
         .unwrap();
         let ps = Ps {
+            ts: None,
             project: "p".into(),
             pid: 1,
             started_at: String::new(),

@@ -230,9 +230,19 @@ async fn runtimes(
     (
         berth_engine::runtime::docker::Runtimes,
         Option<Arc<berth_engine::runtime::docker::DockerRuntime>>,
+        Option<crate::dashboard::Listeners>,
     ),
     Failure,
 > {
+    // Its port taken stops `up` before anything starts.
+    let dashboard = match &project.settings.dashboard {
+        Some(d) => Some(
+            crate::dashboard::Listeners::bind(d)
+                .await
+                .map_err(Failure::Runtime)?,
+        ),
+        None => None,
+    };
     let state_dir = &project.settings.state_dir;
     let native = native_runtime(&project.name, state_dir, logs);
     let exe = std::env::current_exe().context("cannot find the berth executable")?;
@@ -242,7 +252,7 @@ async fn runtimes(
         native,
         docker: docker.clone(),
     };
-    Ok((runtimes, docker))
+    Ok((runtimes, docker, dashboard))
 }
 
 /// The Docker Engine, when a service runs as containers: what an earlier
@@ -428,10 +438,8 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         printer,
         containment,
     } = run;
-    // Every task of the run (the stack's, the proxy's, the API's, the log
-    // printer) hangs off this token. Shutdown cancels its children in
-    // order; whatever is left when the run ends, early on an error too, is
-    // cancelled with it.
+    // Every task of the run hangs off this token. Shutdown cancels its
+    // children in order; what is left when the run ends goes with it.
     let root = CancellationToken::new();
     let _cancel_the_rest = root.clone().drop_guard();
     let state_dir = project.settings.state_dir.clone();
@@ -439,7 +447,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
         .with_context(|| format!("cannot write logs under {}", state_dir.display()))?;
     let terminal = Terminal::start(&project, &logs, printer, root.child_token())?;
     logs.system("berth", 0, containment.describe());
-    let (runtime, docker) = match runtimes(&project, &plans, &logs).await {
+    let (runtime, docker, dashboard) = match runtimes(&project, &plans, &logs).await {
         Ok(r) => r,
         Err(failure) => {
             terminal.finish(&logs).await;
@@ -468,7 +476,8 @@ async fn foreground(run: Run) -> Result<(), Failure> {
     if let Some(docker) = &docker {
         reach_native_from_containers(&stack, docker, &logs).await;
     }
-    let edge = match Edge::start(&project, &stack, &logs, root.child_token()).await {
+    let mount = dashboard.as_ref().and_then(|d| d.mount_addr());
+    let edge = match Edge::start(&project, &stack, &logs, mount, root.child_token()).await {
         Ok(edge) => edge,
         Err(e) => {
             logs.system("berth", 0, format!("the proxy cannot start: {e}"));
@@ -483,7 +492,7 @@ async fn foreground(run: Run) -> Result<(), Failure> {
     announce_when_up(&stack, &logs, &edge.addrs, root.child_token());
     let (down_tx, mut down_rx) = mpsc::channel::<DownRequest>(1);
     let state = api_state(&project, &stack, &edge, &logs, inherited, down_tx, &root);
-    let api = serve_api(&state_dir, state).await?;
+    let api = serve_api(&state_dir, state, dashboard, &edge).await?;
     super::scheduled::spawn(&project, &logs, root.child_token());
     let outcome = tokio::select! {
         settled = stack.settled() => Outcome::Settled(settled),
@@ -535,14 +544,20 @@ fn api_state(
         routes: edge.proxy.as_ref().map(berth_proxy::Proxy::routes),
         deploys: tokio::sync::broadcast::channel(16).0,
         deploying: tokio::sync::Mutex::new(()),
+        dashboard: std::sync::OnceLock::new(),
     })
 }
 
-/// The control API on the state directory's socket.
+/// The control API on the state directory's socket, and the dashboard.
 async fn serve_api(
     state_dir: &std::path::Path,
     state: Arc<api::server::State>,
+    dashboard: Option<crate::dashboard::Listeners>,
+    edge: &Edge,
 ) -> Result<api::server::ApiServer, Failure> {
+    if let Some(d) = dashboard {
+        crate::dashboard::serve(d, &state, edge.cancel.clone()).announce(&state.logs, &edge.addrs);
+    }
     let socket = api::socket_path(state_dir);
     api::server::serve(&socket, state)
         .await
@@ -688,9 +703,10 @@ impl Edge {
         project: &Project,
         stack: &Arc<Stack>,
         logs: &LogHub,
+        dashboard: Option<std::net::SocketAddr>,
         cancel: CancellationToken,
     ) -> Result<Edge, berth_proxy::ProxyError> {
-        let Some(settings) = project.settings.proxy.clone() else {
+        let Some(mut settings) = project.settings.proxy.clone() else {
             return Ok(Edge {
                 proxy: None,
                 cancel,
@@ -698,11 +714,11 @@ impl Edge {
             });
         };
         crate::notices::forward_proxy_notices(logs);
-        let view = Arc::new(crate::edge::EngineView::new(
-            stack.clone(),
-            logs.clone(),
-            &cancel,
-        ));
+        crate::dashboard::mount(&mut settings, project.settings.dashboard.as_ref());
+        let view = Arc::new(
+            crate::edge::EngineView::new(stack.clone(), logs.clone(), &cancel)
+                .with_dashboard(dashboard),
+        );
         let options = berth_proxy::ServeOptions {
             drain_timeout: stack.grace(),
             state_dir: Some(project.settings.state_dir.clone()),

@@ -21,6 +21,7 @@
 mod backup;
 mod confine;
 mod context;
+mod dashboard;
 pub mod diag;
 pub mod diff;
 pub mod dotenv;

@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 use crate::units::{ByteSize, Duration};
 
 pub use crate::backup::*;
+pub use crate::dashboard::*;
 pub use crate::edge::*;
 
 /// `x-berth` at the top level.
@@ -30,6 +31,8 @@ pub struct ProjectSettings {
     /// `x-berth.backup`: where archives go, which are kept, when they are
     /// made and who can read them.
     pub backup: BackupSettings,
+    /// `x-berth.dashboard`: the browser dashboard, when it is on.
+    pub dashboard: Option<DashboardSettings>,
 }
 
 /// `x-berth.runtime`, as written.
@@ -85,6 +88,7 @@ impl Default for ProjectSettings {
             strict: false,
             runtime: RuntimeChoice::Auto,
             backup: BackupSettings::defaults(std::path::Path::new(".berth")),
+            dashboard: None,
         }
     }
 }
@@ -323,6 +327,9 @@ pub(crate) mod raw {
         /// Bound and checked by `normalize::backup`, at its own lines.
         #[serde(rename = "backup")]
         pub _backup: Option<serde::de::IgnoredAny>,
+        /// Bound and checked by `normalize::dashboard`, at its own lines.
+        #[serde(rename = "dashboard")]
+        pub _dashboard: Option<serde::de::IgnoredAny>,
     }
 
     #[derive(Debug, Deserialize, Default)]

@@ -167,6 +167,13 @@ impl RouteTable {
         self.shared.tls.certificates()
     }
 
+    /// Every route's request totals by status class and latency histogram
+    /// since the proxy started, as `/metrics` has them.
+    #[must_use]
+    pub fn stats(&self) -> Vec<crate::RouteStats> {
+        crate::stats::parse(&self.shared.metrics.encode(|_| {}))
+    }
+
     /// Orders a new ACME certificate now, whatever its renewal time; it is
     /// swapped in when issued, without dropping a connection. No effect
     /// without `tls.acme`.

@@ -13,6 +13,7 @@
 //! - `native.rs`: what the native runtime cannot honour.
 
 mod backup;
+mod dashboard;
 mod edge;
 mod fields;
 mod native;
@@ -539,4 +540,22 @@ fn profiles(ctx: &mut Ctx<'_>, project: &mut Project, tree: &Node, env: &Env) {
             }
         }
     }
+}
+
+/// `:8080` -> `0.0.0.0:8080`, `8080` -> `127.0.0.1:8080`; None when it does
+/// not parse as a socket address.
+pub(crate) fn normalize_listen(address: &str) -> Option<String> {
+    let candidate = if let Some(port) = address.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else if address.parse::<u16>().is_ok() {
+        format!("127.0.0.1:{address}")
+    } else if let Some(port) = address.strip_prefix("localhost:") {
+        format!("127.0.0.1:{port}")
+    } else {
+        address.to_string()
+    };
+    candidate
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.to_string())
 }

@@ -2,7 +2,6 @@
 //! schema cannot (one target per route, a readiness probe of one kind, a
 //! regex that compiles, addresses that parse).
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use super::edge;
@@ -30,6 +29,7 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: Option<&Node>, dir: &Path) -> Pro
             let state_dir = dir.join(".berth");
             return ProjectSettings {
                 backup: crate::xberth::BackupSettings::defaults(&state_dir),
+                dashboard: None,
                 state_dir,
                 proxy: None,
                 strict: false,
@@ -39,15 +39,25 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: Option<&Node>, dir: &Path) -> Pro
     };
     let state_dir =
         crate::context::absolute(dir, Path::new(raw.state_dir.as_deref().unwrap_or(".berth")));
-    let (proxy, backup) = match node {
-        Some(node) => (
-            raw.proxy.map(|p| proxy(ctx, p, node, dir)),
-            super::backup::project(ctx, node, dir, &state_dir),
+    let (proxy, backup, dashboard) = match node {
+        Some(node) => {
+            let proxy = raw.proxy.map(|p| proxy(ctx, p, node, dir));
+            let dashboard = super::dashboard::project(ctx, node, dir, &state_dir, proxy.as_ref());
+            (
+                proxy,
+                super::backup::project(ctx, node, dir, &state_dir),
+                dashboard,
+            )
+        }
+        None => (
+            None,
+            crate::xberth::BackupSettings::defaults(&state_dir),
+            None,
         ),
-        None => (None, crate::xberth::BackupSettings::defaults(&state_dir)),
     };
     ProjectSettings {
         backup,
+        dashboard,
         state_dir,
         proxy,
         strict: raw.strict,
@@ -132,7 +142,7 @@ fn listen_addresses(
 ) -> Vec<String> {
     let mut listen = Vec::new();
     for (i, address) in addresses.into_iter().enumerate() {
-        match normalize_listen(&address) {
+        match super::normalize_listen(&address) {
             Some(a) => listen.push(a),
             None => ctx.sink.push(
                 Diagnostic::error(
@@ -198,21 +208,6 @@ fn tls_consistency(
             "add `listen: [\"0.0.0.0:80\"]`, or use `challenge: tls-alpn-01`",
         );
     }
-}
-
-/// `:8080` -> `0.0.0.0:8080`, `8080` -> `127.0.0.1:8080`; None when it does
-/// not parse as a socket address.
-pub(crate) fn normalize_listen(address: &str) -> Option<String> {
-    let candidate = if let Some(port) = address.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
-    } else if address.parse::<u16>().is_ok() {
-        format!("127.0.0.1:{address}")
-    } else if let Some(port) = address.strip_prefix("localhost:") {
-        format!("127.0.0.1:{port}")
-    } else {
-        address.to_string()
-    };
-    candidate.parse::<SocketAddr>().ok().map(|a| a.to_string())
 }
 
 fn route(
@@ -438,6 +433,7 @@ fn ready(ctx: &mut Ctx<'_>, r: raw::ReadyRaw, node: &Node, place: &str) -> Optio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::normalize_listen;
 
     use crate::testsupport::load_text as load;
 
