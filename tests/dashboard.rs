@@ -328,7 +328,17 @@ fn the_dashboard_shows_the_stack_live_and_restarts_it_without_a_failed_request()
     );
     let count = load.ok();
     assert!(eventually(10 * SEC, || load.ok() > count + 10));
+    // The edge view counts the load's requests on the route, with its rate
+    // and latency.
+    browser.js("location.hash = '#edge'; return true;");
+    browser.wait_for(
+        "(() => { const tr = document.querySelector('#routes tr[data-route=\"/\"]'); return tr && Number(tr.children[6].textContent) > 0 && tr.children[5].textContent.endsWith('ms'); })()",
+        10 * SEC,
+    );
+    browser.screenshot(&screenshots().join("dashboard-edge-1280.png"));
     load.finish_without_failures(40);
+    browser.js("location.hash = '#logs'; return true;");
+    browser.screenshot(&screenshots().join("dashboard-logs-1280.png"));
     for (r, old) in ["web-1", "web-2", "web-3"].iter().zip(before) {
         assert_ne!(pid_of(t, r), old, "{r} was not restarted");
     }
@@ -339,6 +349,7 @@ fn the_dashboard_shows_the_stack_live_and_restarts_it_without_a_failed_request()
     );
 
     // A phone's width: nothing wider than the screen; light and dark.
+    browser.js("location.hash = '#stack'; return true;");
     browser.set_size(375, 812);
     browser.wait_for("window.innerWidth <= 400", 5 * SEC);
     let overflow = browser.js("return document.documentElement.scrollWidth - window.innerWidth;");

@@ -156,6 +156,13 @@ function onEvent(kind, e) {
 }
 
 function onLogs(batch) {
+  for (const rec of batch) {
+    // berth's own lines and the proxy's access log are sources too.
+    if (rec.service && !state.knownServices.has(rec.service)) {
+      state.knownServices.add(rec.service);
+      state.dirty.add('logServices');
+    }
+  }
   if (state.paused || state.history) {
     state.pausedQueue.push(...batch);
     if (state.pausedQueue.length > MAX_LOG_LINES) state.pausedQueue.splice(0, state.pausedQueue.length - MAX_LOG_LINES);
@@ -442,6 +449,8 @@ function renderEdge() {
     return s.replicas.map((r) => (r.ready ? '● ' : '○ ') + r.name).join('  ');
   };
   for (const r of (state.edge ? state.edge.routes : [])) {
+    // berth's own answers (/health, /metrics) and unrouted requests, once there are some.
+    if (!r.target && r.total === 0) continue;
     const svc = r.target.startsWith('service:') ? r.target.slice(8) : null;
     rows.push(h('tr', { dataset: { route: r.route }, class: r.error_rate > 0.05 ? 'bad' : '' },
       h('td', {}, r.route),
