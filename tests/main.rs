@@ -18,6 +18,7 @@ mod export;
 mod faults;
 mod identity;
 mod logs;
+mod metrics;
 mod postgres;
 mod proxy;
 mod reconfigure;
