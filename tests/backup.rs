@@ -573,3 +573,75 @@ fn a_failing_dump_fails_the_backup_and_leaves_no_archive() {
         "the hook ran after a failed dump"
     );
 }
+
+/// A service that runs as a container: its named volume lives in the
+/// Docker Engine and its dump runs in its container.
+#[test]
+fn a_containers_volume_and_dump_round_trip_through_the_engine() {
+    let image = crate::docker::image();
+    let mut up = Test::new()
+        .compose(&format!(
+            r#"
+services:
+  store:
+    image: {image}
+    command: ["sh", "-c", "echo store ready; exec sleep 3600"]
+    volumes: ["data:/data"]
+    stop_grace_period: 1s
+    x-berth:
+      ready: {{log: "store ready"}}
+      backup:
+        dump: {{command: "cat /data/notes.txt", restore: "cat > /data/from-the-dump.txt"}}
+volumes:
+  data: {{}}
+"#
+        ))
+        .args(["up"])
+        .spawn();
+    up.wait_for("stack is up", 60 * std::time::Duration::from_secs(1));
+    let t = &up.test;
+    let project = t
+        .dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase();
+    let volume = format!("{project}_data");
+    let sh = |script: &str| {
+        t.run_args(["exec", "store", "--", "sh", "-c", script])
+            .success()
+            .stdout()
+    };
+    sh(
+        "echo hello > /data/notes.txt && mkdir -p /data/sub && echo deep > /data/sub/x && chmod 600 /data/sub/x && chown 123:45 /data/sub/x",
+    );
+    let made = t.run_args(["backup", "--json"]).success();
+    assert!(!made.stderr().contains("not archived"), "{}", made.stderr());
+    let archive = archive_of(&made);
+    assert_eq!(
+        made.json()["volumes"][0]["name"],
+        volume.as_str(),
+        "{}",
+        made.stdout()
+    );
+    assert_eq!(member(&archive, "dumps/store"), b"hello\n");
+    // The data goes, then comes back from the archive, owners and modes too.
+    sh("rm -rf /data/* && echo gone > /data/stray");
+    t.run_args(["restore", archive.to_str().unwrap()])
+        .success()
+        .stdout_has(&format!("the Docker Engine's volume {volume}"));
+    assert_eq!(sh("cat /data/notes.txt /data/sub/x"), "hello\ndeep\n");
+    assert_eq!(sh("stat -c '%a %u:%g' /data/sub/x"), "600 123:45\n");
+    assert_eq!(sh("ls /data"), "from-the-dump.txt\nnotes.txt\nsub\n");
+    assert_eq!(sh("cat /data/from-the-dump.txt"), "hello\n");
+    t.run_args(["down", "-v"]).success();
+    assert_eq!(
+        up.wait_exit(30 * std::time::Duration::from_secs(1)),
+        Some(0)
+    );
+    let left = std::process::Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", &format!("name={volume}")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty());
+}

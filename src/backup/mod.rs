@@ -23,6 +23,7 @@
 //! - `progress.rs`: bytes and rate on a terminal.
 //! - `schedule.rs`: `schedule` while `up` runs, with an injectable clock.
 
+pub mod container;
 pub mod crypt;
 pub mod keep;
 pub mod list;

@@ -26,6 +26,17 @@ pub struct TreePlan {
     pub exclude: Vec<String>,
     /// A mounting service has `stop: true`.
     pub stop: bool,
+    /// A named volume in the Docker Engine (of a service that runs as
+    /// containers): `dir` is where berth stages its copy.
+    pub engine: Option<EngineVolume>,
+}
+
+/// A named volume the Docker Engine keeps, and an image to mount it with
+/// (the service's own: nothing is pulled).
+#[derive(Debug, Clone)]
+pub struct EngineVolume {
+    pub volume: String,
+    pub image: String,
 }
 
 impl TreePlan {
@@ -74,20 +85,29 @@ pub fn trees(project: &Project, services: &[String], binds: bool) -> (Vec<TreePl
                 (VolumeKind::Bind, Some(src)) if binds => (TreeKind::Bind, src.clone()),
                 _ => continue,
             };
-            let (tree_name, dir) = locate(project, kind, &key);
+            let (tree_name, mut dir) = locate(project, kind, &key);
             if kind == TreeKind::Bind && project.settings.state_dir.starts_with(&dir) {
                 warnings.push(format!(
                     "services.{name}: bind mount {tree_name} holds berth's state directory and is not archived"
                 ));
                 continue;
             }
-            if docker {
-                warnings.push(format!(
-                    "services.{name}: {} {tree_name} is in the Docker Engine and is not archived (not done yet)",
-                    kind_word(kind)
-                ));
-                continue;
-            }
+            // A container's bind mount is a directory here like any other;
+            // its named volume is the engine's, copied through a container.
+            let engine = (docker && kind == TreeKind::Volume).then(|| {
+                dir = project
+                    .settings
+                    .state_dir
+                    .join("engine-volumes")
+                    .join(&tree_name);
+                EngineVolume {
+                    volume: tree_name.clone(),
+                    image: s
+                        .image
+                        .clone()
+                        .unwrap_or_else(|| format!("{}-{name}", project.name)),
+                }
+            });
             let b = &s.settings.backup;
             if let Some(t) = trees
                 .iter_mut()
@@ -116,6 +136,7 @@ pub fn trees(project: &Project, services: &[String], binds: bool) -> (Vec<TreePl
                 services: vec![name.clone()],
                 exclude: b.exclude.clone(),
                 stop: b.stop,
+                engine,
             });
         }
     }

@@ -193,7 +193,7 @@ fn fill(
     hooks(project, services, stack, warnings, Hook::Pre)?;
     let mut done = Vec::new();
     for t in trees.iter().filter(|t| !t.stop) {
-        done.push(writer.tree(t)?);
+        done.push(archive(writer, t)?);
     }
     let stopping: Vec<String> = services
         .iter()
@@ -214,7 +214,7 @@ fn fill(
         let archived: Result<Vec<Tree>> = trees
             .iter()
             .filter(|t| t.stop)
-            .map(|t| writer.tree(t))
+            .map(|t| archive(writer, t))
             .collect();
         if let Some(stack) = stack {
             stack.start(&stopping)?;
@@ -224,6 +224,19 @@ fn fill(
     }
     hooks(project, services, stack, warnings, Hook::Post)?;
     Ok((done, dumps, downtime))
+}
+
+/// Archives one tree; a volume in the Docker Engine is copied out first
+/// (into its staging directory, removed after).
+fn archive(writer: &mut Writer, t: &TreePlan) -> Result<Tree> {
+    let Some(engine) = &t.engine else {
+        return writer.tree(t);
+    };
+    let _ = std::fs::remove_dir_all(&t.dir);
+    let archived = crate::backup::container::export_volume(&engine.volume, &engine.image, &t.dir)
+        .and_then(|()| writer.tree(t));
+    let _ = std::fs::remove_dir_all(&t.dir);
+    archived
 }
 
 /// Each service's `dump`, spooled beside the archive and added to it.

@@ -4,17 +4,18 @@
 //! restores, puts their volumes back, starts them and feeds each `dump`
 //! to its service's `restore` command.
 
+use crate::backup::plan::TreePlan;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use berth_compose::{Project, VolumeKind};
+use berth_compose::Project;
 use clap::Args;
 
 use super::stack::{Stack, run_in};
 use super::{Failure, Global, print_stdout};
 use crate::backup::manifest::{DumpEntry, Manifest, Tree};
-use crate::backup::plan::{kind_word, locate};
+use crate::backup::plan::kind_word;
 use crate::backup::read::{Target, extract, verify};
 
 #[derive(Debug, Args)]
@@ -57,14 +58,14 @@ pub fn run(global: &Global, args: RestoreArgs) -> Result<(), Failure> {
     let (trees, dumps) = chosen(&manifest, &args.services).map_err(Failure::Usage)?;
     let targets = in_project(&project, trees);
     let mut lines = Vec::new();
-    for (t, dir) in &targets {
+    for (t, plan) in &targets {
         lines.push(format!(
             "{} {}: {} files, {} -> {}",
             kind_word(t.kind),
             t.name,
             t.files,
             crate::backup::progress::size(t.bytes),
-            dir.display()
+            destination(plan)
         ));
     }
     for d in &dumps {
@@ -84,7 +85,7 @@ pub fn run(global: &Global, args: RestoreArgs) -> Result<(), Failure> {
             "project": manifest.project,
             "created": manifest.created,
             "dry_run": args.dry_run,
-            "volumes": targets.iter().map(|(t, dir)| serde_json::json!({"kind": t.kind, "name": t.name, "files": t.files, "bytes": t.bytes, "to": dir})).collect::<Vec<_>>(),
+            "volumes": targets.iter().map(|(t, plan)| serde_json::json!({"kind": t.kind, "name": t.name, "files": t.files, "bytes": t.bytes, "to": destination(plan)})).collect::<Vec<_>>(),
             "dumps": dumps,
             "lines": lines,
         });
@@ -140,13 +141,13 @@ fn chosen(manifest: &Manifest, services: &[String]) -> Result<(Vec<Tree>, Vec<Du
 /// same volume or bind source in the project as it is now. A tree the
 /// project no longer has is left out with a warning (so an archive cannot
 /// name a directory of its own choosing).
-fn in_project(project: &Project, trees: Vec<Tree>) -> Vec<(Tree, PathBuf)> {
+fn in_project(project: &Project, trees: Vec<Tree>) -> Vec<(Tree, TreePlan)> {
     let all: Vec<String> = project.services.keys().cloned().collect();
     let (now, _) = crate::backup::plan::trees(project, &all, true);
     let mut out = Vec::new();
     for t in trees {
         match now.iter().find(|n| n.kind == t.kind && n.key == t.key) {
-            Some(n) => out.push((t, n.dir.clone())),
+            Some(n) => out.push((t, n.clone())),
             None => eprintln!(
                 "berth: warning: {} {} is not in the project now: not restored",
                 kind_word(t.kind),
@@ -157,40 +158,38 @@ fn in_project(project: &Project, trees: Vec<Tree>) -> Vec<(Tree, PathBuf)> {
     out
 }
 
-/// The services of `project` that mount any of `dirs`, or have a dump.
-fn affected(project: &Project, dirs: &[PathBuf], dumps: &[DumpEntry]) -> Vec<String> {
-    project
-        .services
+/// Where a tree goes back to, as said to the user.
+fn destination(plan: &TreePlan) -> String {
+    match &plan.engine {
+        Some(e) => format!("the Docker Engine's volume {}", e.volume),
+        None => plan.dir.display().to_string(),
+    }
+}
+
+/// The services that mount any of the trees, or have a dump.
+fn affected(targets: &[(Tree, TreePlan)], dumps: &[DumpEntry]) -> Vec<String> {
+    let mut services: Vec<String> = Vec::new();
+    let named = targets
         .iter()
-        .filter(|(name, s)| {
-            dumps.iter().any(|d| &&d.service == name)
-                || s.volumes.iter().any(|v| {
-                    let dir = match (v.kind, &v.source) {
-                        (VolumeKind::Volume, Some(k)) => {
-                            locate(project, crate::backup::manifest::TreeKind::Volume, k).1
-                        }
-                        (VolumeKind::Bind, Some(k)) => {
-                            locate(project, crate::backup::manifest::TreeKind::Bind, k).1
-                        }
-                        _ => return false,
-                    };
-                    dirs.contains(&dir)
-                })
-        })
-        .map(|(name, _)| name.clone())
-        .collect()
+        .flat_map(|(_, plan)| plan.services.iter())
+        .chain(dumps.iter().map(|d| &d.service));
+    for s in named {
+        if !services.contains(s) {
+            services.push(s.clone());
+        }
+    }
+    services
 }
 
 fn apply(
     project: &Project,
     file: &Path,
     identity: Option<&Path>,
-    targets: &[(Tree, PathBuf)],
+    targets: &[(Tree, TreePlan)],
     dumps: &[DumpEntry],
 ) -> Result<Vec<String>> {
-    let dirs: Vec<PathBuf> = targets.iter().map(|(_, d)| d.clone()).collect();
     let stack = Stack::find(project)?;
-    let services = affected(project, &dirs, dumps);
+    let services = affected(targets, dumps);
     let mut lines = Vec::new();
     if let Some(stack) = &stack
         && !services.is_empty()
@@ -215,12 +214,13 @@ fn apply(
     }
     let extract_targets: Vec<Target> = targets
         .iter()
-        .map(|(t, dir)| Target {
+        .map(|(t, plan)| Target {
             prefix: t.prefix.clone(),
-            dir: dir.clone(),
+            dir: plan.dir.clone(),
         })
         .collect();
-    let extracted = extract(file, identity, &extract_targets, &spools);
+    let extracted = extract(file, identity, &extract_targets, &spools)
+        .and_then(|()| into_engine(project, targets));
     let started = match &stack {
         Some(stack) if !services.is_empty() => stack.start(&services),
         _ => Ok(Vec::new()),
@@ -233,6 +233,25 @@ fn apply(
         let _ = std::fs::remove_file(spool);
     }
     result.map(|()| lines)
+}
+
+/// Moves the trees staged for the Docker Engine's volumes into them.
+fn into_engine(project: &Project, targets: &[(Tree, TreePlan)]) -> Result<()> {
+    for (t, plan) in targets {
+        let Some(engine) = &plan.engine else {
+            continue;
+        };
+        let imported = crate::backup::container::import_volume(
+            &project.name,
+            &t.key,
+            &engine.volume,
+            &engine.image,
+            &plan.dir,
+        );
+        let _ = std::fs::remove_dir_all(&plan.dir);
+        imported?;
+    }
+    Ok(())
 }
 
 fn restore_dumps(

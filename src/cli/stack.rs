@@ -97,21 +97,15 @@ impl Stack {
         }
     }
 
-    /// Where and with what environment a command runs in `service`.
+    /// Where and with what environment a command runs in `service` (its
+    /// first replica's container, when it runs as containers).
     ///
     /// # Errors
-    /// The service has no replica running, or runs as containers.
+    /// The service has no replica running.
     pub fn exec_target(&self, service: &str) -> Result<ExecTarget> {
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("service", service);
-        let target: ExecTarget =
-            block_on(self.client.get(&format!("/v1/exec?{}", query.finish())))?;
-        if target.container.is_some() {
-            bail!(
-                "services.{service} runs as a container: commands in containers are not done yet for backups"
-            );
-        }
-        Ok(target)
+        block_on(self.client.get(&format!("/v1/exec?{}", query.finish())))
     }
 }
 
@@ -128,6 +122,11 @@ pub fn run_in(
     input: Option<&Path>,
     output: Option<&Path>,
 ) -> Result<()> {
+    if let Some(c) = &target.container {
+        return crate::backup::container::exec(
+            &c.project, service, c.replica, command, input, output,
+        );
+    }
     let stdin = match input {
         Some(p) => Stdio::from(
             std::fs::File::open(p)
