@@ -219,8 +219,10 @@ pub fn extract(
     identity: Option<&Path>,
     targets: &[Target],
     dumps: &BTreeMap<String, PathBuf>,
+    progress: &super::progress::Progress,
 ) -> Result<()> {
-    let staged = stage(path, identity, targets, dumps);
+    let staged = stage(path, identity, targets, dumps, progress);
+    progress.done();
     if let Err(e) = staged {
         for t in targets {
             remove_any(&t.stage());
@@ -238,6 +240,7 @@ fn stage(
     identity: Option<&Path>,
     targets: &[Target],
     dumps: &BTreeMap<String, PathBuf>,
+    progress: &super::progress::Progress,
 ) -> Result<()> {
     for t in targets {
         remove_any(&t.stage());
@@ -257,6 +260,7 @@ fn stage(
     for entry in ar.entries().map_err(|e| damaged(path, None, &e))? {
         let mut entry = entry.map_err(|e| damaged(path, last.as_deref(), &e))?;
         let name = member_name(&entry);
+        progress.add(entry.size());
         if let Some(spool) = dumps.get(&name) {
             let mut out = std::fs::File::create(spool)
                 .with_context(|| format!("cannot create {}", spool.display()))?;

@@ -76,7 +76,17 @@ pub fn run(global: &Global, args: RestoreArgs) -> Result<(), Failure> {
         ));
     }
     if !args.dry_run {
-        let done = apply(&project, &file, identity.as_deref(), &targets, &dumps)?;
+        let progress = crate::backup::progress::Progress::new(
+            "restore",
+            std::io::IsTerminal::is_terminal(&std::io::stderr()) && !args.json,
+        );
+        let done = apply(
+            &project,
+            &file,
+            identity.as_deref(),
+            (&targets, &dumps),
+            &progress,
+        )?;
         lines.extend(done);
     }
     if args.json {
@@ -185,8 +195,8 @@ fn apply(
     project: &Project,
     file: &Path,
     identity: Option<&Path>,
-    targets: &[(Tree, TreePlan)],
-    dumps: &[DumpEntry],
+    (targets, dumps): (&[(Tree, TreePlan)], &[DumpEntry]),
+    progress: &crate::backup::progress::Progress,
 ) -> Result<Vec<String>> {
     let stack = Stack::find(project)?;
     let services = affected(targets, dumps);
@@ -219,7 +229,7 @@ fn apply(
             dir: plan.dir.clone(),
         })
         .collect();
-    let extracted = extract(file, identity, &extract_targets, &spools)
+    let extracted = extract(file, identity, &extract_targets, &spools, progress)
         .and_then(|()| into_engine(project, targets));
     let started = match &stack {
         Some(stack) if !services.is_empty() => stack.start(&services),
