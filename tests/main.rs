@@ -22,5 +22,6 @@ mod metrics;
 mod postgres;
 mod proxy;
 mod reconfigure;
+mod reference;
 mod tls;
 mod up;

@@ -15,7 +15,7 @@ fn repo() -> PathBuf {
 }
 
 /// The demo API binary, built (debug) next to the berth under test.
-fn demo_api() -> PathBuf {
+pub fn demo_api() -> PathBuf {
     let berth = crate::support::berth_bin();
     let target_dir = berth.parent().and_then(Path::parent).unwrap();
     let demo = berth.with_file_name("demo-api");

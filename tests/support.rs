@@ -643,6 +643,11 @@ pub struct Load {
 
 impl Load {
     pub fn start(addr: &str, clients: usize) -> Load {
+        Load::start_path(addr, "/", clients)
+    }
+
+    /// Clients sending `GET path` to `addr` in a loop until finished.
+    pub fn start_path(addr: &str, path: &str, clients: usize) -> Load {
         use std::sync::atomic::Ordering;
         let load = Load {
             stop: Default::default(),
@@ -652,17 +657,18 @@ impl Load {
         };
         let threads = (0..clients)
             .map(|_| {
-                let (stop, ok, failed, addr) = (
+                let (stop, ok, failed, addr, path) = (
                     load.stop.clone(),
                     load.ok.clone(),
                     load.failed.clone(),
                     addr.to_string(),
+                    path.to_string(),
                 );
                 std::thread::spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         // A slow answer on a loaded test machine is not a
                         // failed one: errors and non-200 answers are.
-                        match http_get_within(&addr, "/", std::time::Duration::from_secs(20)) {
+                        match http_get_within(&addr, &path, std::time::Duration::from_secs(20)) {
                             Ok((200, _)) => {
                                 ok.fetch_add(1, Ordering::Relaxed);
                             }

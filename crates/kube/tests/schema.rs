@@ -63,11 +63,19 @@ fn sorted(dir: &Path) -> Vec<PathBuf> {
 
 fn cases() -> Vec<Case> {
     let repo = repo_dir();
-    let mut out = vec![Case {
-        label: "demo".into(),
-        dir: repo.clone(),
-        files: vec![repo.join("compose.yaml")],
-    }];
+    let reference = repo.join("examples/reference");
+    let mut out = vec![
+        Case {
+            label: "demo".into(),
+            dir: repo.clone(),
+            files: vec![repo.join("compose.yaml")],
+        },
+        Case {
+            label: "reference".into(),
+            files: vec![reference.join("compose.yaml")],
+            dir: reference,
+        },
+    ];
     let shared = shared_dir();
     for dir in sorted(&shared.join("stacks"))
         .into_iter()

@@ -107,6 +107,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             _ => method_not_allowed("GET, HEAD, POST"),
         },
         "/api/slow" if is_get => slow(&app, req.uri().query()).await,
+        "/api/counter" if is_get => counter(&app).await,
         "/api/stream" if is_get => stream(&app, req.uri().query()),
         "/api/echo" => echo(&app, req).await,
         "/ws" => crate::ws::upgrade(&app, req),
@@ -147,15 +148,7 @@ async fn list_items(app: &Arc<App>, query: Option<&str>) -> Response<Body> {
         Ok(limit) => limit.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         Err(bad) => return bad.response(),
     };
-    // Serialize on the blocking thread too: the list can be long.
-    let result = app
-        .db
-        .run(move |conn| {
-            let items = db::list_items(conn, limit)?;
-            Ok::<_, db::DbError>(serde_json::to_vec(&items)?)
-        })
-        .await;
-    match result {
+    match app.store.list(limit).await {
         Ok(body) => respond(StatusCode::OK, JSON, Bytes::from(body)),
         Err(e) => db_error(&e),
     }
@@ -234,13 +227,27 @@ async fn create_item(app: &Arc<App>, req: Request<Incoming>) -> Response<Body> {
     }
     let text = text.to_owned();
     let replica = Arc::clone(&app.replica);
-    match app
-        .db
-        .run(move |conn| db::insert_item(conn, &text, &replica))
-        .await
-    {
-        Ok(item) => json(StatusCode::CREATED, &item),
+    match app.store.insert(text, replica).await {
+        Ok(item) => {
+            if let Some(counter) = &app.counter
+                && let Err(e) = counter.increment().await
+            {
+                eprintln!("demo-api: the Redis counter did not move: {e}");
+            }
+            json(StatusCode::CREATED, &item)
+        }
         Err(e) => db_error(&e),
+    }
+}
+
+/// `{"items_added": N}` from Redis (404 without `REDIS_URL`).
+async fn counter(app: &App) -> Response<Body> {
+    let Some(counter) = &app.counter else {
+        return json_error(StatusCode::NOT_FOUND, "no Redis: set REDIS_URL");
+    };
+    match counter.get().await {
+        Ok(n) => json(StatusCode::OK, &serde_json::json!({ "items_added": n })),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, &format!("redis: {e}")),
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod body;
 pub mod db;
 pub mod http;
+pub mod store;
 mod ws;
 
 use std::convert::Infallible;
@@ -57,7 +58,8 @@ pub struct Config {
     pub service: String,
     /// `DEMO_DB`, default `./data/demo.sqlite`.
     pub db_path: PathBuf,
-    /// `DEMO_UNHEALTHY_FILE`: /health answers 503 while this file exists.
+    /// `DEMO_UNHEALTHY_FILE`: /health answers 503 while this file exists
+    /// (`{replica}` in it is the replica's number).
     pub unhealthy_file: Option<PathBuf>,
     /// `DEMO_DRAIN_TIMEOUT_MS`: how long shutdown waits for in-flight requests.
     pub drain_timeout: Duration,
@@ -96,7 +98,10 @@ impl Config {
         if let Some(service) = var("BERTH_SERVICE") {
             config.service = service;
         }
-        config.unhealthy_file = var("DEMO_UNHEALTHY_FILE").map(PathBuf::from);
+        // `{replica}` in the path stands for this replica's number, so one
+        // setting can make a single replica of several unhealthy.
+        config.unhealthy_file = var("DEMO_UNHEALTHY_FILE")
+            .map(|f| PathBuf::from(f.replace("{replica}", &config.replica)));
         if let Some(raw) = var("DEMO_DRAIN_TIMEOUT_MS") {
             let ms: u64 = raw
                 .trim()
@@ -120,7 +125,10 @@ pub fn parse_port(raw: &str) -> Result<u16, String> {
 #[derive(Debug)]
 pub struct App {
     pub config: Config,
-    pub db: Arc<db::Db>,
+    /// The items: SQLite, or PostgreSQL with `DATABASE_URL`.
+    pub store: store::Store,
+    /// The Redis counter of items added, with `REDIS_URL`.
+    pub counter: Option<store::Counter>,
     pub replica: Arc<str>,
     replica_header: Option<HeaderValue>,
     health_ok: Bytes,
@@ -136,6 +144,7 @@ pub struct App {
 #[derive(Debug)]
 pub enum StartError {
     Db(DbError),
+    Redis(String),
     Bind(SocketAddr, std::io::Error),
 }
 
@@ -143,6 +152,7 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Db(e) => write!(f, "{e}"),
+            Self::Redis(e) => write!(f, "{e}"),
             Self::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
         }
     }
@@ -160,11 +170,22 @@ pub struct Server {
 impl Server {
     /// Checks the database schema and binds `127.0.0.1:port`.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
-        let path = config.db_path.clone();
-        let db = tokio::task::spawn_blocking(move || db::Db::open(&path))
+        let store = match store::postgres_url() {
+            Some(url) => {
+                store::Store::Postgres(store::Postgres::open(&url).await.map_err(StartError::Db)?)
+            }
+            None => {
+                let path = config.db_path.clone();
+                let db = tokio::task::spawn_blocking(move || db::Db::open(&path))
+                    .await
+                    .map_err(|e| StartError::Db(DbError::Task(e.to_string())))?
+                    .map_err(StartError::Db)?;
+                store::Store::Sqlite(Arc::new(db))
+            }
+        };
+        let counter = store::Counter::from_env()
             .await
-            .map_err(|e| StartError::Db(DbError::Task(e.to_string())))?
-            .map_err(StartError::Db)?;
+            .map_err(StartError::Redis)?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
         let listener = TcpListener::bind(addr)
             .await
@@ -183,7 +204,8 @@ impl Server {
                 "pid": std::process::id(),
             })),
             replica,
-            db: Arc::new(db),
+            store,
+            counter,
             config,
             shutdown: watch::Sender::new(false),
             ws_sessions: watch::Sender::new(0),

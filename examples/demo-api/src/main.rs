@@ -15,9 +15,11 @@ environment:
   PORT                  port to listen on (required unless --port is given)
   DEMO_DB               SQLite file (default $BERTH_VOLUME_DATA/demo.sqlite,
                         else ./data/demo.sqlite)
+  DATABASE_URL          postgres://user@host:port/db: PostgreSQL instead of SQLite
+  REDIS_URL             redis://host:port: count the items added (GET /api/counter)
   BERTH_REPLICA         replica number shown in responses (default 1)
   BERTH_SERVICE         service name shown by /api/whoami (default demo-api)
-  DEMO_UNHEALTHY_FILE   /health answers 503 while this file exists
+  DEMO_UNHEALTHY_FILE   /health answers 503 while this file exists ({replica}: the replica's number)
   DEMO_DRAIN_TIMEOUT_MS how long shutdown waits for in-flight requests (default 5000)
   DEMO_ACCESS_LOG=1     log every request to stderr";
 
@@ -116,6 +118,23 @@ fn healthcheck() -> ExitCode {
 }
 
 fn migrate() -> ExitCode {
+    if let Some(url) = demo_api::store::postgres_url() {
+        let migrated = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(demo_api::DbError::Io)
+            .and_then(|rt| rt.block_on(demo_api::store::migrate_postgres(&url)));
+        return match migrated {
+            Ok(count) => {
+                println!("migration done ({count} items, PostgreSQL)");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("demo-api: migration of the PostgreSQL database failed: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let path = demo_api::db_path();
     match demo_api::migrate(path.as_ref()) {
         Ok(count) => {
