@@ -171,7 +171,7 @@ fn id_of(seen: &str, needle: &str) -> String {
 }
 
 /// Where the test run keeps screenshots for review: `target/screenshots`.
-fn screenshots() -> PathBuf {
+pub fn screenshots() -> PathBuf {
     let berth = crate::support::berth_bin();
     berth
         .parent()

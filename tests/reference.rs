@@ -165,6 +165,23 @@ fn the_reference_stack_runs_natively_end_to_end() {
         "document.querySelector('#ws-log').textContent.includes('echo through the edge')",
         10 * SEC,
     );
+    // The dashboard under the proxy, over HTTPS, with every replica.
+    let login = t.run_args(["dashboard", "--json"]).success().json();
+    let link = login["login"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .find(|l| l.starts_with("https://"))
+        .unwrap()
+        .to_string();
+    browser.set_size(1280, 1000);
+    browser.goto(&link);
+    browser.wait_for(
+        "document.querySelectorAll('#replicas tr[data-replica][data-condition=ok]').length === 5",
+        20 * SEC,
+    );
+    browser.screenshot(&crate::dashboard::screenshots().join("reference-dashboard.png"));
     drop(browser);
     // The item is in PostgreSQL; Redis counted it.
     assert_eq!(

@@ -230,10 +230,11 @@ function renderStack() {
   if (!ps) return;
   $('#project').textContent = ps.project;
   document.title = ps.project + ' · berth';
-  let total = 0, ok = 0, bad = 0;
+  let total = 0, ok = 0, bad = 0, idle = 0;
   for (const s of ps.services) for (const r of s.replicas) {
-    total++;
     const c = condition(r);
+    if (c === 'idle') { idle++; continue; } // done jobs and stopped replicas
+    total++;
     if (c === 'ok') ok++;
     if (c === 'bad') bad++;
   }
@@ -241,6 +242,7 @@ function renderStack() {
     h('span', { class: 'chip' }, ps.services.length + ' services'),
     h('span', { class: 'chip', id: 'count-ok' }, ok + '/' + total + ' healthy'),
     bad ? h('span', { class: 'chip s-bad' }, bad + ' failing') : null,
+    idle ? h('span', { class: 'chip' }, idle + ' exited or stopped') : null,
     ps.proxy.length ? h('span', { class: 'chip' }, 'proxy ' + ps.proxy.join(' ')) : null,
     ps.log_lines_lost ? h('span', { class: 'chip s-bad' }, ps.log_lines_lost + ' log lines lost') : null,
   ].filter(Boolean));
@@ -277,7 +279,7 @@ function actions(s) {
 function replicaRow(r) {
   const c = condition(r);
   const u = state.usage.get(r.name) || { cpu: [], mem: [] };
-  const cpuNow = u.cpu.length ? u.cpu[u.cpu.length - 1].toFixed(1) + '%' : '–';
+  const cpuNow = r.pid && u.cpu.length ? u.cpu[u.cpu.length - 1].toFixed(1) + '%' : '–';
   const out = r.failure ? (r.failure.message || JSON.stringify(r.failure)) : (r.message || r.exit || '');
   // Declared port → the replica's own ($PORT when none is declared).
   const ports = Object.entries(r.ports || {}).map(([d, p]) => (d === '0' ? ':' : d + '→') + p).join(' ');
