@@ -13,6 +13,7 @@ mod confine;
 mod control;
 mod deploy;
 mod docker;
+mod docker_networks;
 mod export;
 mod faults;
 mod identity;

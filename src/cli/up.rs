@@ -246,7 +246,7 @@ async fn runtimes(
 }
 
 /// The Docker Engine, when a service runs as containers: what an earlier
-/// run left is removed and the project's network made.
+/// run left is removed and the project's networks made.
 ///
 /// # Errors
 /// [`Failure::Usage`] (exit 2, before anything starts) when no engine
@@ -274,10 +274,17 @@ async fn docker_runtime(
                 needing.join(", ")
             ))
         })?;
-    let removed = docker
-        .prepare()
-        .await
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+    let hosts: Vec<&berth_engine::runtime::ContainerHost> = plans
+        .iter()
+        .filter_map(|p| Some(&p.container.as_ref()?.host))
+        .collect();
+    let removed = match docker.prepare(&hosts).await {
+        Ok(removed) => removed,
+        Err(e) => {
+            docker.finish().await;
+            return Err(Failure::Runtime(anyhow::anyhow!(e)));
+        }
+    };
     if let Err(e) = docker.volumes(&docker_volumes(model, plans)).await {
         docker.finish().await;
         return Err(Failure::Runtime(anyhow::anyhow!(e)));
