@@ -14,6 +14,7 @@ mod control;
 mod deploy;
 mod docker;
 mod docker_networks;
+mod docker_udp;
 mod export;
 mod faults;
 mod identity;

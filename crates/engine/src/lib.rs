@@ -41,6 +41,7 @@ pub mod deps;
 pub mod drain;
 mod error;
 pub mod forward;
+pub mod forward_udp;
 pub mod guard;
 mod health;
 pub mod limits;

@@ -29,6 +29,10 @@ pub struct ServicePlan {
     pub targets: Vec<u16>,
     /// Addresses berth listens on and forwards from, per target.
     pub listen: Vec<Listen>,
+    /// Published `/udp` ports of a container service: berth relays the
+    /// datagrams arriving there to its ready replicas (their targets are
+    /// in `targets` too, after the TCP ones).
+    pub udp: Vec<Listen>,
     pub bind: Bind,
     pub healthcheck: Option<HealthCheck>,
     pub ready: Option<Ready>,
@@ -142,6 +146,12 @@ pub fn plan_with(
             let mut plan = plan_service(project, service, inherited);
             if project.runtime_of(service, forced) == RuntimeKind::Docker {
                 plan.container = Some(container_plan(project, service));
+                plan.udp = udp_ports(service);
+                for l in &plan.udp {
+                    if !plan.targets.contains(&l.target) {
+                        plan.targets.push(l.target);
+                    }
+                }
             }
             plan
         })
@@ -476,6 +486,7 @@ fn plan_service(
         env,
         targets,
         listen,
+        udp: Vec::new(),
         bind,
         healthcheck: s.healthcheck.clone().filter(HealthCheck::is_enabled),
         ready: s.settings.ready.clone(),
@@ -681,6 +692,23 @@ fn ports(s: &Service) -> (Vec<u16>, Vec<Listen>) {
         }
     }
     (targets, listen)
+}
+
+/// Published `/udp` ports, where berth listens for datagrams.
+fn udp_ports(s: &Service) -> Vec<Listen> {
+    let mut out: Vec<Listen> = Vec::new();
+    for p in s.ports.iter().filter(|p| p.protocol == Protocol::Udp) {
+        let ip = p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let addr = SocketAddr::new(ip, p.published.map_or(0, |r| r.start));
+        if !out.iter().any(|l| l.addr == addr && l.target == p.target) {
+            out.push(Listen {
+                addr,
+                target: p.target,
+                published: true,
+            });
+        }
+    }
+    out
 }
 
 /// A mount as the native runtime sees it: the container path a program

@@ -134,7 +134,7 @@ impl Stack {
     fn add_cells(
         &self,
         cells: IndexMap<String, Arc<ServiceCell>>,
-        listeners: Vec<(String, u16, tokio::net::TcpListener)>,
+        listeners: Vec<(String, u16, Listener)>,
     ) {
         self.cells
             .write()
@@ -183,7 +183,7 @@ impl Stack {
     }
 
     /// Forwards a declared port of a service to its ready replicas.
-    fn forward(&self, cell: &Arc<ServiceCell>, target: u16, listener: tokio::net::TcpListener) {
+    fn forward(&self, cell: &Arc<ServiceCell>, target: u16, listener: Listener) {
         let service = cell.name().to_string();
         let mut forwarders = self
             .service_forwarders
@@ -192,14 +192,24 @@ impl Stack {
         let entry = forwarders
             .entry(service.clone())
             .or_insert_with(|| (self.forwarders.child_token(), Vec::new()));
-        if let Ok(addr) = listener.local_addr() {
-            self.listening
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((service, target, addr));
-        }
         let backends = backends(cell, target, &self.drain, &entry.0);
-        let task = forward::serve(listener, backends, self.drain.clone(), entry.0.clone());
+        let task = match listener {
+            Listener::Tcp(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    self.listening
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((service, target, addr));
+                }
+                forward::serve(listener, backends, self.drain.clone(), entry.0.clone())
+            }
+            Listener::Udp(socket) => {
+                if let Ok(addr) = socket.local_addr() {
+                    self.say(&service, format!("port {target}/udp listening on {addr}"));
+                }
+                crate::forward_udp::serve(socket, backends, entry.0.clone())
+            }
+        };
         entry.1.push(task);
     }
 
@@ -888,17 +898,30 @@ async fn roll(
     answer.await.map_err(|_| RollError::Gone)?
 }
 
+/// Where berth takes a service's traffic for one declared port.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    /// A published `/udp` port of a container service.
+    Udp(tokio::net::UdpSocket),
+}
+
 /// Opens the listener of every declared port; every port that cannot be
 /// bound is named.
-async fn bind_ports(
-    plans: &[ServicePlan],
-) -> Result<Vec<(String, u16, tokio::net::TcpListener)>, Error> {
+async fn bind_ports(plans: &[ServicePlan]) -> Result<Vec<(String, u16, Listener)>, Error> {
     let mut listeners = Vec::new();
     let mut bind_errors = Vec::new();
     for plan in plans {
         for l in &plan.listen {
             match forward::bind(l.addr, &plan.name).await {
-                Ok(listener) => listeners.push((plan.name.clone(), l.target, listener)),
+                Ok(listener) => {
+                    listeners.push((plan.name.clone(), l.target, Listener::Tcp(listener)));
+                }
+                Err(e) => bind_errors.push(e),
+            }
+        }
+        for l in &plan.udp {
+            match crate::forward_udp::bind(l.addr, &plan.name).await {
+                Ok(socket) => listeners.push((plan.name.clone(), l.target, Listener::Udp(socket))),
                 Err(e) => bind_errors.push(e),
             }
         }

@@ -529,12 +529,19 @@ fn body(c: &ContainerSpec, network: &NetworkAttachment) -> ContainerCreateBody {
         ),
         (MANAGED_LABEL.to_string(), "true".to_string()),
     ]);
-    let bindings: HashMap<String, Option<Vec<PortBinding>>> = c
+    let published = c
         .publish
         .iter()
-        .map(|(own, declared)| {
+        .map(|(own, declared)| (own, format!("{declared}/tcp")))
+        .chain(
+            c.publish_udp
+                .iter()
+                .map(|(own, declared)| (own, format!("{declared}/udp"))),
+        );
+    let bindings: HashMap<String, Option<Vec<PortBinding>>> = published
+        .map(|(own, port)| {
             (
-                format!("{declared}/tcp"),
+                port,
                 Some(vec![PortBinding {
                     host_ip: Some("127.0.0.1".into()),
                     host_port: Some(own.to_string()),
@@ -553,7 +560,7 @@ fn body(c: &ContainerSpec, network: &NetworkAttachment) -> ContainerCreateBody {
         stop_signal: c.stop_signal.clone(),
         attach_stdout: Some(true),
         attach_stderr: Some(true),
-        exposed_ports: Some(c.publish.iter().map(|(_, d)| format!("{d}/tcp")).collect()),
+        exposed_ports: Some(bindings.keys().cloned().collect()),
         host_config: Some(HostConfig {
             port_bindings: Some(bindings),
             network_mode: Some(network.network.name.clone()),

@@ -79,6 +79,8 @@ pub struct ContainerSpec {
     pub env: BTreeMap<String, String>,
     /// (the host port on 127.0.0.1, the container's declared port).
     pub publish: Vec<(u16, u16)>,
+    /// The same for `/udp` ports (on the same loopback port numbers).
+    pub publish_udp: Vec<(u16, u16)>,
     pub config_hash: String,
     pub stop_signal: Option<String>,
     /// What the file says of the container's confinement and mounts.
