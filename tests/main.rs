@@ -13,6 +13,7 @@ mod confine;
 mod control;
 mod deploy;
 mod docker;
+mod docker_deploy;
 mod docker_networks;
 mod docker_udp;
 mod export;

@@ -18,10 +18,12 @@
 //!
 //! # Layout
 //! - `docker.rs`: the engine, containers, images, `exec`.
+//! - `docker/images.rs`: whether a service runs the image its tag names.
 //! - `docker/networks.rs`: the project's networks.
 //! - `docker/relay.rs`: the loopback port of a container on internal
 //!   networks only.
 
+mod images;
 mod networks;
 mod relay;
 
