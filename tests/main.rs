@@ -14,6 +14,7 @@ mod control;
 mod deploy;
 mod docker;
 mod docker_deploy;
+mod docker_exec;
 mod docker_networks;
 mod docker_udp;
 mod export;

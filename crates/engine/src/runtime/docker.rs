@@ -18,11 +18,14 @@
 //!
 //! # Layout
 //! - `docker.rs`: the engine, containers, images, `exec`.
+//! - `docker/exec.rs`: `berth exec`, with a TTY or without.
 //! - `docker/images.rs`: whether a service runs the image its tag names.
 //! - `docker/networks.rs`: the project's networks.
 //! - `docker/relay.rs`: the loopback port of a container on internal
 //!   networks only.
 
+mod exec;
+pub use exec::Tty;
 mod images;
 mod networks;
 mod relay;
@@ -405,74 +408,8 @@ impl DockerRuntime {
         Ok(())
     }
 
-    /// `berth exec` into the running container of replica `number` of
-    /// `service`: `argv` with its stdin from `input` (until its end), its
-    /// output written to this process's stdout and stderr; its exit code.
-    ///
-    /// # Errors
-    /// No such running container, or what the engine said.
-    pub async fn exec_attached(
-        &self,
-        service: &str,
-        number: u32,
-        argv: Vec<String>,
-        mut input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    ) -> Result<i64, String> {
-        use bollard::exec::{CreateExecOptions, StartExecResults};
-        let container = self.running(service, number).await?;
-        let created = self
-            .docker
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    cmd: Some(argv),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let StartExecResults::Attached {
-            mut output,
-            input: mut stdin,
-        } = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Err("the engine did not attach".into());
-        };
-        let feed = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut input, &mut stdin).await;
-            let _ = stdin.shutdown().await;
-        });
-        let mut out = tokio::io::stdout();
-        let mut err = tokio::io::stderr();
-        while let Some(Ok(chunk)) = output.next().await {
-            let _ = match chunk {
-                LogOutput::StdErr { message } => err.write_all(&message).await,
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    out.write_all(&message).await
-                }
-                LogOutput::StdIn { .. } => Ok(()),
-            };
-        }
-        let _ = out.flush().await;
-        let _ = err.flush().await;
-        feed.abort();
-        let inspected = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(inspected.exit_code.unwrap_or(-1))
-    }
-
     /// The id of the running container of replica `number` of `service`.
-    async fn running(&self, service: &str, number: u32) -> Result<String, String> {
+    pub(super) async fn running(&self, service: &str, number: u32) -> Result<String, String> {
         let filters = HashMap::from([
             (
                 "label".to_string(),
