@@ -103,3 +103,37 @@ x-berth:
         docker(&["image", "rm", "-f", id]);
     }
 }
+
+#[test]
+fn a_container_reaches_a_native_service_at_its_new_port_after_a_deploy() {
+    let file = |port: u16| {
+        format!(
+            r#"
+services:
+  api:
+    command: ["python3", "server.py"]
+    ports: ["127.0.0.1::{port}"]
+    x-berth: {{ready: {{tcp: true}}}}
+  client:
+    image: {image}
+    command: ["sh", "-c", "while true; do wget -q -O - http://host.docker.internal:18782/ && echo; sleep 0.1; done"]
+    init: true
+    stop_grace_period: 1s
+"#,
+            image = image()
+        )
+    };
+    let t = Test::new()
+        .file("server.py", crate::support::REPLICA_SERVER)
+        .compose(&file(18781));
+    let mut up = t.arg("up").spawn();
+    up.wait_for("stack is up", 60 * SEC);
+    assert_eq!(up.count("client-1  | replica 1 pid "), 0);
+    std::fs::write(up.test.dir().join("compose.yaml"), file(18782)).unwrap();
+    up.test
+        .run_args(["up"])
+        .success()
+        .stdout_has("api-1: replaced without downtime");
+    // The gateway's forwarder moved to the new port with the others.
+    up.wait_for("client-1  | replica 1 pid ", 30 * SEC);
+}

@@ -331,28 +331,13 @@ async fn docker_runtime(
 
 /// Containers reach a native service at `host.docker.internal:<declared
 /// port>`: each declared port of each native service is forwarded from
-/// the engine's host gateway too.
+/// the engine's host gateway too (the stack keeps doing so for the ports
+/// a deploy re-binds and the services it adds).
 async fn reach_native_from_containers(
     stack: &Stack,
     docker: &berth_engine::runtime::docker::DockerRuntime,
     logs: &LogHub,
 ) {
-    let natives: Vec<(String, Vec<u16>)> = stack
-        .services()
-        .iter()
-        .map(|c| c.plan())
-        .filter(|p| p.container.is_none())
-        .map(|p| {
-            (
-                p.name.clone(),
-                p.targets.iter().copied().filter(|t| *t != 0).collect(),
-            )
-        })
-        .filter(|(_, targets): &(String, Vec<u16>)| !targets.is_empty())
-        .collect();
-    if natives.is_empty() {
-        return;
-    }
     let Some(gateway) = docker.host_gateway().await else {
         logs.system(
             "berth",
@@ -361,21 +346,7 @@ async fn reach_native_from_containers(
         );
         return;
     };
-    for (service, targets) in natives {
-        for target in targets {
-            let addr = std::net::SocketAddr::from((gateway, target));
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    let _ = stack.forward_also(&service, target, listener);
-                }
-                Err(e) => logs.system(
-                    "berth",
-                    0,
-                    format!("containers cannot reach {service} at host.docker.internal:{target}: {addr}: {e}"),
-                ),
-            }
-        }
-    }
+    stack.forward_natives_on(gateway);
 }
 
 /// The named volumes the project's containers mount: (key, engine name,

@@ -72,6 +72,18 @@ pub struct Stack {
     listening: Mutex<Vec<(String, u16, std::net::SocketAddr)>>,
     /// Bumped whenever services are added or removed.
     generation: watch::Sender<u64>,
+    /// Where containers reach native services (see [`Stack::forward_natives_on`]).
+    gateway: Mutex<Gateway>,
+}
+
+/// The Docker host gateway, where each declared port of each native
+/// service is forwarded too, so containers reach it at
+/// `host.docker.internal:<port>`.
+#[derive(Debug, Default)]
+struct Gateway {
+    addr: Option<std::net::IpAddr>,
+    /// (service, declared port) forwarded there now.
+    bound: std::collections::BTreeSet<(String, u16)>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -124,6 +136,7 @@ impl Stack {
             drain: Arc::default(),
             listening: Mutex::new(Vec::new()),
             generation: watch::Sender::new(0),
+            gateway: Mutex::default(),
         });
         stack.add_cells(cells, listeners);
         Ok(stack)
@@ -153,37 +166,69 @@ impl Stack {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Forwards `listener` to `service`'s ready replicas for its declared
-    /// port `target`, besides the addresses its plan lists (containers
-    /// reach native services on the Docker host gateway this way). It
-    /// goes when the service's forwarders do.
-    ///
-    /// # Errors
-    /// [`Error::UnknownService`].
-    pub fn forward_also(
-        &self,
-        service: &str,
-        target: u16,
-        listener: tokio::net::TcpListener,
-    ) -> Result<(), Error> {
-        let cell = self.service(service).ok_or_else(|| Error::UnknownService {
-            service: service.to_string(),
-        })?;
+    /// From now on every declared port of every native service is
+    /// forwarded from `gateway` too (the Docker host gateway, which
+    /// containers know as `host.docker.internal`), also the ports a deploy
+    /// re-binds and those of services it adds.
+    pub fn forward_natives_on(&self, gateway: std::net::IpAddr) {
+        self.gateway
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .addr = Some(gateway);
+        for cell in self.services() {
+            for target in cell.plan().targets.clone() {
+                self.forward_on_gateway(&cell, target);
+            }
+        }
+    }
+
+    /// Forwards a native service's declared port from the gateway, once.
+    fn forward_on_gateway(&self, cell: &Arc<ServiceCell>, target: u16) {
+        let service = cell.name().to_string();
+        let addr = {
+            let mut gateway = self.gateway.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(ip) = gateway.addr else { return };
+            let native = cell.plan().container.is_none();
+            if !native || target == 0 || !gateway.bound.insert((service.clone(), target)) {
+                return;
+            }
+            std::net::SocketAddr::new(ip, target)
+        };
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std);
+        let listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                self.say(
+                    "berth",
+                    format!("containers cannot reach {service} at host.docker.internal:{target}: {addr}: {e}"),
+                );
+                return;
+            }
+        };
         let mut forwarders = self
             .service_forwarders
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let entry = forwarders
-            .entry(service.to_string())
+            .entry(service)
             .or_insert_with(|| (self.forwarders.child_token(), Vec::new()));
-        let backends = backends(&cell, target, &self.drain, &entry.0);
+        let backends = backends(cell, target, &self.drain, &entry.0);
         let task = forward::serve(listener, backends, self.drain.clone(), entry.0.clone());
         entry.1.push(task);
-        Ok(())
     }
 
     /// Forwards a declared port of a service to its ready replicas.
     fn forward(&self, cell: &Arc<ServiceCell>, target: u16, listener: Listener) {
+        let tcp = matches!(listener, Listener::Tcp(_));
+        self.forward_here(cell, target, listener);
+        if tcp {
+            self.forward_on_gateway(cell, target);
+        }
+    }
+
+    fn forward_here(&self, cell: &Arc<ServiceCell>, target: u16, listener: Listener) {
         let service = cell.name().to_string();
         let mut forwarders = self
             .service_forwarders
@@ -231,6 +276,11 @@ impl Stack {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(s, _, _)| s != service);
+        self.gateway
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bound
+            .retain(|(s, _)| s != service);
     }
 
     /// Re-binds the declared ports of a service a deploy changed: the old
