@@ -13,6 +13,7 @@ mod confine;
 mod control;
 mod deploy;
 mod docker;
+mod docker_demo;
 mod docker_deploy;
 mod docker_exec;
 mod docker_networks;

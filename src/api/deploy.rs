@@ -48,6 +48,8 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
         return Err(Refused::UnknownScale(name.clone()));
     }
     let running = state.model();
+    // `up --runtime` holds for the stack's whole run.
+    new.settings.forced_runtime = running.settings.forced_runtime;
     let now: BTreeMap<String, u32> = state
         .stack
         .services()

@@ -65,6 +65,8 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
     let options = global.load_options(&args.services)?;
     let loaded = load(&options)?;
     let mut project = loaded.project;
+    // The stack runs with it, and `down`, `ps` and deploys know it.
+    project.settings.forced_runtime = args.runtime;
     if !args.services.is_empty() {
         project.retain_with_dependencies(&args.services);
     }

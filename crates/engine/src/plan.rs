@@ -146,6 +146,9 @@ pub fn plan_with(
             let mut plan = plan_service(project, service, inherited);
             if project.runtime_of(service, forced) == RuntimeKind::Docker {
                 plan.container = Some(container_plan(project, service));
+                // `x-berth.build` makes what a native process runs; a
+                // container runs its image.
+                plan.build = None;
                 plan.udp = udp_ports(service);
                 for l in &plan.udp {
                     if !plan.targets.contains(&l.target) {
