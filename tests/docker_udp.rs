@@ -12,10 +12,12 @@ use crate::support::{Test, eventually};
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// Answers each datagram with the container's host name and the datagram.
+/// Answers each datagram with the container's host name and the datagram;
+/// `/tmp/bound` says it listens (its health check).
 const ECHO: &str = r#"
 fn main() {
     let s = std::net::UdpSocket::bind("0.0.0.0:9000").unwrap();
+    std::fs::write("/tmp/bound", "").unwrap();
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     let mut buf = [0u8; 1500];
     loop {
@@ -99,7 +101,7 @@ fn ask(client: &UdpSocket, text: &str, within: Duration) -> Option<String> {
 fn a_udp_port_reaches_the_replicas_and_follows_a_rolling_restart() {
     let echo = EchoImage::build();
     let t = Test::new().compose(&format!(
-        "services:\n  echo:\n    image: {}\n    command: [\"udp-echo\"]\n    init: true\n    ports: [\"127.0.0.1::9000/udp\"]\n    deploy: {{replicas: 2}}\n    stop_grace_period: 1s\n",
+        "services:\n  echo:\n    image: {}\n    command: [\"udp-echo\"]\n    init: true\n    ports: [\"127.0.0.1::9000/udp\"]\n    deploy: {{replicas: 2}}\n    stop_grace_period: 1s\n    healthcheck: {{test: [\"CMD\", \"test\", \"-f\", \"/tmp/bound\"], interval: 1s, start_interval: 100ms}}\n",
         echo.0
     ));
     let mut up = t.arg("up").spawn();
