@@ -24,9 +24,53 @@ fn networks(project: &str) -> Vec<String> {
     .collect()
 }
 
+/// A container outside the project, its page published by the engine on
+/// every host address: reached from a network through the host's
+/// forwarding, which an `internal` network has none of. Removed on drop.
+struct Outside(String);
+
+impl Outside {
+    fn start(name: &str) -> (Outside, u16) {
+        docker(&[
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            name,
+            "--label",
+            "io.berth.test=1",
+            "-p",
+            "0:80",
+            image(),
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/www",
+        ]);
+        let port = docker(&["port", name, "80/tcp"]);
+        let port = port
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no published port: {port:?}"));
+        (Outside(name.to_string()), port)
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.0]);
+    }
+}
+
 #[test]
 fn containers_on_several_networks_reach_each_other_by_alias_and_only_on_shared_ones() {
-    let t = Test::new().compose(&format!(
+    let t = Test::new();
+    let (_outside, port) = Outside::start(&format!("{}-outside", project_of(&t)));
+    let t = t.compose(&format!(
         r#"
 services:
   db:
@@ -46,9 +90,13 @@ services:
     healthcheck: {{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"], interval: 1s, start_interval: 100ms}}
   web:
     image: {image}
-    command: ["sh", "-c", "wget -q -O - http://api-alias/; nc -w 2 database 80 </dev/null || echo web cannot reach database; exec sleep 300"]
+    command: ["sh", "-c", "wget -q -O - http://api-alias/; nc -w 2 database 80 </dev/null || echo web cannot reach database; timeout 5 wget -q -O - http://host.docker.internal:{port}/ && echo web reached the outside; exec sleep 300"]
     networks: [front]
     depends_on: {{api: {{condition: service_healthy}}}}
+  vault:
+    image: {image}
+    command: ["sh", "-c", "timeout 5 wget -q -O - http://host.docker.internal:{port}/ || echo vault cannot reach the outside; exec sleep 300"]
+    networks: [back]
 networks:
   front: {{}}
   back: {{internal: true}}
@@ -67,6 +115,9 @@ x-berth:
     // web reached api by its alias on front, not db (only on back).
     up.wait_for_output("web-1", "hello-from-a-container", 30 * SEC);
     up.wait_for_output("web-1", "web cannot reach database", 30 * SEC);
+    // back is internal: nothing routed out of it.
+    up.wait_for_output("web-1", "web reached the outside", 30 * SEC);
+    up.wait_for_output("vault-1", "vault cannot reach the outside", 30 * SEC);
     // The proxy reaches db, which is on the internal network only.
     let (status, body) = http_get(&proxy_addr(&up.test), "/").unwrap();
     assert_eq!((status, body.trim()), (200, "hello-from-a-container"));
@@ -81,7 +132,6 @@ x-berth:
         .trim()
         .to_string()
     };
-    // back is internal (the engine routes nothing from it to the outside).
     assert_eq!(labels(&format!("{project}_back")), "true back");
     assert_eq!(labels(&format!("{project}_front")), "false front");
     up.test.run_args(["down"]).success();
