@@ -61,3 +61,29 @@ fn exec_t_allocates_a_tty_for_piped_input_and_exec_without_one_has_none() {
         .success()
         .stdout_is("no tty\n");
 }
+
+#[test]
+fn exec_with_a_tty_follows_the_terminal_when_it_is_resized() {
+    let t = stack();
+    let _stack = t.up_detached();
+    // Under `script`: berth in the background on the terminal, its output
+    // in a file; once the command saw the first size, the terminal is
+    // resized and the command waits (at most 5 s) to see the new one.
+    let inner = format!(
+        "stty rows 45 cols 123; {berth} exec web -- sh -c 'for i in $(seq 100); do [ \"$(stty size)\" = \"45 123\" ] && break; sleep 0.05; done; echo sized; for i in $(seq 100); do [ \"$(stty size)\" = \"50 100\" ] && break; sleep 0.05; done; stty size' </dev/tty >out 2>&1 & for i in $(seq 200); do grep -q sized out && break; sleep 0.05; done; stty rows 50 cols 100; wait; cat out",
+        berth = berth_bin().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .current_dir(t.dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs (util-linux)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // (The file's CR LF comes back through the terminal as CR CR LF.)
+    let sized = text.find("sized\r").unwrap_or_else(|| panic!("{text:?}"));
+    assert!(
+        text[sized..].contains("\n50 100\r"),
+        "not resized: {text:?}"
+    );
+}
