@@ -9,6 +9,9 @@
 //! - `mod.rs`: the trait and the types crossing it.
 //! - `native.rs`: processes in their own session and process group,
 //!   `PR_SET_PDEATHSIG`, registered with the guard.
+//! - `docker.rs`, `docker/`: containers through the Docker Engine API, and
+//!   [`docker::Runtimes`], both runtimes behind one trait object.
+//! - `build_context.rs`: an image build's context, as `.dockerignore` says.
 //! - `fake.rs`: the recording fake (tests).
 
 mod build_context;
