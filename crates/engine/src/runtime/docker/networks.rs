@@ -70,7 +70,10 @@ impl DockerRuntime {
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 409, ..
             }) => Ok(()),
-            Err(e) => Err(format!("cannot create the network {}: {e}", n.name)),
+            Err(e) => Err(format!(
+                "cannot create the network {} (networks.{} in the file): {e}",
+                n.name, n.key
+            )),
         }
     }
 
