@@ -75,6 +75,7 @@ fn containers_on_several_networks_reach_each_other_by_alias_and_only_on_shared_o
 services:
   db:
     image: {image}
+    init: true
     command: ["httpd", "-f", "-p", "80", "-h", "/www"]
     networks:
       back: {{aliases: [database]}}
@@ -82,6 +83,7 @@ services:
     healthcheck: {{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"], interval: 1s, start_interval: 100ms}}
   api:
     image: {image}
+    init: true
     command: ["sh", "-c", "wget -q -O - http://database/ && exec httpd -f -p 80 -h /www"]
     networks:
       front: {{aliases: [api-alias]}}
@@ -90,11 +92,13 @@ services:
     healthcheck: {{test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"], interval: 1s, start_interval: 100ms}}
   web:
     image: {image}
+    init: true
     command: ["sh", "-c", "wget -q -O - http://api-alias/; nc -w 2 database 80 </dev/null || echo web cannot reach database; timeout 5 wget -q -O - http://host.docker.internal:{port}/ && echo web reached the outside; exec sleep 300"]
     networks: [front]
     depends_on: {{api: {{condition: service_healthy}}}}
   vault:
     image: {image}
+    init: true
     command: ["sh", "-c", "timeout 5 wget -q -O - http://host.docker.internal:{port}/ || echo vault cannot reach the outside; exec sleep 300"]
     networks: [back]
 networks:
@@ -144,7 +148,7 @@ x-berth:
 fn an_external_network_must_exist_and_down_leaves_it() {
     let file = |external: &str| {
         format!(
-            "services:\n  a:\n    image: {image}\n    command: [\"sh\", \"-c\", \"exec httpd -f -p 80 -h /www\"]\n    networks: [shared, own]\n  b:\n    image: {image}\n    command: [\"sh\", \"-c\", \"until wget -q -O - http://a/; do sleep 0.1; done; exec sleep 300\"]\n    networks: [shared]\nnetworks:\n  own: {{}}\n  shared:\n    external: true\n    name: {external}\n",
+            "services:\n  a:\n    image: {image}\n    init: true\n    command: [\"sh\", \"-c\", \"exec httpd -f -p 80 -h /www\"]\n    networks: [shared, own]\n  b:\n    image: {image}\n    init: true\n    command: [\"sh\", \"-c\", \"until wget -q -O - http://a/; do sleep 0.1; done; exec sleep 300\"]\n    networks: [shared]\nnetworks:\n  own: {{}}\n  shared:\n    external: true\n    name: {external}\n",
             image = image()
         )
     };
