@@ -15,9 +15,14 @@
 # berth's from its log, docker's from `docker inspect` start times). Rounds
 # alternate; medians. Goal (issue 12): at least 5x faster to healthy.
 #
+# A last berth round is profiled from the engine's own events (`docker
+# events`): per link, the passing health probe (exec created -> exec died),
+# berth's share (exec died -> the dependent's container created) and the
+# engine's start (created -> started), medians over the nine links.
+#
 # usage: bench/docker.sh [ROUNDS] [INTERVAL]   (default 5 rounds, health check
 #        interval 1s; needs docker, docker-compose, busybox; builds berth in
-#        release mode)
+#        release mode, or takes the binary in $BERTH)
 set -euo pipefail
 
 ROUNDS=${1:-5}
@@ -26,8 +31,10 @@ cd "$(dirname "$0")/.."
 for tool in docker docker-compose busybox python3; do
   command -v "$tool" >/dev/null || { echo "bench/docker.sh needs $tool" >&2; exit 1; }
 done
-cargo build --release --quiet
-BERTH=$PWD/target/release/berth
+if [ -z "${BERTH:-}" ]; then
+  cargo build --release --quiet
+  BERTH=$PWD/target/release/berth
+fi
 WORK=$(mktemp -d)
 IMAGE=berth-bench-chain:latest
 
@@ -143,3 +150,34 @@ d_gap=$(cut -d' ' -f2 "$WORK/docker.times" | median)
 echo "10-service health-gated container chain (health check interval $INTERVAL), median of $ROUNDS alternated rounds:"
 echo "  time to all healthy:            berth ${b_total} ms   docker-compose ${d_total} ms   ($(awk -v a="$d_total" -v b="$b_total" 'BEGIN { printf "%.1f", a / b }')x)"
 echo "  per link (started -> dependent started): berth ${b_gap} ms   docker-compose ${d_gap} ms"
+
+# One more berth round, profiled from the engine's events.
+since=$(date +%s.%N)
+(cd "$WORK/berth" && "$BERTH" up -d --wait >/dev/null 2>&1)
+until=$(date +%s.%N)
+docker events --since "$since" --until "$until" --filter type=container \
+  --format '{{.TimeNano}} {{.Action}} {{index .Actor.Attributes "com.docker.compose.service"}}' |
+  python3 -c '
+import sys, statistics
+seen = {}
+for line in sys.stdin:
+    words = line.split()
+    seen.setdefault((words[1].rstrip(":"), words[-1]), []).append(int(words[0]) / 1e6)
+def last(key, before):
+    return max(t for t in seen.get(key, []) if t <= before)
+probe, mine, start = [], [], []
+for i in range(1, 10):
+    s, d = "s%d" % i, "s%d" % (i + 1)
+    try:
+        created = seen[("create", d)][0]
+        passed = last(("exec_die", s), created)
+        probe.append(passed - last(("exec_create", s), passed))
+        mine.append(created - passed)
+        start.append(seen[("start", d)][0] - created)
+    except (KeyError, ValueError):
+        pass
+if start:
+    m = statistics.median
+    print("  per link, from the engine events of one more berth round: health probe %.0f ms, berth %.0f ms, engine create->start %.0f ms" % (m(probe), m(mine), m(start)))
+'
+(cd "$WORK/berth" && "$BERTH" down --timeout 2 >/dev/null 2>&1)

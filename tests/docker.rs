@@ -43,7 +43,7 @@ pub fn image() -> &'static str {
 }
 
 /// `docker <args>`'s output.
-fn docker(args: &[&str]) -> String {
+pub fn docker(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")
         .args(args)
         .output()
@@ -52,7 +52,7 @@ fn docker(args: &[&str]) -> String {
 }
 
 /// The project's containers, running or not, by name.
-fn containers(project: &str) -> Vec<String> {
+pub fn containers(project: &str) -> Vec<String> {
     docker(&[
         "ps",
         "-a",
@@ -66,7 +66,7 @@ fn containers(project: &str) -> Vec<String> {
     .collect()
 }
 
-fn project_of(t: &Test) -> String {
+pub fn project_of(t: &Test) -> String {
     t.dir()
         .file_name()
         .unwrap()

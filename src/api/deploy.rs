@@ -48,6 +48,8 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
         return Err(Refused::UnknownScale(name.clone()));
     }
     let running = state.model();
+    // `up --runtime` holds for the stack's whole run.
+    new.settings.forced_runtime = running.settings.forced_runtime;
     let now: BTreeMap<String, u32> = state
         .stack
         .services()
@@ -90,11 +92,16 @@ pub fn planned(d: &ProjectDiff, proxy: &ProxyChange, remove_orphans: bool) -> De
 /// there is nothing to do, what applying it did. One deploy at a time.
 pub async fn deploy(state: &State, request: &Deploy) -> Result<DeployReport, Refused> {
     let _one_at_a_time = state.deploying.lock().await;
-    let (new, d) = compare(state, request)?;
+    let (new, mut d) = compare(state, request)?;
     let proxy = ProxyChange::of(
         state.model().settings.proxy.as_ref(),
         new.settings.proxy.as_ref(),
     );
+    if let Err(why) = images(state, request, &new, &mut d).await {
+        let mut report = planned(&d, &proxy, request.remove_orphans);
+        report.failed = Some(format!("{why}; nothing was changed"));
+        return Ok(report);
+    }
     let mut report = planned(&d, &proxy, request.remove_orphans);
     if request.dry_run || report.nothing_to_do {
         return Ok(report);
@@ -157,6 +164,59 @@ pub async fn deploy(state: &State, request: &Deploy) -> Result<DeployReport, Ref
         now_running(&old, new, &failed, request, routes_applied);
     record(state, &new_files, &report, started);
     Ok(report)
+}
+
+/// A container service whose image changed since its containers were
+/// created (the same tag names a new image ID: a `docker build` since, or
+/// the build here) is replaced as a changed one is. With `--build`, not
+/// in a dry run, the images of services with `build:` are built again
+/// first (the engine's cache makes an unchanged one the same image).
+///
+/// # Errors
+/// A failed image build, with the builder's message.
+async fn images(
+    state: &State,
+    request: &Deploy,
+    new: &Project,
+    d: &mut ProjectDiff,
+) -> Result<(), String> {
+    let plans: Vec<ServicePlan> = berth_engine::plan(new, &state.inherited)
+        .into_iter()
+        .filter(|p| p.container.is_some())
+        .collect();
+    if plans.is_empty() {
+        return Ok(());
+    }
+    let Ok(docker) = berth_engine::runtime::docker::DockerRuntime::connect(&new.name).await else {
+        return Ok(());
+    };
+    for plan in &plans {
+        let Some(c) = &plan.container else { continue };
+        let Some(image) = &c.image else { continue };
+        if let (Some(build), true) = (&c.build, request.build && !request.dry_run) {
+            state
+                .logs
+                .system(&plan.name, 0, format!("building image {image}"));
+            docker
+                .build(image, build, |line| {
+                    state.logs.system(&plan.name, 0, line.to_string());
+                })
+                .await
+                .map_err(|e| format!("the image build of service {} failed: {e}", plan.name))?;
+        }
+        let kept = d
+            .services
+            .iter_mut()
+            .find(|c| c.service == plan.name && c.action == Action::Keep);
+        if let Some(change) = kept
+            && docker.image_changed(&plan.name, image).await
+        {
+            change.action = Action::Replace {
+                keys: vec!["image ID".into()],
+            };
+        }
+    }
+    Ok(())
 }
 
 /// The project the stack runs after a deploy: the new one, except the

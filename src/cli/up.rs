@@ -65,6 +65,8 @@ pub fn run(global: &Global, args: UpArgs) -> Result<(), Failure> {
     let options = global.load_options(&args.services)?;
     let loaded = load(&options)?;
     let mut project = loaded.project;
+    // The stack runs with it, and `down`, `ps` and deploys know it.
+    project.settings.forced_runtime = args.runtime;
     if !args.services.is_empty() {
         project.retain_with_dependencies(&args.services);
     }
@@ -256,7 +258,7 @@ async fn runtimes(
 }
 
 /// The Docker Engine, when a service runs as containers: what an earlier
-/// run left is removed and the project's network made.
+/// run left is removed and the project's networks made.
 ///
 /// # Errors
 /// [`Failure::Usage`] (exit 2, before anything starts) when no engine
@@ -284,10 +286,17 @@ async fn docker_runtime(
                 needing.join(", ")
             ))
         })?;
-    let removed = docker
-        .prepare()
-        .await
-        .map_err(|e| Failure::Runtime(anyhow::anyhow!(e)))?;
+    let hosts: Vec<&berth_engine::runtime::ContainerHost> = plans
+        .iter()
+        .filter_map(|p| Some(&p.container.as_ref()?.host))
+        .collect();
+    let removed = match docker.prepare(&hosts).await {
+        Ok(removed) => removed,
+        Err(e) => {
+            docker.finish().await;
+            return Err(Failure::Runtime(anyhow::anyhow!(e)));
+        }
+    };
     if let Err(e) = docker.volumes(&docker_volumes(model, plans)).await {
         docker.finish().await;
         return Err(Failure::Runtime(anyhow::anyhow!(e)));
@@ -334,28 +343,13 @@ async fn docker_runtime(
 
 /// Containers reach a native service at `host.docker.internal:<declared
 /// port>`: each declared port of each native service is forwarded from
-/// the engine's host gateway too.
+/// the engine's host gateway too (the stack keeps doing so for the ports
+/// a deploy re-binds and the services it adds).
 async fn reach_native_from_containers(
     stack: &Stack,
     docker: &berth_engine::runtime::docker::DockerRuntime,
     logs: &LogHub,
 ) {
-    let natives: Vec<(String, Vec<u16>)> = stack
-        .services()
-        .iter()
-        .map(|c| c.plan())
-        .filter(|p| p.container.is_none())
-        .map(|p| {
-            (
-                p.name.clone(),
-                p.targets.iter().copied().filter(|t| *t != 0).collect(),
-            )
-        })
-        .filter(|(_, targets): &(String, Vec<u16>)| !targets.is_empty())
-        .collect();
-    if natives.is_empty() {
-        return;
-    }
     let Some(gateway) = docker.host_gateway().await else {
         logs.system(
             "berth",
@@ -364,21 +358,7 @@ async fn reach_native_from_containers(
         );
         return;
     };
-    for (service, targets) in natives {
-        for target in targets {
-            let addr = std::net::SocketAddr::from((gateway, target));
-            match tokio::net::TcpListener::bind(addr).await {
-                Ok(listener) => {
-                    let _ = stack.forward_also(&service, target, listener);
-                }
-                Err(e) => logs.system(
-                    "berth",
-                    0,
-                    format!("containers cannot reach {service} at host.docker.internal:{target}: {addr}: {e}"),
-                ),
-            }
-        }
-    }
+    stack.forward_natives_on(gateway);
 }
 
 /// The named volumes the project's containers mount: (key, engine name,

@@ -125,6 +125,8 @@ pub enum DiagnosticKind {
     InvalidEnvFile,
     /// `depends_on`, `extends`, a route... naming a service that does not exist.
     UnknownService,
+    /// A service's `networks` naming a network the file does not define.
+    UnknownNetwork,
     /// A dependency cycle; the message carries the whole path.
     DependencyCycle,
     /// An include or extends cycle.

@@ -66,8 +66,9 @@ pub struct Project {
 }
 
 impl Project {
-    /// What runs `service`: `forced` (`up --runtime`) if given, else its
-    /// `x-berth.runtime`, else the project's; `auto` is Docker for a
+    /// What runs `service`: `forced` if given, else the run's
+    /// (`up --runtime`, [`crate::ProjectSettings::forced_runtime`]), else
+    /// its `x-berth.runtime`, else the project's; `auto` is Docker for a
     /// service with `image` or `build`, native otherwise.
     pub fn runtime_of(
         &self,
@@ -75,11 +76,14 @@ impl Project {
         forced: Option<crate::xberth::RuntimeChoice>,
     ) -> crate::xberth::RuntimeKind {
         use crate::xberth::{RuntimeChoice, RuntimeKind};
-        let chosen = [forced, service.settings.runtime]
-            .into_iter()
-            .flatten()
-            .find(|c| *c != RuntimeChoice::Auto)
-            .unwrap_or(self.settings.runtime);
+        let chosen = [
+            forced.or(self.settings.forced_runtime),
+            service.settings.runtime,
+        ]
+        .into_iter()
+        .flatten()
+        .find(|c| *c != RuntimeChoice::Auto)
+        .unwrap_or(self.settings.runtime);
         match chosen {
             RuntimeChoice::Native => RuntimeKind::Native,
             RuntimeChoice::Docker => RuntimeKind::Docker,

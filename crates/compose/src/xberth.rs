@@ -28,6 +28,11 @@ pub struct ProjectSettings {
     pub strict: bool,
     /// The services' default runtime.
     pub runtime: RuntimeChoice,
+    /// `berth up --runtime`: every service's runtime for this run, over
+    /// what the file says; kept with the running project, so that `down`
+    /// and later deploys see the runtime the stack runs with.
+    #[serde(skip)]
+    pub forced_runtime: Option<RuntimeChoice>,
     /// `x-berth.backup`: where archives go, which are kept, when they are
     /// made and who can read them.
     pub backup: BackupSettings,
@@ -87,6 +92,7 @@ impl Default for ProjectSettings {
             proxy: None,
             strict: false,
             runtime: RuntimeChoice::Auto,
+            forced_runtime: None,
             backup: BackupSettings::defaults(std::path::Path::new(".berth")),
             dashboard: None,
         }

@@ -13,8 +13,8 @@
 //! # Layout
 //! - `plan`: Project -> what to run (argv, environment, ports, probes), with
 //!   every native-runtime error found up front.
-//! - `runtime/`: the OS behind the [`Runtime`] trait; native processes and
-//!   the recording fake.
+//! - `runtime/`: the OS behind the [`Runtime`] trait; native processes,
+//!   Docker containers and the recording fake.
 //! - `cgroup`: a cgroup per replica run: limits, usage, OOM kills, and
 //!   killing all it started.
 //! - `contain`, `guard`: nothing outlives berth, even `kill -9`: a PID
@@ -27,6 +27,8 @@
 //! - `health`: ready probes and health checks.
 //! - `supervisor`: one replica's life, restarts and backoff.
 //! - `forward`: TCP forwarding from declared ports to ready replicas.
+//! - `forward_udp`: the same for a container service's `/udp` ports, a
+//!   session per client.
 //! - `stack`: the whole stack: start, stop, settle.
 //! - `proc`: the machine's processes from `/proc`, signals.
 //! - `limits`: enough open files for the stack.
@@ -41,6 +43,7 @@ pub mod deps;
 pub mod drain;
 mod error;
 pub mod forward;
+pub mod forward_udp;
 pub mod guard;
 mod health;
 pub mod limits;

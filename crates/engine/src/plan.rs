@@ -29,6 +29,10 @@ pub struct ServicePlan {
     pub targets: Vec<u16>,
     /// Addresses berth listens on and forwards from, per target.
     pub listen: Vec<Listen>,
+    /// Published `/udp` ports of a container service: berth relays the
+    /// datagrams arriving there to its ready replicas (their targets are
+    /// in `targets` too, after the TCP ones).
+    pub udp: Vec<Listen>,
     pub bind: Bind,
     pub healthcheck: Option<HealthCheck>,
     pub ready: Option<Ready>,
@@ -142,6 +146,15 @@ pub fn plan_with(
             let mut plan = plan_service(project, service, inherited);
             if project.runtime_of(service, forced) == RuntimeKind::Docker {
                 plan.container = Some(container_plan(project, service));
+                // `x-berth.build` makes what a native process runs; a
+                // container runs its image.
+                plan.build = None;
+                plan.udp = udp_ports(service);
+                for l in &plan.udp {
+                    if !plan.targets.contains(&l.target) {
+                        plan.targets.push(l.target);
+                    }
+                }
             }
             plan
         })
@@ -272,6 +285,86 @@ fn container_host(project: &Project, s: &Service) -> crate::runtime::ContainerHo
         ulimits: s.confinement.ulimits.clone(),
         init: s.other.get("init").and_then(serde_json::Value::as_bool),
         extra_hosts,
+        networks: container_networks(project, s),
+    }
+}
+
+/// The networks a container of `s` joins (`networks:`, list or map form,
+/// with `aliases`), highest `priority` first, except that a network with
+/// a route out comes first: the engine publishes ports only there.
+fn container_networks(project: &Project, s: &Service) -> Vec<crate::runtime::NetworkAttachment> {
+    use serde_json::Value as Json;
+    let Some(joined) = s.other.get("networks").and_then(Json::as_object) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(i64, crate::runtime::NetworkAttachment)> = joined
+        .iter()
+        .map(|(key, how)| {
+            let aliases = how
+                .get("aliases")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect();
+            let priority = how.get("priority").and_then(Json::as_i64).unwrap_or(0);
+            let network = project_network(project, key);
+            (
+                priority,
+                crate::runtime::NetworkAttachment { network, aliases },
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.network.key.cmp(&b.1.network.key))
+    });
+    let mut out: Vec<crate::runtime::NetworkAttachment> = out.into_iter().map(|(_, a)| a).collect();
+    if let Some(routed) = out.iter().position(|a| !a.network.internal) {
+        let first = out.remove(routed);
+        out.insert(0, first);
+    }
+    out
+}
+
+/// A top-level network as the engine makes it.
+fn project_network(project: &Project, key: &str) -> crate::runtime::Network {
+    use serde_json::Value as Json;
+    let def = project.networks.get(key);
+    let field = |k: &str| def.and_then(|d| d.get(k));
+    let flag = |k: &str| field(k).and_then(Json::as_bool).unwrap_or(false);
+    let strings = |k: &str| -> BTreeMap<String, String> {
+        field(k)
+            .and_then(Json::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                )
+            })
+            .collect()
+    };
+    let external = flag("external");
+    crate::runtime::Network {
+        key: key.to_string(),
+        name: field("name").and_then(Json::as_str).map_or_else(
+            || {
+                if external {
+                    key.to_string()
+                } else {
+                    format!("{}_{key}", project.name)
+                }
+            },
+            str::to_string,
+        ),
+        driver: field("driver").and_then(Json::as_str).map(str::to_string),
+        driver_opts: strings("driver_opts"),
+        labels: strings("labels"),
+        internal: flag("internal"),
+        attachable: flag("attachable"),
+        external,
     }
 }
 
@@ -396,6 +489,7 @@ fn plan_service(
         env,
         targets,
         listen,
+        udp: Vec::new(),
         bind,
         healthcheck: s.healthcheck.clone().filter(HealthCheck::is_enabled),
         ready: s.settings.ready.clone(),
@@ -601,6 +695,23 @@ fn ports(s: &Service) -> (Vec<u16>, Vec<Listen>) {
         }
     }
     (targets, listen)
+}
+
+/// Published `/udp` ports, where berth listens for datagrams.
+fn udp_ports(s: &Service) -> Vec<Listen> {
+    let mut out: Vec<Listen> = Vec::new();
+    for p in s.ports.iter().filter(|p| p.protocol == Protocol::Udp) {
+        let ip = p.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let addr = SocketAddr::new(ip, p.published.map_or(0, |r| r.start));
+        if !out.iter().any(|l| l.addr == addr && l.target == p.target) {
+            out.push(Listen {
+                addr,
+                target: p.target,
+                published: true,
+            });
+        }
+    }
+    out
 }
 
 /// A mount as the native runtime sees it: the container path a program

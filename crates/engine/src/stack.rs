@@ -72,6 +72,18 @@ pub struct Stack {
     listening: Mutex<Vec<(String, u16, std::net::SocketAddr)>>,
     /// Bumped whenever services are added or removed.
     generation: watch::Sender<u64>,
+    /// Where containers reach native services (see [`Stack::forward_natives_on`]).
+    gateway: Mutex<Gateway>,
+}
+
+/// The Docker host gateway, where each declared port of each native
+/// service is forwarded too, so containers reach it at
+/// `host.docker.internal:<port>`.
+#[derive(Debug, Default)]
+struct Gateway {
+    addr: Option<std::net::IpAddr>,
+    /// (service, declared port) forwarded there now.
+    bound: std::collections::BTreeSet<(String, u16)>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -124,6 +136,7 @@ impl Stack {
             drain: Arc::default(),
             listening: Mutex::new(Vec::new()),
             generation: watch::Sender::new(0),
+            gateway: Mutex::default(),
         });
         stack.add_cells(cells, listeners);
         Ok(stack)
@@ -134,7 +147,7 @@ impl Stack {
     fn add_cells(
         &self,
         cells: IndexMap<String, Arc<ServiceCell>>,
-        listeners: Vec<(String, u16, tokio::net::TcpListener)>,
+        listeners: Vec<(String, u16, Listener)>,
     ) {
         self.cells
             .write()
@@ -153,37 +166,69 @@ impl Stack {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Forwards `listener` to `service`'s ready replicas for its declared
-    /// port `target`, besides the addresses its plan lists (containers
-    /// reach native services on the Docker host gateway this way). It
-    /// goes when the service's forwarders do.
-    ///
-    /// # Errors
-    /// [`Error::UnknownService`].
-    pub fn forward_also(
-        &self,
-        service: &str,
-        target: u16,
-        listener: tokio::net::TcpListener,
-    ) -> Result<(), Error> {
-        let cell = self.service(service).ok_or_else(|| Error::UnknownService {
-            service: service.to_string(),
-        })?;
+    /// From now on every declared port of every native service is
+    /// forwarded from `gateway` too (the Docker host gateway, which
+    /// containers know as `host.docker.internal`), also the ports a deploy
+    /// re-binds and those of services it adds.
+    pub fn forward_natives_on(&self, gateway: std::net::IpAddr) {
+        self.gateway
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .addr = Some(gateway);
+        for cell in self.services() {
+            for target in cell.plan().targets.clone() {
+                self.forward_on_gateway(&cell, target);
+            }
+        }
+    }
+
+    /// Forwards a native service's declared port from the gateway, once.
+    fn forward_on_gateway(&self, cell: &Arc<ServiceCell>, target: u16) {
+        let service = cell.name().to_string();
+        let addr = {
+            let mut gateway = self.gateway.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(ip) = gateway.addr else { return };
+            let native = cell.plan().container.is_none();
+            if !native || target == 0 || !gateway.bound.insert((service.clone(), target)) {
+                return;
+            }
+            std::net::SocketAddr::new(ip, target)
+        };
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .and_then(tokio::net::TcpListener::from_std);
+        let listener = match listener {
+            Ok(l) => l,
+            Err(e) => {
+                self.say(
+                    "berth",
+                    format!("containers cannot reach {service} at host.docker.internal:{target}: {addr}: {e}"),
+                );
+                return;
+            }
+        };
         let mut forwarders = self
             .service_forwarders
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let entry = forwarders
-            .entry(service.to_string())
+            .entry(service)
             .or_insert_with(|| (self.forwarders.child_token(), Vec::new()));
-        let backends = backends(&cell, target, &self.drain, &entry.0);
+        let backends = backends(cell, target, &self.drain, &entry.0);
         let task = forward::serve(listener, backends, self.drain.clone(), entry.0.clone());
         entry.1.push(task);
-        Ok(())
     }
 
     /// Forwards a declared port of a service to its ready replicas.
-    fn forward(&self, cell: &Arc<ServiceCell>, target: u16, listener: tokio::net::TcpListener) {
+    fn forward(&self, cell: &Arc<ServiceCell>, target: u16, listener: Listener) {
+        let tcp = matches!(listener, Listener::Tcp(_));
+        self.forward_here(cell, target, listener);
+        if tcp {
+            self.forward_on_gateway(cell, target);
+        }
+    }
+
+    fn forward_here(&self, cell: &Arc<ServiceCell>, target: u16, listener: Listener) {
         let service = cell.name().to_string();
         let mut forwarders = self
             .service_forwarders
@@ -192,14 +237,24 @@ impl Stack {
         let entry = forwarders
             .entry(service.clone())
             .or_insert_with(|| (self.forwarders.child_token(), Vec::new()));
-        if let Ok(addr) = listener.local_addr() {
-            self.listening
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((service, target, addr));
-        }
         let backends = backends(cell, target, &self.drain, &entry.0);
-        let task = forward::serve(listener, backends, self.drain.clone(), entry.0.clone());
+        let task = match listener {
+            Listener::Tcp(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    self.listening
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((service, target, addr));
+                }
+                forward::serve(listener, backends, self.drain.clone(), entry.0.clone())
+            }
+            Listener::Udp(socket) => {
+                if let Ok(addr) = socket.local_addr() {
+                    self.say(&service, format!("port {target}/udp listening on {addr}"));
+                }
+                crate::forward_udp::serve(socket, backends, entry.0.clone())
+            }
+        };
         entry.1.push(task);
     }
 
@@ -221,6 +276,11 @@ impl Stack {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|(s, _, _)| s != service);
+        self.gateway
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .bound
+            .retain(|(s, _)| s != service);
     }
 
     /// Re-binds the declared ports of a service a deploy changed: the old
@@ -888,17 +948,30 @@ async fn roll(
     answer.await.map_err(|_| RollError::Gone)?
 }
 
+/// Where berth takes a service's traffic for one declared port.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    /// A published `/udp` port of a container service.
+    Udp(tokio::net::UdpSocket),
+}
+
 /// Opens the listener of every declared port; every port that cannot be
 /// bound is named.
-async fn bind_ports(
-    plans: &[ServicePlan],
-) -> Result<Vec<(String, u16, tokio::net::TcpListener)>, Error> {
+async fn bind_ports(plans: &[ServicePlan]) -> Result<Vec<(String, u16, Listener)>, Error> {
     let mut listeners = Vec::new();
     let mut bind_errors = Vec::new();
     for plan in plans {
         for l in &plan.listen {
             match forward::bind(l.addr, &plan.name).await {
-                Ok(listener) => listeners.push((plan.name.clone(), l.target, listener)),
+                Ok(listener) => {
+                    listeners.push((plan.name.clone(), l.target, Listener::Tcp(listener)));
+                }
+                Err(e) => bind_errors.push(e),
+            }
+        }
+        for l in &plan.udp {
+            match crate::forward_udp::bind(l.addr, &plan.name).await {
+                Ok(socket) => listeners.push((plan.name.clone(), l.target, Listener::Udp(socket))),
                 Err(e) => bind_errors.push(e),
             }
         }

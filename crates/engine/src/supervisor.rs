@@ -378,7 +378,7 @@ impl Replica {
             container: plan
                 .container
                 .as_ref()
-                .map(|c| Box::new(self.container_spec(c, ports, plan.targets.first().copied()))),
+                .map(|c| Box::new(self.container_spec(c, ports, plan))),
         }
     }
 
@@ -390,8 +390,14 @@ impl Replica {
         &self,
         c: &crate::plan::ContainerPlan,
         ports: &BTreeMap<u16, u16>,
-        first: Option<u16>,
+        plan: &ServicePlan,
     ) -> ContainerSpec {
+        let first = plan.targets.first().copied();
+        let publish_udp: Vec<(u16, u16)> = plan
+            .udp
+            .iter()
+            .filter_map(|l| Some((*ports.get(&l.target)?, l.target)))
+            .collect();
         let publish: Vec<(u16, u16)> = ports
             .iter()
             .filter(|(declared, _)| **declared != 0)
@@ -420,6 +426,7 @@ impl Replica {
             working_dir: c.working_dir.clone(),
             env,
             publish,
+            publish_udp,
             config_hash: c.config_hash.clone(),
             stop_signal: c.stop_signal.clone(),
             host: c.host.clone(),

@@ -13,7 +13,7 @@ mod ws;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,8 +50,11 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Port on 127.0.0.1; 0 picks a free one.
+    /// Port on `host`; 0 picks a free one.
     pub port: u16,
+    /// `DEMO_HOST`, default 127.0.0.1 (0.0.0.0 in the container image,
+    /// where the engine forwards to the container's own address).
+    pub host: IpAddr,
     /// `BERTH_REPLICA`, default "1".
     pub replica: String,
     /// `BERTH_SERVICE`, default "demo-api".
@@ -72,6 +75,7 @@ impl Config {
     pub fn new(port: u16, db_path: impl Into<PathBuf>) -> Self {
         Self {
             port,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             replica: "1".to_owned(),
             service: "demo-api".to_owned(),
             db_path: db_path.into(),
@@ -92,6 +96,12 @@ impl Config {
             }
         };
         let mut config = Self::new(port, db_path());
+        if let Some(raw) = var("DEMO_HOST") {
+            config.host = raw
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid DEMO_HOST {raw:?}: an IP address"))?;
+        }
         if let Some(replica) = var("BERTH_REPLICA") {
             config.replica = replica;
         }
@@ -168,7 +178,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Checks the database schema and binds `127.0.0.1:port`.
+    /// Checks the database schema and binds `host:port`.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
         let store = match store::postgres_url() {
             Some(url) => {
@@ -186,7 +196,7 @@ impl Server {
         let counter = store::Counter::from_env()
             .await
             .map_err(StartError::Redis)?;
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
+        let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| StartError::Bind(addr, e))?;

@@ -7,12 +7,13 @@ use demo_api::{Config, Server, parse_port};
 use tokio::signal::unix::{SignalKind, signal};
 
 const USAGE: &str = "\
-usage: demo-api [--port N]     serve on 127.0.0.1:N (default: $PORT)
+usage: demo-api [--port N]     serve on $DEMO_HOST:N (default: $PORT)
        demo-api migrate        create or update the database schema, then exit
        demo-api healthcheck    exit 0 when 127.0.0.1:$PORT/health answers 200
 
 environment:
   PORT                  port to listen on (required unless --port is given)
+  DEMO_HOST             address to listen on (default 127.0.0.1)
   DEMO_DB               SQLite file (default $BERTH_VOLUME_DATA/demo.sqlite,
                         else ./data/demo.sqlite)
   DATABASE_URL          postgres://user@host:port/db: PostgreSQL instead of SQLite
@@ -180,18 +181,15 @@ fn serve(config: Config) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let port = match server.local_addr() {
-            Ok(addr) => addr.port(),
+        let addr = match server.local_addr() {
+            Ok(addr) => addr,
             Err(e) => {
                 eprintln!("demo-api: {e}");
                 return ExitCode::FAILURE;
             }
         };
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(
-            stdout,
-            "demo-api replica {replica} listening on 127.0.0.1:{port}"
-        );
+        let _ = writeln!(stdout, "demo-api replica {replica} listening on {addr}");
         let _ = stdout.flush();
         drop(stdout);
         server

@@ -128,7 +128,9 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
     };
     for (name, service) in &project.services {
         if project.runtime_of(service, None) == crate::xberth::RuntimeKind::Docker {
-            // A container honours what a container does.
+            // A container honours what a container does, but for what
+            // berth publishes itself.
+            sctp_ports(ctx, name, service, tree);
             continue;
         }
         let key_span = |k: &str| {
@@ -175,6 +177,23 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
     }
 }
 
+/// A container's `/sctp` ports: berth publishes a container's ports
+/// itself, and relays TCP and UDP only.
+fn sctp_ports(ctx: &mut Ctx<'_>, name: &str, service: &Service, tree: &Node) {
+    for (i, p) in service.ports.iter().enumerate() {
+        if p.protocol == crate::model::Protocol::Sctp {
+            ctx.sink.push(Diagnostic::warning(
+                DiagnosticKind::Unsupported,
+                tree.span_at(&["services", name, "ports", &i.to_string()]),
+                format!(
+                    "services.{name}.ports[{i}]: {}/sctp is not published: berth relays tcp and udp ports only",
+                    p.target
+                ),
+            ));
+        }
+    }
+}
+
 /// `network_mode` values the native runtime would silently change.
 fn network_mode(ctx: &mut Ctx<'_>, name: &str, mode: Option<&str>, tree: &Node) {
     match mode {
@@ -208,6 +227,24 @@ mod tests {
         o.stdin = Some(text.to_string());
         o.native_checks = native_checks;
         crate::load(&o)
+    }
+
+    #[test]
+    fn a_containers_sctp_port_is_a_warning_at_its_place() {
+        let text = "services:\n  a:\n    image: x\n    ports: [\"9000/udp\", \"9000/sctp\"]\n";
+        let loaded = load(text, true).map_err(|d| d.render(false)).unwrap();
+        let found: Vec<(u32, &str)> = loaded
+            .warnings
+            .iter()
+            .map(|w| (w.span.line, w.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                4,
+                "services.a.ports[1]: 9000/sctp is not published: berth relays tcp and udp ports only"
+            )]
+        );
     }
 
     /// `berth export kubernetes` loads files written for containers: what

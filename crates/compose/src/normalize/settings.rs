@@ -34,6 +34,7 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: Option<&Node>, dir: &Path) -> Pro
                 proxy: None,
                 strict: false,
                 runtime: Default::default(),
+                forced_runtime: None,
             };
         }
     };
@@ -62,6 +63,7 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, node: Option<&Node>, dir: &Path) -> Pro
         proxy,
         strict: raw.strict,
         runtime: raw.runtime,
+        forced_runtime: None,
     }
 }
 

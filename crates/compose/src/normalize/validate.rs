@@ -35,9 +35,44 @@ pub(crate) fn project(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
             }
         }
         devices(ctx, name, service.deploy.as_ref(), tree);
+        networks(ctx, project, name, tree);
     }
     ports(ctx, project, tree);
     routes(ctx, project, tree);
+}
+
+/// Each network a service joins is defined at the top level (`default`
+/// is, unless every service names its networks).
+fn networks(ctx: &mut Ctx<'_>, project: &Project, name: &str, tree: &Node) {
+    let Some(joined) = project
+        .services
+        .get(name)
+        .and_then(|s| s.other.get("networks"))
+        .and_then(Json::as_object)
+    else {
+        return;
+    };
+    let known: Vec<String> = project.networks.keys().cloned().collect();
+    for key in joined
+        .keys()
+        .filter(|k| *k != "default" && !project.networks.contains_key(*k))
+    {
+        let span = tree
+            .key_span_at(&["services", name, "networks"], key)
+            .unwrap_or_else(|| tree.span_at(&["services", name, "networks"]));
+        let mut diag = Diagnostic::error(
+            DiagnosticKind::UnknownNetwork,
+            span,
+            format!("service {name} refers to undefined network {key:?}"),
+        );
+        diag = match crate::schema::closest(key, &known) {
+            Some(near) => diag.with_help(format!("did you mean `{near}`?")),
+            None => diag.with_help(format!(
+                "define it under the top-level `networks:` ({key}: {{}})"
+            )),
+        };
+        ctx.sink.push(diag);
+    }
 }
 
 fn dependencies(ctx: &mut Ctx<'_>, project: &Project, tree: &Node) {
@@ -372,5 +407,40 @@ pub(crate) fn external_resources(ctx: &mut Ctx<'_>, tree: &Node, kind: &str) {
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::DiagnosticKind;
+
+    #[test]
+    fn a_network_the_file_does_not_define_is_an_error_at_its_place() {
+        let text = "services:\n  a:\n    image: x\n    networks: [front, bak]\n  b:\n    image: x\n    networks:\n      back: {aliases: [db]}\nnetworks:\n  front: {}\n  back: {internal: true}\n";
+        let Err(d) = crate::testsupport::load_text(text) else {
+            panic!("loaded");
+        };
+        let found: Vec<(DiagnosticKind, u32, u32, &str)> = d
+            .errors
+            .iter()
+            .map(|e| {
+                (
+                    e.kind.clone(),
+                    e.span.line,
+                    e.span.column,
+                    e.message.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                DiagnosticKind::UnknownNetwork,
+                4,
+                23,
+                "service a refers to undefined network \"bak\""
+            )]
+        );
+        assert_eq!(d.errors[0].help.as_deref(), Some("did you mean `back`?"));
     }
 }

@@ -5,25 +5,39 @@
 //! (`com.docker.compose.project`, `.service`, `.container-number`,
 //! `.oneoff`, `.config-hash`), so `docker compose -p NAME ps` lists them,
 //! and `io.berth.managed` besides. They have no Docker restart policy:
-//! berth restarts them, as it does processes. Each joins the project's
-//! network (`<project>_default`) under its service's name, so containers
-//! reach each other by name; each declared port is published on the
-//! loopback port berth chose for the replica, which is where the proxy,
-//! the forwarders and `http`/`tcp` probes reach it. Its output is attached
+//! berth restarts them, as it does processes. Each joins its service's
+//! networks (`networks:`; else the project's `<project>_default`) under
+//! its service's name and aliases, so containers reach each other by
+//! name on the networks they share; each declared port is published on
+//! the loopback port berth chose for the replica, which is where the
+//! proxy, the forwarders and `http`/`tcp` probes reach it (berth relays
+//! that port itself for a container on `internal` networks only, where
+//! the engine publishes nothing). Its output is attached
 //! before it starts (nothing is missed) and split into the two pipes the
 //! log pipeline reads. When it ends it is removed.
+//!
+//! # Layout
+//! - `docker.rs`: the engine, containers, images, `exec`.
+//! - `docker/exec.rs`: `berth exec`, with a TTY or without.
+//! - `docker/images.rs`: whether a service runs the image its tag names.
+//! - `docker/networks.rs`: the project's networks.
+//! - `docker/relay.rs`: the loopback port of a container on internal
+//!   networks only.
 
-use std::collections::HashMap;
+mod exec;
+pub use exec::Tty;
+mod images;
+mod networks;
+mod relay;
+
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
-    PortBinding,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, NetworkingConfig, PortBinding};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, KillContainerOptions, ListContainersOptions,
     RemoveContainerOptions,
@@ -32,7 +46,8 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    BoxFuture, ContainerSpec, Exit, Pipe, ProbeResult, Process, ProcessSpec, SpawnError, Stats,
+    BoxFuture, ContainerHost, ContainerSpec, Exit, Network, NetworkAttachment, Pipe, ProbeResult,
+    Process, ProcessSpec, SpawnError, Stats,
 };
 
 /// The label every container berth creates carries.
@@ -43,7 +58,10 @@ pub const MANAGED_LABEL: &str = "io.berth.managed";
 pub struct DockerRuntime {
     docker: Docker,
     project: String,
-    network: String,
+    /// Where a container of a service without `networks:` goes.
+    default_attachment: NetworkAttachment,
+    /// The networks known to exist this run (not looked up again).
+    made: Arc<Mutex<HashSet<String>>>,
 }
 
 impl DockerRuntime {
@@ -68,61 +86,59 @@ impl DockerRuntime {
         Ok(DockerRuntime {
             docker,
             project: project.to_string(),
-            network: format!("{project}_default"),
+            default_attachment: NetworkAttachment {
+                network: Network {
+                    key: "default".into(),
+                    name: format!("{project}_default"),
+                    ..Network::default()
+                },
+                aliases: Vec::new(),
+            },
+            made: Arc::default(),
         })
     }
 
-    /// Removes what an earlier run of the project left (its containers,
-    /// by label) and makes sure the project's network exists; how many
-    /// containers were removed.
+    /// Removes what an earlier run of the project left (its containers
+    /// and networks, by label) and makes the networks the containers of
+    /// `hosts` join; how many containers were removed.
     ///
     /// # Errors
-    /// When the network cannot be created.
-    pub async fn prepare(&self) -> Result<usize, String> {
+    /// An external network that does not exist (checked before any
+    /// network is made), or one the engine cannot make.
+    pub async fn prepare(&self, hosts: &[&ContainerHost]) -> Result<usize, String> {
         let left = self.containers().await;
         for name in &left {
             self.remove(name).await;
         }
-        let exists = self
-            .docker
-            .inspect_network(
-                &self.network,
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
-            .await
-            .is_ok();
-        if !exists {
-            let labels = HashMap::from([
-                (
-                    "com.docker.compose.project".to_string(),
-                    self.project.clone(),
-                ),
-                (
-                    "com.docker.compose.network".to_string(),
-                    "default".to_string(),
-                ),
-                (MANAGED_LABEL.to_string(), "true".to_string()),
-            ]);
-            self.docker
-                .create_network(NetworkCreateRequest {
-                    name: self.network.clone(),
-                    driver: Some("bridge".into()),
-                    labels: Some(labels),
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| format!("cannot create the network {}: {e}", self.network))?;
+        self.remove_networks().await;
+        let mut networks: Vec<&Network> = Vec::new();
+        for host in hosts {
+            for a in self.attachments(host) {
+                if !networks.iter().any(|n| n.name == a.network.name) {
+                    networks.push(&a.network);
+                }
+            }
         }
+        self.networks(&networks).await?;
         Ok(left.len())
     }
 
+    /// The networks a container joins: its service's, else the default.
+    fn attachments<'a>(&'a self, host: &'a ContainerHost) -> &'a [NetworkAttachment] {
+        if host.networks.is_empty() {
+            std::slice::from_ref(&self.default_attachment)
+        } else {
+            &host.networks
+        }
+    }
+
     /// Removes every container of the project still there, and its
-    /// network (`down`).
+    /// networks (`down`).
     pub async fn finish(&self) {
         for name in self.containers().await {
             self.remove(&name).await;
         }
-        let _ = self.docker.remove_network(&self.network).await;
+        self.remove_networks().await;
     }
 
     /// The address of the engine's default bridge on this machine, which
@@ -253,26 +269,7 @@ impl DockerRuntime {
             program: format!("container {}", c.name),
             reason,
         };
-        // A container of that name from a run that ended badly.
-        self.remove(&c.name).await;
-        self.docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(c.name.clone()),
-                    ..Default::default()
-                }),
-                self.body(c),
-            )
-            .await
-            .map_err(|e| match &e {
-                bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                } => fail(format!(
-                    "image {} is not on this machine (berth pulls nothing): build or load it first",
-                    c.image
-                )),
-                _ => fail(e.to_string()),
-            })?;
+        self.create(c).await.map_err(fail)?;
         let attached = self
             .docker
             .attach_container(
@@ -304,78 +301,51 @@ impl DockerRuntime {
             .and_then(|s| s.pid)
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(0);
+        let relays = relays(c, &state).await;
         Ok(Box::new(Container {
             docker: self.docker.clone(),
             name: c.name.clone(),
             pid,
             output: Some(output),
             pump: Some(pump),
+            relays,
             exited: false,
         }))
     }
 
-    /// What the engine creates for `c`.
-    fn body(&self, c: &ContainerSpec) -> ContainerCreateBody {
-        let labels = HashMap::from([
-            ("com.docker.compose.project".to_string(), c.project.clone()),
-            ("com.docker.compose.service".to_string(), c.service.clone()),
-            (
-                "com.docker.compose.container-number".to_string(),
-                c.number.to_string(),
-            ),
-            ("com.docker.compose.oneoff".to_string(), "False".to_string()),
-            (
-                "com.docker.compose.config-hash".to_string(),
-                c.config_hash.clone(),
-            ),
-            (MANAGED_LABEL.to_string(), "true".to_string()),
-        ]);
-        let bindings: HashMap<String, Option<Vec<PortBinding>>> = c
-            .publish
-            .iter()
-            .map(|(own, declared)| {
-                (
-                    format!("{declared}/tcp"),
-                    Some(vec![PortBinding {
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(own.to_string()),
-                    }]),
-                )
-            })
-            .collect();
-        ContainerCreateBody {
-            image: Some(c.image.clone()),
-            cmd: c.command.clone(),
-            entrypoint: c.entrypoint.clone(),
-            user: c.user.clone(),
-            working_dir: c.working_dir.clone(),
-            env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(labels),
-            stop_signal: c.stop_signal.clone(),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            exposed_ports: Some(c.publish.iter().map(|(_, d)| format!("{d}/tcp")).collect()),
-            host_config: Some(HostConfig {
-                port_bindings: Some(bindings),
-                network_mode: Some(self.network.clone()),
-                // berth restarts it, with its backoff.
-                restart_policy: Some(bollard::models::RestartPolicy {
-                    name: Some(bollard::models::RestartPolicyNameEnum::NO),
-                    maximum_retry_count: None,
+    /// Creates the container (in its first network) and joins it to its
+    /// other networks, each made first if it is not there.
+    async fn create(&self, c: &ContainerSpec) -> Result<(), String> {
+        let attachments = self.attachments(&c.host);
+        let networks: Vec<&Network> = attachments.iter().map(|a| &a.network).collect();
+        self.networks(&networks).await?;
+        // A container of that name from a run that ended badly.
+        self.remove(&c.name).await;
+        let first = attachments.first().unwrap_or(&self.default_attachment);
+        self.docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(c.name.clone()),
+                    ..Default::default()
                 }),
-                ..host_config(&c.host)
-            }),
-            networking_config: Some(NetworkingConfig {
-                endpoints_config: Some(HashMap::from([(
-                    self.network.clone(),
-                    EndpointSettings {
-                        aliases: Some(vec![c.service.clone()]),
-                        ..Default::default()
-                    },
-                )])),
-            }),
-            ..Default::default()
+                body(c, first),
+            )
+            .await
+            .map_err(|e| match &e {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => format!(
+                    "image {} is not on this machine (berth pulls nothing): build or load it first",
+                    c.image
+                ),
+                _ => e.to_string(),
+            })?;
+        let others = attachments.get(1..).unwrap_or_default();
+        if let Err(e) = self.join_others(&c.name, &c.service, others).await {
+            self.remove(&c.name).await;
+            return Err(e);
         }
+        Ok(())
     }
 
     /// Builds `image` from `build` through the engine (the context sent
@@ -438,74 +408,8 @@ impl DockerRuntime {
         Ok(())
     }
 
-    /// `berth exec` into the running container of replica `number` of
-    /// `service`: `argv` with its stdin from `input` (until its end), its
-    /// output written to this process's stdout and stderr; its exit code.
-    ///
-    /// # Errors
-    /// No such running container, or what the engine said.
-    pub async fn exec_attached(
-        &self,
-        service: &str,
-        number: u32,
-        argv: Vec<String>,
-        mut input: impl tokio::io::AsyncRead + Unpin + Send + 'static,
-    ) -> Result<i64, String> {
-        use bollard::exec::{CreateExecOptions, StartExecResults};
-        let container = self.running(service, number).await?;
-        let created = self
-            .docker
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    cmd: Some(argv),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        let StartExecResults::Attached {
-            mut output,
-            input: mut stdin,
-        } = self
-            .docker
-            .start_exec(&created.id, None)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Err("the engine did not attach".into());
-        };
-        let feed = tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut input, &mut stdin).await;
-            let _ = stdin.shutdown().await;
-        });
-        let mut out = tokio::io::stdout();
-        let mut err = tokio::io::stderr();
-        while let Some(Ok(chunk)) = output.next().await {
-            let _ = match chunk {
-                LogOutput::StdErr { message } => err.write_all(&message).await,
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    out.write_all(&message).await
-                }
-                LogOutput::StdIn { .. } => Ok(()),
-            };
-        }
-        let _ = out.flush().await;
-        let _ = err.flush().await;
-        feed.abort();
-        let inspected = self
-            .docker
-            .inspect_exec(&created.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(inspected.exit_code.unwrap_or(-1))
-    }
-
     /// The id of the running container of replica `number` of `service`.
-    async fn running(&self, service: &str, number: u32) -> Result<String, String> {
+    pub(super) async fn running(&self, service: &str, number: u32) -> Result<String, String> {
         let filters = HashMap::from([
             (
                 "label".to_string(),
@@ -546,6 +450,106 @@ impl DockerRuntime {
             }
         })
     }
+}
+
+/// What the engine creates for `c`.
+fn body(c: &ContainerSpec, network: &NetworkAttachment) -> ContainerCreateBody {
+    let labels = HashMap::from([
+        ("com.docker.compose.project".to_string(), c.project.clone()),
+        ("com.docker.compose.service".to_string(), c.service.clone()),
+        (
+            "com.docker.compose.container-number".to_string(),
+            c.number.to_string(),
+        ),
+        ("com.docker.compose.oneoff".to_string(), "False".to_string()),
+        (
+            "com.docker.compose.config-hash".to_string(),
+            c.config_hash.clone(),
+        ),
+        (MANAGED_LABEL.to_string(), "true".to_string()),
+    ]);
+    let published = c
+        .publish
+        .iter()
+        .map(|(own, declared)| (own, format!("{declared}/tcp")))
+        .chain(
+            c.publish_udp
+                .iter()
+                .map(|(own, declared)| (own, format!("{declared}/udp"))),
+        );
+    let bindings: HashMap<String, Option<Vec<PortBinding>>> = published
+        .map(|(own, port)| {
+            (
+                port,
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(own.to_string()),
+                }]),
+            )
+        })
+        .collect();
+    ContainerCreateBody {
+        image: Some(c.image.clone()),
+        cmd: c.command.clone(),
+        entrypoint: c.entrypoint.clone(),
+        user: c.user.clone(),
+        working_dir: c.working_dir.clone(),
+        env: Some(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels),
+        stop_signal: c.stop_signal.clone(),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        exposed_ports: Some(bindings.keys().cloned().collect()),
+        host_config: Some(HostConfig {
+            port_bindings: Some(bindings),
+            network_mode: Some(network.network.name.clone()),
+            // berth restarts it, with its backoff.
+            restart_policy: Some(bollard::models::RestartPolicy {
+                name: Some(bollard::models::RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            ..host_config(&c.host)
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network.network.name.clone(),
+                networks::endpoint(&c.service, network),
+            )])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Relays the declared ports the engine did not publish (a container on
+/// `internal` networks only) from their loopback port to the container's
+/// address.
+async fn relays(
+    c: &ContainerSpec,
+    state: &bollard::models::ContainerInspectResponse,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let settings = state.network_settings.as_ref();
+    let published = |declared: u16| {
+        settings
+            .and_then(|n| n.ports.as_ref()?.get(&format!("{declared}/tcp"))?.as_ref())
+            .is_some_and(|b| {
+                b.iter()
+                    .any(|b| b.host_port.as_deref().is_some_and(|p| !p.is_empty()))
+            })
+    };
+    let address: Option<std::net::IpAddr> = settings
+        .and_then(|n| n.networks.as_ref())
+        .into_iter()
+        .flat_map(|n| n.values())
+        .find_map(|e| e.ip_address.as_deref()?.parse().ok());
+    let mut out = Vec::new();
+    for (own, declared) in c.publish.iter().filter(|(_, d)| !published(*d)) {
+        let Some(ip) = address else { break };
+        let from = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, *own));
+        if let Ok(task) = relay::start(from, std::net::SocketAddr::new(ip, *declared)).await {
+            out.push(task);
+        }
+    }
+    out
 }
 
 /// The file's confinement, limits and mounts, as the engine takes them.
@@ -680,6 +684,8 @@ struct Container {
     pid: u32,
     output: Option<(Pipe, Pipe)>,
     pump: Option<tokio::task::JoinHandle<()>>,
+    /// Its loopback ports berth relays itself (see `relay.rs`).
+    relays: Vec<tokio::task::JoinHandle<()>>,
     exited: bool,
 }
 
@@ -695,6 +701,9 @@ impl std::fmt::Debug for Container {
 impl Drop for Container {
     /// A container whose handle is dropped unawaited is removed.
     fn drop(&mut self) {
+        for relay in &self.relays {
+            relay.abort();
+        }
         if !self.exited
             && let Ok(handle) = tokio::runtime::Handle::try_current()
         {
@@ -751,6 +760,9 @@ impl Process for Container {
                 let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
             }
             remove(&self.docker, &self.name).await;
+            for relay in self.relays.drain(..) {
+                relay.abort();
+            }
             self.exited = true;
             let code = i32::try_from(code).unwrap_or(-1);
             Ok(if oom {

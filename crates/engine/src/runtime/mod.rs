@@ -9,6 +9,9 @@
 //! - `mod.rs`: the trait and the types crossing it.
 //! - `native.rs`: processes in their own session and process group,
 //!   `PR_SET_PDEATHSIG`, registered with the guard.
+//! - `docker.rs`, `docker/`: containers through the Docker Engine API, and
+//!   [`docker::Runtimes`], both runtimes behind one trait object.
+//! - `build_context.rs`: an image build's context, as `.dockerignore` says.
 //! - `fake.rs`: the recording fake (tests).
 
 mod build_context;
@@ -79,6 +82,8 @@ pub struct ContainerSpec {
     pub env: BTreeMap<String, String>,
     /// (the host port on 127.0.0.1, the container's declared port).
     pub publish: Vec<(u16, u16)>,
+    /// The same for `/udp` ports (on the same loopback port numbers).
+    pub publish_udp: Vec<(u16, u16)>,
     pub config_hash: String,
     pub stop_signal: Option<String>,
     /// What the file says of the container's confinement and mounts.
@@ -102,6 +107,37 @@ pub struct ContainerHost {
     pub init: Option<bool>,
     /// `host:address`.
     pub extra_hosts: Vec<String>,
+    /// The networks it joins, in the order the engine attaches them (the
+    /// first at creation); none: the project's `default`.
+    pub networks: Vec<NetworkAttachment>,
+}
+
+/// A network a container joins, and the names it has there besides its
+/// service's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkAttachment {
+    pub network: Network,
+    /// `aliases` from the file.
+    pub aliases: Vec<String>,
+}
+
+/// A network of the project (top-level `networks:`), as the engine makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Network {
+    /// Its key in the file (`com.docker.compose.network`).
+    pub key: String,
+    /// The engine's name: `name:`, else `<project>_<key>` (the key itself
+    /// for an external one).
+    pub name: String,
+    /// `bridge` unless the file says otherwise.
+    pub driver: Option<String>,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// No route out: its containers reach only each other.
+    pub internal: bool,
+    pub attachable: bool,
+    /// Made by someone else: it must exist, and `down` leaves it.
+    pub external: bool,
 }
 
 /// How a process ended.
