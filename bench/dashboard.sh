@@ -6,7 +6,10 @@
 # browser tab holds open: an SSE client per page, bench/dashboard_client.py)
 # receive them. Measured:
 #   - latency from print to arrival on the stream, median and p99 over
-#     every line every page got (goal: p99 < 200 ms);
+#     every line every page got (goal: p99 < 200 ms); and the same in one
+#     real page in headless Chromium, its EventSource timing each line with
+#     the page's clock (bench/dashboard_browser.py; needs chromium and
+#     chromium-driver);
 #   - berth's CPU (utime + stime of its process) with no page open and with
 #     5 open, alternated rounds, medians; the difference is what 5
 #     dashboards add (goal: < 5 % of a core).
@@ -76,6 +79,10 @@ for r in $(seq 1 "$rounds"); do
   p99+=("$(echo "$out" | awk '/^p99/ {print $2}')")
   echo "round $r: berth CPU ${idle[-1]} % idle, ${open[-1]} % with 5 pages; $(echo "$out" | tr '\n' ' ')" >&2
 done
+# One real page in Chromium, timing lines with the page's own clock.
+link=$("$berth" dashboard --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["login"][0])')
+browser=$(python3 "$(dirname "$client")/dashboard_browser.py" "$link" "$seconds")
+echo "browser: $(echo "$browser" | tr '\n' ' ')" >&2
 mi=$(printf '%s\n' "${idle[@]}" | median)
 mo=$(printf '%s\n' "${open[@]}" | median)
 echo "| berth CPU, no page open | ${mi} % of a core |"
@@ -83,3 +90,5 @@ echo "| berth CPU, 5 pages open | ${mo} % of a core |"
 echo "| added by 5 pages | $(awk -v a="$mi" -v b="$mo" 'BEGIN {printf "%.2f", b-a}') % of a core |"
 echo "| print → page, median | $(printf '%s\n' "${p50[@]}" | median) ms |"
 echo "| print → page, p99 | $(printf '%s\n' "${p99[@]}" | median) ms |"
+echo "| print → Chromium page (EventSource), median | $(echo "$browser" | awk '/^p50/ {print $2}') ms |"
+echo "| print → Chromium page (EventSource), p99 | $(echo "$browser" | awk '/^p99/ {print $2}') ms |"
