@@ -204,6 +204,36 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// On the demo app's page (`examples/demo-web`): adds an item through
+    /// the form and waits until the list shows it.
+    pub fn add_demo_item(&self, text: &str) {
+        self.js(&format!(
+            "document.querySelector('#new-item').value = {text:?};\
+             document.querySelector('#add').click(); return true;"
+        ));
+        self.wait_for(
+            &format!("[...document.querySelectorAll('#items li')].some(li => li.textContent.includes({text:?}))"),
+            Duration::from_secs(10),
+        );
+    }
+
+    /// On the demo app's page: sends `text` over its WebSocket once open
+    /// and waits for the echo.
+    pub fn echo_over_demo_websocket(&self, text: &str) {
+        self.wait_for(
+            "document.querySelector('#ws-status').dataset.state === 'open'",
+            Duration::from_secs(10),
+        );
+        self.js(&format!(
+            "document.querySelector('#ws-input').value = {text:?};\
+             document.querySelector('#ws-send').click(); return true;"
+        ));
+        self.wait_for(
+            &format!("document.querySelector('#ws-log').textContent.includes({text:?})"),
+            Duration::from_secs(10),
+        );
+    }
+
     /// Polls a JavaScript expression until it is truthy; its value.
     pub fn wait_for(&self, expression: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;

@@ -94,23 +94,9 @@ fn the_demo_stack_works_in_a_real_browser() {
     let hello = browser.wait_for("document.querySelector('#ws-hello').textContent.includes('replica') && document.querySelector('#ws-hello').textContent", 10 * SEC);
     assert!(hello.as_str().unwrap().contains("replica"), "{hello}");
     // Add an item through the form: a POST through the proxy to a replica.
-    browser.js(
-        "document.querySelector('#new-item').value = 'written by the browser test';\
-         document.querySelector('#add').click(); return true;",
-    );
-    browser.wait_for(
-        "[...document.querySelectorAll('#items li')].some(li => li.textContent.includes('written by the browser test'))",
-        10 * SEC,
-    );
+    browser.add_demo_item("written by the browser test");
     // Echo through the WebSocket.
-    browser.js(
-        "document.querySelector('#ws-input').value = 'ping through berth';\
-         document.querySelector('#ws-send').click(); return true;",
-    );
-    browser.wait_for(
-        "document.querySelector('#ws-log').textContent.includes('ping through berth')",
-        10 * SEC,
-    );
+    browser.echo_over_demo_websocket("ping through berth");
     // All of it under the static route's default Content-Security-Policy.
     browser.js(
         "fetch('/').then(r => window.csp = r.headers.get('content-security-policy') || 'none');\

@@ -145,26 +145,8 @@ fn the_reference_stack_runs_natively_end_to_end() {
         "document.querySelectorAll('#items li').length >= 3",
         20 * SEC,
     );
-    browser.js(
-        "document.querySelector('#new-item').value = 'added in the reference test';\
-         document.querySelector('#add').click(); return true;",
-    );
-    browser.wait_for(
-        "[...document.querySelectorAll('#items li')].some(li => li.textContent.includes('added in the reference test'))",
-        10 * SEC,
-    );
-    browser.wait_for(
-        "document.querySelector('#ws-status').dataset.state === 'open'",
-        10 * SEC,
-    );
-    browser.js(
-        "document.querySelector('#ws-input').value = 'echo through the edge';\
-         document.querySelector('#ws-send').click(); return true;",
-    );
-    browser.wait_for(
-        "document.querySelector('#ws-log').textContent.includes('echo through the edge')",
-        10 * SEC,
-    );
+    browser.add_demo_item("added in the reference test");
+    browser.echo_over_demo_websocket("echo through the edge");
     // The dashboard under the proxy, over HTTPS, with every replica.
     let login = t.run_args(["dashboard", "--json"]).success().json();
     let link = login["login"]

@@ -28,11 +28,7 @@ pub fn exec(
     input: Option<&Path>,
     output: Option<&Path>,
 ) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let code = runtime.block_on(exec_async(
+    let code = runtime()?.block_on(exec_async(
         project, service, replica, command, input, output,
     ))?;
     if code != 0 {
@@ -73,7 +69,7 @@ async fn exec_async(
     input: Option<&Path>,
     output: Option<&Path>,
 ) -> Result<i64> {
-    let docker = Docker::connect_with_defaults().context("cannot reach the Docker Engine")?;
+    let docker = engine()?;
     let container = running(&docker, project, service, replica).await?;
     let created = docker
         .create_exec(
@@ -216,6 +212,10 @@ async fn remove(docker: &Docker, id: &str) {
         .await;
 }
 
+fn engine() -> Result<Docker> {
+    Docker::connect_with_defaults().context("cannot reach the Docker Engine")
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -230,7 +230,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 /// No engine, no such volume or image, or `dest` cannot be written.
 pub fn export_volume(volume: &str, image: &str, dest: &Path) -> Result<()> {
     runtime()?.block_on(async {
-        let docker = Docker::connect_with_defaults().context("cannot reach the Docker Engine")?;
+        let docker = engine()?;
         docker
             .inspect_volume(volume)
             .await
@@ -293,7 +293,7 @@ pub fn import_volume(
     src: &Path,
 ) -> Result<()> {
     runtime()?.block_on(async {
-        let docker = Docker::connect_with_defaults().context("cannot reach the Docker Engine")?;
+        let docker = engine()?;
         if docker.inspect_volume(volume).await.is_ok() {
             docker
                 .remove_volume(

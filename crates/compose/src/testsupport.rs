@@ -97,3 +97,14 @@ pub(crate) fn load_text_in(
 pub(crate) fn load_text(text: &str) -> Result<crate::Loaded, crate::Diagnostics> {
     load_text_in(&std::env::temp_dir(), text)
 }
+
+/// The errors loading `text` reports, as (line, message); panics when it loads.
+pub(crate) fn load_errors(text: &str) -> Vec<(u32, String)> {
+    load_text(text)
+        .err()
+        .unwrap_or_else(|| panic!("loaded: {text}"))
+        .errors
+        .iter()
+        .map(|e| (e.span.line, e.message.clone()))
+        .collect()
+}

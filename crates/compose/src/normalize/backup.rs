@@ -187,15 +187,7 @@ mod tests {
 
     use crate::testsupport::load_text as load;
 
-    fn errors(text: &str) -> Vec<(u32, String)> {
-        load(text)
-            .err()
-            .unwrap_or_else(|| panic!("loaded: {text}"))
-            .errors
-            .iter()
-            .map(|e| (e.span.line, e.message.clone()))
-            .collect()
-    }
+    use crate::testsupport::load_errors as errors;
 
     const KEY: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
 

@@ -196,15 +196,7 @@ mod tests {
     use crate::dashboard::DashboardAuth;
     use crate::testsupport::load_text as load;
 
-    fn errors(text: &str) -> Vec<(u32, String)> {
-        load(text)
-            .err()
-            .unwrap_or_else(|| panic!("loaded: {text}"))
-            .errors
-            .iter()
-            .map(|e| (e.span.line, e.message.clone()))
-            .collect()
-    }
+    use crate::testsupport::load_errors as errors;
 
     const SERVICE: &str = "services:\n  web:\n    command: [x]\n";
 
