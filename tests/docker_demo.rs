@@ -44,6 +44,8 @@ fn static_demo_api() -> PathBuf {
             "-q",
             "-p",
             "demo-api",
+            // SQLite only: the image needs no PostgreSQL or Redis client.
+            "--no-default-features",
             "--target",
             &target,
             "--target-dir",
