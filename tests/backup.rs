@@ -276,8 +276,8 @@ services:
     ))
 }
 
-/// A query's output through `berth exec db`.
-fn psql(t: &Test, sql: &str) -> String {
+/// A query's output through `berth exec db` (psql as `app`).
+pub fn psql(t: &Test, sql: &str) -> String {
     let script = format!("psql -h 127.0.0.1 -p \"$PORT\" -U app -tAc \"{sql}\" postgres");
     t.run_args(["exec", "db", "--", "sh", "-c", &script])
         .success()

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::backup::psql;
 use crate::browser::Browser;
 use crate::support::{Load, Test, eventually, http_get, proxy_addr, proxy_tls_addr};
 
@@ -74,16 +75,6 @@ x-berth:
         .env("DB_PORT", &free_port().to_string())
         .env("REDIS_PORT", &free_port().to_string())
         .args(["up", "--no-build"])
-}
-
-/// A query's output, through `berth exec db` and psql.
-fn psql(t: &Test, sql: &str) -> String {
-    let script = format!("psql -h 127.0.0.1 -p \"$PORT\" -U app -tAc \"{sql}\" postgres");
-    t.run_args(["exec", "db", "--", "sh", "-c", &script])
-        .success()
-        .stdout()
-        .trim()
-        .to_string()
 }
 
 fn redis_counter(t: &Test) -> String {
