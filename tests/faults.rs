@@ -181,7 +181,9 @@ services:
     let _stack = Detached { test: &t };
     up.code(1)
         .stderr_has("huge-1")
-        .stderr_has("Argument list too long");
+        .stderr_has("Argument list too long")
+        // "the stack stops", or "the stack stopped" when its process won.
+        .stderr_has("the stack stop");
 }
 
 /// `(pid, ppid, session, command line)` of every live process.

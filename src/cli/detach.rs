@@ -87,6 +87,12 @@ async fn follow_start(
                         "{why}; the stack keeps running: see `berth ps` and `berth logs`"
                     )));
                 }
+                Verdict::Broken(why) => {
+                    return Err(Failure::Runtime(anyhow::anyhow!(
+                        "{why}; the stack stops: see {}",
+                        log_path.display()
+                    )));
+                }
                 Verdict::Stopped(why) => {
                     return Err(Failure::Runtime(anyhow::anyhow!(
                         "{why} before the stack was up"
@@ -138,6 +144,8 @@ enum Verdict {
     Waiting,
     /// A replica failed: the stack keeps running.
     Failed(String),
+    /// A replica could not run at all: the stack stops, as `berth up` does.
+    Broken(String),
     /// The stack was stopped (`berth down`) while it was starting.
     Stopped(String),
 }
@@ -152,18 +160,23 @@ const CRASH_LOOP: u32 = 3;
 fn verdict(ps: &Ps, wait: bool) -> Verdict {
     use berth_engine::{Health, ReplicaState as S};
     let mut waiting = false;
+    // A failure outranks a stop: a replica that cannot run may take the
+    // rest of the stack down with it, and the failure is what to report.
+    let mut stopped = None;
     for s in &ps.services {
         for r in &s.replicas {
             let why = || r.message.as_deref().unwrap_or("see its logs").to_string();
             let exit = || r.exit.as_deref().unwrap_or("exited").to_string();
             let completed = r.exit.as_deref() == Some("exited with code 0");
             match r.state {
-                S::Failed => return Verdict::Failed(format!("{} failed: {}", r.name, why())),
+                S::Failed => return Verdict::Broken(format!("{} failed: {}", r.name, why())),
                 S::Exited if !completed => {
                     return Verdict::Failed(format!("{} {}", r.name, exit()));
                 }
                 S::Exited => {}
-                S::Stopped => return Verdict::Stopped(format!("{} was stopped", r.name)),
+                S::Stopped => {
+                    stopped.get_or_insert_with(|| format!("{} was stopped", r.name));
+                }
                 S::Restarting if r.restarts >= CRASH_LOOP => {
                     return Verdict::Failed(format!(
                         "{} keeps failing ({} restarts, last {})",
@@ -180,7 +193,9 @@ fn verdict(ps: &Ps, wait: bool) -> Verdict {
             }
         }
     }
-    if waiting {
+    if let Some(why) = stopped {
+        Verdict::Stopped(why)
+    } else if waiting {
         Verdict::Waiting
     } else {
         Verdict::Up
@@ -300,7 +315,18 @@ mod tests {
                 ("failed", "none", false, 0, None),
             ],
         );
-        assert!(matches!(verdict(&failed, false), Verdict::Failed(_)));
+        assert!(matches!(verdict(&failed, false), Verdict::Broken(_)));
+        // A failure outranks the stops it causes, in whatever order.
+        let failed = ps(
+            true,
+            &[
+                ("stopped", "none", false, 0, None),
+                ("failed", "none", false, 0, None),
+            ],
+        );
+        assert!(
+            matches!(verdict(&failed, false), Verdict::Broken(ref m) if m.starts_with("web-2"))
+        );
         let running = ps(true, &[("running", "starting", false, 0, None)]);
         assert_eq!(verdict(&running, false), Verdict::Up);
         assert_eq!(verdict(&running, true), Verdict::Waiting);
