@@ -31,18 +31,18 @@ fn own_names(project: &Project) -> Vec<String> {
         .collect()
 }
 
-/// Deletes the project's named volumes the Docker Engine holds (for its
-/// container services), when one answers; one line per volume removed.
+/// Deletes the project's named volumes the Docker Engine holds, when one
+/// answers; one line per volume removed. The file's runtimes do not decide
+/// it: a stack it keeps native may have run with `up --runtime docker`.
+/// Only when the file has container services is a missing engine said.
 pub async fn remove_docker(project: &Project) -> Vec<String> {
     let uses_docker = project
         .services
         .values()
         .any(|s| project.runtime_of(s, None) == berth_compose::RuntimeKind::Docker);
-    if !uses_docker {
-        return Vec::new();
-    }
     match berth_engine::runtime::docker::DockerRuntime::connect(&project.name).await {
         Ok(docker) => docker.remove_volumes(&own_names(project)).await,
-        Err(why) => vec![format!("the Docker volumes stay: {why}")],
+        Err(why) if uses_docker => vec![format!("the Docker volumes stay: {why}")],
+        Err(_) => Vec::new(),
     }
 }
