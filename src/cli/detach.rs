@@ -60,6 +60,10 @@ pub fn run(project: &Project, wait: bool) -> Result<(), Failure> {
     })
 }
 
+/// How long a failure may take to stop the stack (its dependents fail,
+/// and the stack gives replicas still starting a second to fail too).
+const FAILURE_SETTLES: Duration = Duration::from_secs(3);
+
 /// How often a detached start asks the stack how far it is.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -83,9 +87,16 @@ async fn follow_start(
         if let Some(ps) = ps {
             match verdict(&ps, wait) {
                 Verdict::Failed(why) => {
-                    return Err(Failure::Runtime(anyhow::anyhow!(
-                        "{why}; the stack keeps running: see `berth ps` and `berth logs`"
-                    )));
+                    // Replicas that depend on it fail in turn and stop the
+                    // stack; say which happened, not what might.
+                    let stops = tokio::time::timeout(FAILURE_SETTLES, child.wait()).await;
+                    return Err(Failure::Runtime(if stops.is_ok() {
+                        anyhow::anyhow!("{why}; the stack stopped: see {}", log_path.display())
+                    } else {
+                        anyhow::anyhow!(
+                            "{why}; the stack keeps running: see `berth ps` and `berth logs`"
+                        )
+                    }));
                 }
                 Verdict::Broken(why) => {
                     return Err(Failure::Runtime(anyhow::anyhow!(
