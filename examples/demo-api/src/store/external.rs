@@ -145,6 +145,9 @@ impl Postgres {
     }
 }
 
+/// How long the first connection to Redis may take.
+const REDIS_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The Redis counter, when `REDIS_URL` is set.
 #[derive(Clone)]
 pub struct Counter {
@@ -164,9 +167,20 @@ impl Counter {
             return Ok(None);
         };
         let client = redis::Client::open(url.as_str()).map_err(|e| format!("REDIS_URL: {e}"))?;
-        let connection = redis::aio::ConnectionManager::new(client)
-            .await
-            .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
+        // The manager retries on its own; a server that refuses us for
+        // good (protected mode, a wrong port) must not hang the start.
+        let connection = tokio::time::timeout(
+            REDIS_CONNECT_TIMEOUT,
+            redis::aio::ConnectionManager::new(client),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "cannot reach Redis at {url} within {} s",
+                REDIS_CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|e| format!("cannot reach Redis at {url}: {e}"))?;
         Ok(Some(Counter { connection }))
     }
 
