@@ -156,7 +156,18 @@ impl Browser {
 
     /// Opens a page.
     pub fn goto(&self, url: &str) {
-        self.call("POST", "/url", Some(json!({ "url": url })));
+        // Chromium abandons a load when the machine's interfaces change
+        // (the Docker Engine adding a container's veth does), showing
+        // ERR_NETWORK_CHANGED: that is the machine, not the page; load
+        // it again.
+        for _ in 0..5 {
+            self.call("POST", "/url", Some(json!({ "url": url })));
+            let page = self.js("return document.body ? document.body.innerText : ''");
+            if !page.as_str().unwrap_or("").contains("ERR_NETWORK_CHANGED") {
+                return;
+            }
+        }
+        panic!("{url}: ERR_NETWORK_CHANGED five times in a row");
     }
 
     /// Runs JavaScript in the page and returns its result.

@@ -29,8 +29,9 @@ fn host_target() -> String {
 }
 
 /// demo-api linked statically (debug, without debug info), in a target
-/// directory of its own beside the berth under test.
-fn static_demo_api() -> PathBuf {
+/// directory of its own beside the berth under test; with its PostgreSQL
+/// and Redis backends, for the reference stack's image too (one build).
+pub fn static_demo_api() -> PathBuf {
     let berth = crate::support::berth_bin();
     let target_dir = berth
         .parent()
@@ -44,8 +45,6 @@ fn static_demo_api() -> PathBuf {
             "-q",
             "-p",
             "demo-api",
-            // SQLite only: the image needs no PostgreSQL or Redis client.
-            "--no-default-features",
             "--target",
             &target,
             "--target-dir",
