@@ -108,6 +108,17 @@ fn a_udp_port_reaches_the_replicas_and_follows_a_rolling_restart() {
     let line = up.wait_for("port 9000/udp listening on ", 60 * SEC);
     let addr = line.rsplit(' ').next().unwrap().trim().to_string();
     up.wait_for("stack is up", 60 * SEC);
+    // `ps` says where it listens, in the table and in JSON.
+    let ps = up
+        .test
+        .run_args(["ps", "--format", "json"])
+        .success()
+        .json();
+    assert_eq!(ps["services"][0]["listening_udp"]["9000"], addr.as_str());
+    up.test
+        .run_args(["ps"])
+        .success()
+        .stdout_has(&format!("udp: {addr} -> echo 9000/udp"));
     // A session per client: two clients, the two replicas.
     let clients: Vec<UdpSocket> = (0..2)
         .map(|_| {

@@ -77,6 +77,9 @@ pub struct ServiceRow {
     pub name: String,
     /// Declared port -> where berth listens for it.
     pub listening: BTreeMap<u16, String>,
+    /// Declared `/udp` port -> where berth relays datagrams from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub listening_udp: BTreeMap<u16, String>,
     /// Its restart policy restarts a replica that turns unhealthy.
     #[serde(default)]
     pub self_heals: bool,

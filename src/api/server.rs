@@ -234,13 +234,14 @@ pub fn ps(state: &State) -> Ps {
         .services()
         .iter()
         .map(|cell| {
-            let listening = state
-                .stack
-                .listening()
-                .iter()
-                .filter(|(s, _, _)| s == cell.name())
-                .map(|(_, t, a)| (*t, a.to_string()))
-                .collect();
+            let of_service = |all: Vec<(String, u16, std::net::SocketAddr)>| {
+                all.iter()
+                    .filter(|(s, _, _)| s == cell.name())
+                    .map(|(_, t, a)| (*t, a.to_string()))
+                    .collect()
+            };
+            let listening = of_service(state.stack.listening());
+            let listening_udp = of_service(state.stack.listening_udp());
             let replicas = cell
                 .snapshot()
                 .iter()
@@ -274,6 +275,7 @@ pub fn ps(state: &State) -> Ps {
             ServiceRow {
                 name: cell.name().to_string(),
                 listening,
+                listening_udp,
                 self_heals: cell.plan().restart != berth_compose::RestartPolicy::No,
                 replicas,
             }

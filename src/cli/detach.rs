@@ -291,6 +291,7 @@ mod tests {
             services: vec![ServiceRow {
                 name: "web".into(),
                 listening: Default::default(),
+                listening_udp: Default::default(),
                 self_heals,
                 replicas,
             }],

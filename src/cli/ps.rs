@@ -124,6 +124,11 @@ fn table(ps: &Ps) -> String {
                 .join(", ")
         ));
     }
+    for s in &ps.services {
+        for (target, addr) in &s.listening_udp {
+            out.push_str(&format!("udp: {addr} -> {} {target}/udp\n", s.name));
+        }
+    }
     for c in &ps.certificates {
         out.push_str(&certificate_line(c));
     }
@@ -223,6 +228,7 @@ mod tests {
             services: vec![crate::api::ServiceRow {
                 name: "api".into(),
                 listening: Default::default(),
+                listening_udp: Default::default(),
                 self_heals: false,
                 replicas: vec![failed],
             }],

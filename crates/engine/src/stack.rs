@@ -70,6 +70,8 @@ pub struct Stack {
     pub drain: Arc<Drain>,
     /// The bound address of every forwarded declared port: (service, target, address).
     listening: Mutex<Vec<(String, u16, std::net::SocketAddr)>>,
+    /// The same for the `/udp` ports berth relays.
+    listening_udp: Mutex<Vec<(String, u16, std::net::SocketAddr)>>,
     /// Bumped whenever services are added or removed.
     generation: watch::Sender<u64>,
     /// Where containers reach native services (see [`Stack::forward_natives_on`]).
@@ -135,6 +137,7 @@ impl Stack {
             service_forwarders: Mutex::new(BTreeMap::new()),
             drain: Arc::default(),
             listening: Mutex::new(Vec::new()),
+            listening_udp: Mutex::new(Vec::new()),
             generation: watch::Sender::new(0),
             gateway: Mutex::default(),
         });
@@ -251,6 +254,10 @@ impl Stack {
             Listener::Udp(socket) => {
                 if let Ok(addr) = socket.local_addr() {
                     self.say(&service, format!("port {target}/udp listening on {addr}"));
+                    self.listening_udp
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push((service, target, addr));
                 }
                 crate::forward_udp::serve(socket, backends, entry.0.clone())
             }
@@ -272,10 +279,12 @@ impl Stack {
                 let _ = task.await;
             }
         }
-        self.listening
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|(s, _, _)| s != service);
+        for listening in [&self.listening, &self.listening_udp] {
+            listening
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|(s, _, _)| s != service);
+        }
         self.gateway
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -684,6 +693,14 @@ impl Stack {
     /// Where each forwarded declared port listens: (service, target, address).
     pub fn listening(&self) -> Vec<(String, u16, std::net::SocketAddr)> {
         self.listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Where each relayed `/udp` port listens: (service, target, address).
+    pub fn listening_udp(&self) -> Vec<(String, u16, std::net::SocketAddr)> {
+        self.listening_udp
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()

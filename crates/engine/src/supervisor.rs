@@ -514,7 +514,12 @@ impl Replica {
         let plan = self.plan.clone();
         let mut cur = self.spawn(&plan, &[]).await?;
         self.publish_current(&cur);
-        self.say(format!("started (pid {})", cur.pid));
+        // A container that finished before the engine was asked about it
+        // has no process left to name.
+        self.say(match cur.pid {
+            0 => "started".to_string(),
+            pid => format!("started (pid {pid})"),
+        });
         let outcome = self.follow(&mut cur).await?;
         cur.finish().await;
         let oom = matches!(outcome, Outcome::Exited(Exit::OutOfMemory { .. }));
