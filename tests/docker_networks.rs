@@ -70,7 +70,7 @@ impl Drop for Outside {
 fn containers_on_several_networks_reach_each_other_by_alias_and_only_on_shared_ones() {
     let t = Test::new();
     let (_outside, port) = Outside::start(&format!("{}-outside", project_of(&t)));
-    let t = t.compose(&format!(
+    let file = format!(
         r#"
 services:
   db:
@@ -111,7 +111,8 @@ x-berth:
       - {{path: /, service: db}}
 "#,
         image = image()
-    ));
+    );
+    let t = t.compose(&file);
     let project = project_of(&t);
     let mut up = t.arg("up").spawn();
     // api reached db by its alias on back (it serves only once it did).
@@ -137,6 +138,19 @@ x-berth:
         .to_string()
     };
     assert_eq!(labels(&format!("{project}_back")), "true back");
+    assert_eq!(labels(&format!("{project}_front")), "false front");
+    // A network's definition cannot change under its containers: the
+    // deploy is refused, naming it, and nothing changes.
+    std::fs::write(
+        up.test.dir().join("compose.yaml"),
+        file.replace("front: {}", "front: {internal: true}"),
+    )
+    .unwrap();
+    up.test
+        .run_args(["up", "-d"])
+        .code(1)
+        .stderr_has("networks.front changed (internal)")
+        .stderr_has("berth down");
     assert_eq!(labels(&format!("{project}_front")), "false front");
     up.test.run_args(["down"]).success();
     let _ = up.wait_exit(10 * SEC);

@@ -24,6 +24,10 @@ pub enum Refused {
     OtherProject { new: String, running: String },
     #[error("--scale {0}=…: no such service")]
     UnknownScale(String),
+    #[error(
+        "networks.{key} changed ({fields}) while containers are on it: the Docker Engine cannot change a network in place; `berth down` then `berth up` makes it again (nothing was deployed)"
+    )]
+    NetworkChanged { key: String, fields: String },
 }
 
 /// Loads the file as the client did and compares it with what runs.
@@ -50,6 +54,9 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
     let running = state.model();
     // `up --runtime` holds for the stack's whole run.
     new.settings.forced_runtime = running.settings.forced_runtime;
+    if let Some(refused) = changed_network(&running, &new) {
+        return Err(refused);
+    }
     let now: BTreeMap<String, u32> = state
         .stack
         .services()
@@ -65,6 +72,41 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
         d.services.retain(|c| new.services.contains_key(&c.service));
     }
     Ok((new, d))
+}
+
+/// A network the stack's containers are on whose definition the file now
+/// changes (as `docker compose` v1, a deploy is refused rather than the
+/// change silently left out).
+fn changed_network(running: &Project, new: &Project) -> Option<Refused> {
+    let in_use = |key: &str| {
+        running.services.values().any(|s| {
+            running.runtime_of(s, None) == berth_compose::RuntimeKind::Docker
+                && s.other
+                    .get("networks")
+                    .and_then(serde_json::Value::as_object)
+                    .map_or(key == "default", |joined| joined.contains_key(key))
+        })
+    };
+    running.networks.iter().find_map(|(key, old)| {
+        let now = new.networks.get(key)?;
+        if now == old || !in_use(key) {
+            return None;
+        }
+        let field = |v: &serde_json::Value, k: &str| v.get(k).cloned();
+        let mut fields: Vec<&str> = old
+            .as_object()
+            .into_iter()
+            .chain(now.as_object())
+            .flat_map(|m| m.keys().map(String::as_str))
+            .filter(|k| field(old, k) != field(now, k))
+            .collect();
+        fields.sort_unstable();
+        fields.dedup();
+        Some(Refused::NetworkChanged {
+            key: key.clone(),
+            fields: fields.join(", "),
+        })
+    })
 }
 
 /// The report of a plan before anything is applied.
