@@ -231,6 +231,14 @@ fn services_are_added_scaled_and_removed_from_the_file_without_touching_the_rest
     load.finish_without_failures(40);
     // The stack keeps running after a service left it.
     t.run_args(["up"]).success().stdout_has("nothing to do");
+    // It keeps its runtime too: another one is refused, not ignored.
+    t.run_args(["up", "--runtime", "docker"])
+        .code(1)
+        .stderr_has("the stack runs each service in its own runtime")
+        .stderr_has("`berth down` then `berth up --runtime docker`");
+    t.run_args(["up", "--runtime", "auto"])
+        .success()
+        .stdout_has("nothing to do");
 }
 
 #[test]

@@ -28,6 +28,10 @@ pub enum Refused {
         "networks.{key} changed ({fields}) while containers are on it: the Docker Engine cannot change a network in place; `berth down` then `berth up` makes it again (nothing was deployed)"
     )]
     NetworkChanged { key: String, fields: String },
+    #[error(
+        "the stack runs {running}; a running stack keeps its runtime: `berth down` then `berth up --runtime {asked}` switches it (nothing was deployed)"
+    )]
+    OtherRuntime { running: String, asked: String },
 }
 
 /// Loads the file as the client did and compares it with what runs.
@@ -54,6 +58,9 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
     let running = state.model();
     // `up --runtime` holds for the stack's whole run.
     new.settings.forced_runtime = running.settings.forced_runtime;
+    if let Some(refused) = other_runtime(&running, request.runtime) {
+        return Err(refused);
+    }
     if let Some(refused) = changed_network(&running, &new) {
         return Err(refused);
     }
@@ -72,6 +79,30 @@ pub fn compare(state: &State, request: &Deploy) -> Result<(Project, ProjectDiff)
         d.services.retain(|c| new.services.contains_key(&c.service));
     }
     Ok((new, d))
+}
+
+/// `up --runtime` asking for another runtime than the stack runs with
+/// (`auto` and none are the same: each service's own).
+fn other_runtime(
+    running: &Project,
+    asked: Option<berth_compose::RuntimeChoice>,
+) -> Option<Refused> {
+    use berth_compose::RuntimeChoice;
+    let forced = |c: Option<RuntimeChoice>| c.filter(|c| *c != RuntimeChoice::Auto);
+    let now = forced(running.settings.forced_runtime);
+    let asked = forced(Some(asked?));
+    let name = |c: Option<RuntimeChoice>| match c {
+        Some(RuntimeChoice::Docker) => "docker",
+        Some(RuntimeChoice::Native) => "native",
+        _ => "auto",
+    };
+    (asked != now).then(|| Refused::OtherRuntime {
+        running: match now {
+            Some(_) => format!("with --runtime {}", name(now)),
+            None => "each service in its own runtime".into(),
+        },
+        asked: name(asked).into(),
+    })
 }
 
 /// A network the stack's containers are on whose definition the file now

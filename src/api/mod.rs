@@ -183,6 +183,9 @@ pub struct Deploy {
     pub dry_run: bool,
     /// Run `x-berth.build` steps of services being replaced or started.
     pub build: bool,
+    /// `up --runtime`: must be the one the stack runs with.
+    #[serde(default)]
+    pub runtime: Option<berth_compose::RuntimeChoice>,
 }
 
 /// The answer to `POST /v1/deploy`.

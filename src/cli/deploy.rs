@@ -36,6 +36,7 @@ pub fn to_running(
         remove_orphans: change.remove_orphans,
         dry_run: change.dry_run,
         build: change.build,
+        runtime: project.settings.forced_runtime,
     };
     match super::block_on_raw(client.post::<_, DeployReport>("/v1/deploy", &request))? {
         Ok(report) => Ok(Some(report)),
