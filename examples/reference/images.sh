@@ -114,6 +114,10 @@ grep -E "^(root|nogroup):" /etc/group > "$ctx/rootfs/etc/group"
 printf 'passwd: files\ngroup: files\nhosts: files dns\n' > "$ctx/rootfs/etc/nsswitch.conf"
 demo=${DEMO_API:-}
 if [ -z "$demo" ]; then
+  case "$(cc -print-file-name=libc.a 2>/dev/null)" in
+    /*) ;;
+    *) echo "images.sh: linking demo-api statically needs glibc's static library (apt-get install libc6-dev), or set DEMO_API" >&2; exit 2 ;;
+  esac
   triple=$(rustc -vV | sed -n 's/^host: //p')
   (cd "$repo" && RUSTFLAGS="-C target-feature=+crt-static" cargo build -q --release -p demo-api --target "$triple")
   demo=${CARGO_TARGET_DIR:-$repo/target}/$triple/release/demo-api
