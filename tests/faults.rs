@@ -93,15 +93,20 @@ services:
       retries: 2
   app:
     command: ["sleep", "60"]
+    depends_on: {web: {condition: service_healthy}, job: {condition: service_completed_successfully}}
+  job:
+    command: ["true"]
     depends_on: {web: {condition: service_healthy}}
 "#,
     );
     let up = t.run_args(["up", "-d", "--wait"]);
     let _stack = Detached { test: &t };
-    // The dependent waited for the healed replica instead of failing.
+    // The dependent waited for the healed replica instead of failing; a
+    // one-shot that did its work is said so.
     up.success()
         .stdout_has("web              1/1 running")
-        .stdout_has("app              1/1 running");
+        .stdout_has("app              1/1 running")
+        .stdout_has("job              completed");
     let r = &replicas(&t)[0];
     assert_eq!(r["restarts"], 1, "{r}");
     assert_eq!(r["health"], "healthy", "{r}");

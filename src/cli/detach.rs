@@ -221,11 +221,18 @@ fn summary(ps: &Ps, log: &std::path::Path) {
             .iter()
             .filter(|r| r.state == berth_engine::ReplicaState::Running)
             .count();
-        out.push_str(&format!(
-            "  {:<16} {running}/{} running\n",
-            s.name,
-            s.replicas.len()
-        ));
+        // A one-shot job that did its work is not "0/1 running".
+        let completed = !s.replicas.is_empty()
+            && s.replicas.iter().all(|r| {
+                r.state == berth_engine::ReplicaState::Exited
+                    && r.exit.as_deref() == Some("exited with code 0")
+            });
+        let how = if completed {
+            "completed".to_string()
+        } else {
+            format!("{running}/{} running", s.replicas.len())
+        };
+        out.push_str(&format!("  {:<16} {how}\n", s.name));
     }
     for a in &ps.proxy {
         out.push_str(&format!("proxy: {a}\n"));
