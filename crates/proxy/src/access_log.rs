@@ -2,9 +2,10 @@
 //! the worker's buffer (`log_batch`): no map, no intermediate strings; and
 //! the [`AccessLogBatch`] those buffers are handed over as.
 
+use std::cell::Cell;
 use std::io::Write;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
@@ -30,16 +31,17 @@ impl Entry<'_> {
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
         // Writing into a Vec cannot fail: the results are ignored.
         let ms = (self.duration_ms * 1000.0).round() / 1000.0;
-        let time = humantime::format_rfc3339_millis(self.time.max(UNIX_EPOCH));
-        let _ = write!(out, "{{\"time\":\"{time}\",\"method\":");
+        out.extend_from_slice(b"{\"time\":\"");
+        rfc3339_millis(out, self.time);
+        out.extend_from_slice(b"\",\"method\":");
         string(out, self.method);
         out.extend_from_slice(b",\"path\":");
         string(out, self.path);
-        let _ = write!(
-            out,
-            ",\"status\":{},\"bytes\":{},\"duration_ms\":",
-            self.status, self.bytes
-        );
+        out.extend_from_slice(b",\"status\":");
+        let _ = serde_json::to_writer(&mut *out, &self.status);
+        out.extend_from_slice(b",\"bytes\":");
+        let _ = serde_json::to_writer(&mut *out, &self.bytes);
+        out.extend_from_slice(b",\"duration_ms\":");
         let _ = serde_json::to_writer(&mut *out, &ms);
         out.extend_from_slice(b",\"upstream\":");
         optional(out, self.upstream);
@@ -49,6 +51,36 @@ impl Entry<'_> {
         optional(out, self.route);
         let _ = write!(out, ",\"client\":\"{}\"}}", self.client);
     }
+}
+
+thread_local! {
+    /// The last second formatted on this thread, `2026-01-02T03:04:05`:
+    /// a worker writes many lines per second.
+    static SECOND: Cell<(u64, [u8; 19])> = const { Cell::new((u64::MAX, [0; 19])) };
+}
+
+/// `2026-01-02T03:04:05.678Z` (the epoch for a clock before it).
+fn rfc3339_millis(out: &mut Vec<u8>, time: SystemTime) {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (cached, mut prefix) = SECOND.get();
+    if cached != secs {
+        let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+        let text = whole.to_string();
+        if let Some(head) = text.as_bytes().get(..19) {
+            prefix.copy_from_slice(head);
+            SECOND.set((secs, prefix));
+        }
+    }
+    let millis = since.subsec_millis();
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (millis / 100) as u8,
+        b'0' + (millis / 10 % 10) as u8,
+        b'0' + (millis % 10) as u8,
+        b'Z',
+    ]);
 }
 
 /// A JSON string, escaped.
@@ -107,7 +139,6 @@ impl AccessLogBatch {
 mod tests {
     use super::*;
     use serde_json::Value;
-    use std::time::Duration;
 
     fn entry() -> Entry<'static> {
         Entry {
@@ -137,6 +168,11 @@ mod tests {
         assert_eq!(time(&e), "1970-01-01T00:00:00.000Z");
         e.time = UNIX_EPOCH + Duration::from_millis(1_709_251_199_123);
         assert_eq!(time(&e), "2024-02-29T23:59:59.123Z");
+        // The same second again (cached), then the next one.
+        e.time = UNIX_EPOCH + Duration::from_millis(1_709_251_199_007);
+        assert_eq!(time(&e), "2024-02-29T23:59:59.007Z");
+        e.time = UNIX_EPOCH + Duration::from_millis(1_709_251_200_990);
+        assert_eq!(time(&e), "2024-03-01T00:00:00.990Z");
         e.time = UNIX_EPOCH - Duration::from_secs(1);
         assert_eq!(
             time(&e),
