@@ -346,8 +346,11 @@ impl StackView for EngineView {
         let _ = prometheus_client::encoding::text::encode_registry(out, &registry);
     }
 
-    fn access_log(&self, line: String) {
-        self.logs.system("proxy", 0, line);
+    fn access_log(&self, batch: berth_proxy::AccessLogBatch) {
+        // A file writer first started from here runs on the engine's
+        // runtime, not on the proxy worker's, which ends before the last batch.
+        let _engine = self.runtime.enter();
+        self.logs.system_lines("proxy", 0, batch.lines());
     }
 
     fn request_started(&self, addr: SocketAddr) -> Option<Box<dyn std::any::Any + Send + Sync>> {

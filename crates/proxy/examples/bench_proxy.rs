@@ -21,7 +21,7 @@ impl StackView for Fixed {
         (true, serde_json::json!({}))
     }
     fn encode_metrics(&self, _: &mut String) {}
-    fn access_log(&self, _: String) {}
+    fn access_log(&self, _: berth_proxy::AccessLogBatch) {}
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

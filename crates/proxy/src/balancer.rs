@@ -241,7 +241,7 @@ mod tests {
             (true, serde_json::Value::Null)
         }
         fn encode_metrics(&self, _: &mut String) {}
-        fn access_log(&self, _: String) {}
+        fn access_log(&self, _: crate::AccessLogBatch) {}
     }
 
     fn set(ports: &[u16]) -> Upstreams {

@@ -35,7 +35,8 @@
 //! - `client_ip`: who the client is (`trusted_proxies`, `X-Forwarded-For`).
 //! - `policy`: what a route enforces and adds, made of `cors`,
 //!   `rate_limit` and `response_headers` (`headers`, `security_headers`).
-//! - `observe`, `metrics`, `access_log`: what is recorded per request.
+//! - `observe`, `metrics`, `access_log`: what is recorded per request;
+//!   `log_batch`: access-log lines batched per worker, off the request path.
 //! - `compress`, `negotiate`: response compression and header q-values.
 //! - `limits`: head (431) and body (413) size limits.
 //! - `router`: longest-prefix and host matching.
@@ -67,6 +68,7 @@ mod head;
 mod headers;
 mod https;
 mod limits;
+mod log_batch;
 mod metrics;
 mod negotiate;
 mod observe;
@@ -89,6 +91,7 @@ mod worker;
 
 use std::sync::Arc;
 
+pub use access_log::AccessLogBatch;
 pub use berth_compose::xberth::ProxySettings;
 pub use error::ProxyError;
 pub use server::{Proxy, RouteTable, ServeOptions};

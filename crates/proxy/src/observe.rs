@@ -15,6 +15,7 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use crate::access_log::Entry;
 use crate::activity::Activity;
 use crate::balancer::ActiveGuard;
+use crate::log_batch;
 use crate::shared::Shared;
 
 pub(crate) use crate::metrics::RouteTag;
@@ -109,8 +110,9 @@ impl Drop for Record {
             .map_or(&shared.unrouted.metrics, |r| &r.metrics)
             .record(self.status, elapsed.as_secs_f64());
         if let Some(path) = &self.path {
-            let line = Entry {
-                time: SystemTime::now() - elapsed,
+            let now = SystemTime::now();
+            let entry = Entry {
+                time: now - elapsed,
                 method: self.method.as_str(),
                 path,
                 status: self.status,
@@ -120,9 +122,8 @@ impl Drop for Record {
                 request_id: self.request_id.to_str().unwrap_or(""),
                 route: route.map(|r| &*r.label),
                 client: self.client,
-            }
-            .line();
-            shared.view.access_log(line);
+            };
+            log_batch::record(&shared.view, now, |out| entry.write(out));
         }
         self.busy.take();
     }

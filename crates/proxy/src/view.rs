@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::access_log::AccessLogBatch;
+
 /// One ready replica of a service, for one declared port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
@@ -35,8 +37,10 @@ pub trait StackView: Send + Sync + 'static {
     /// Engine metrics (per-service restarts, replica health...) appended to the /metrics text.
     fn encode_metrics(&self, out: &mut String);
 
-    /// One access-log line (JSON) into berth's log stream under service `proxy`.
-    fn access_log(&self, line: String);
+    /// Access-log lines (JSON, one per request) into berth's log stream
+    /// under service `proxy`: a worker's buffer at a time, at least every
+    /// second while requests come, and what is left when the proxy stops.
+    fn access_log(&self, batch: AccessLogBatch);
 
     /// A request to `addr` begins; it ends when the returned value is
     /// dropped (with the end of the response body). The engine counts these

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::client;
 use crate::conn;
+use crate::log_batch;
 use crate::shared::Shared;
 
 /// A connection accepted for a worker, and whether it came through a TLS listener.
@@ -62,6 +63,9 @@ pub(crate) fn run_worker(
     shared: Arc<Shared>,
     drain_timeout: Duration,
 ) {
+    // Declared before the runtime, so dropped after it: the lines of the
+    // connections the runtime drops are handed over too.
+    let _access_log = log_batch::install(shared.view.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,6 +77,7 @@ pub(crate) fn run_worker(
         }
     };
     runtime.block_on(async move {
+        tokio::spawn(log_batch::flush_every());
         if let Some((listeners, peers)) = acceptor {
             tokio::spawn(accept_all(listeners, shared.clone(), peers));
         }

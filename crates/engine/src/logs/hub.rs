@@ -168,14 +168,44 @@ impl LogHub {
                 )
             })
             .collect();
+        if !self.publish_system(&service, replica, records) {
+            tracing::warn!(%service, replica, "no runtime to write a log file: {text}");
+        }
+    }
+
+    /// Records many of berth's own lines (each without a newline) with
+    /// their own times as one batch: one publish to subscribers, one write
+    /// to the file. For the proxy's access log, a worker's buffer at a
+    /// time. Never waits; outside a tokio runtime, as [`LogHub::system`].
+    pub fn system_lines<I>(&self, service: &str, replica: u32, lines: I)
+    where
+        I: IntoIterator<Item = (SystemTime, Bytes)>,
+    {
+        let service: Arc<str> = Arc::from(service);
+        let records: Arc<[LogRecord]> = lines
+            .into_iter()
+            .map(|(ts, line)| LogRecord::system(ts, &service, replica, line))
+            .collect();
+        let count = records.len();
+        if count > 0 && !self.publish_system(&service, replica, records) {
+            tracing::warn!(%service, replica, "no runtime to write {count} log lines to a file");
+        }
+    }
+
+    /// Publishes berth's own records and queues them for the file; false
+    /// when there is no file writer and no runtime to start one.
+    fn publish_system(&self, service: &Arc<str>, replica: u32, records: Arc<[LogRecord]>) -> bool {
         self.inner.bus.publish(Arc::clone(&records));
-        let sink = self.existing_sink(&service, replica).or_else(|| {
+        let sink = self.existing_sink(service, replica).or_else(|| {
             let runtime = Handle::try_current().ok()?;
-            Some(self.sink(&service, replica, None, &runtime))
+            Some(self.sink(service, replica, None, &runtime))
         });
         match sink {
-            Some(sink) => sink.write_now(records),
-            None => tracing::warn!(%service, replica, "no runtime to write a log file: {text}"),
+            Some(sink) => {
+                sink.write_now(records);
+                true
+            }
+            None => false,
         }
     }
 
@@ -279,6 +309,7 @@ impl LogHub {
 mod tests {
     use super::*;
     use crate::logs::bus::Delivery;
+    use crate::logs::record::Stream;
 
     fn texts(d: Delivery) -> Vec<String> {
         let Delivery::Records(records) = d else {
@@ -328,6 +359,42 @@ mod tests {
         hub.flush().await;
         let text = std::fs::read_to_string(dir.path().join("proxy-0.log")).unwrap();
         assert!(text.ends_with("Z system F GET / 200\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn system_lines_are_one_batch_each_line_with_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = LogHub::new(dir.path().to_path_buf()).unwrap();
+        let mut sub = hub.subscribe();
+        let t = |ms| SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        let text = Bytes::from_static(b"{\"a\":1}{\"b\":2}");
+        hub.system_lines(
+            "proxy",
+            0,
+            [(t(1_000), text.slice(..7)), (t(2_500), text.slice(7..))],
+        );
+        hub.system_lines("proxy", 0, []);
+        let Delivery::Records(records) = sub.try_recv().unwrap() else {
+            panic!("skipped")
+        };
+        let got: Vec<_> = records
+            .iter()
+            .map(|r| (r.ts, r.stream, r.line.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (t(1_000), Stream::System, Bytes::from_static(b"{\"a\":1}")),
+                (t(2_500), Stream::System, Bytes::from_static(b"{\"b\":2}")),
+            ]
+        );
+        assert!(sub.try_recv().is_err(), "an empty batch is not published");
+        hub.flush().await;
+        let text = std::fs::read_to_string(dir.path().join("proxy-0.log")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("1970-01-01T00:00:01"), "{text}");
+        assert!(lines[1].ends_with(" system F {\"b\":2}"), "{text}");
     }
 
     #[test]

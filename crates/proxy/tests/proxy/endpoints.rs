@@ -125,8 +125,10 @@ async fn each_request_is_one_access_log_line() {
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     // Lines are written once each response body is done: wait for both.
     crate::support::eventually("two access log lines", || stack.log_lines().len() >= 2).await;
-    let lines = stack.log_lines();
+    let mut lines = stack.log_lines();
     assert_eq!(lines.len(), 2, "{lines:?}");
+    // Each worker hands over its own lines: in order per worker only.
+    lines.sort_by_key(|l| l["status"].as_u64());
     let first = &lines[0];
     assert_eq!(first["method"], "GET");
     assert_eq!(first["path"], "/api/echo?x=1");
@@ -144,4 +146,26 @@ async fn each_request_is_one_access_log_line() {
     assert!(first["time"].as_str().unwrap().ends_with('Z'));
     assert_eq!(lines[1]["status"], 404);
     assert_eq!(lines[1]["upstream"], serde_json::Value::Null);
+}
+
+/// The access log is buffered per worker: a clean stop hands over every
+/// line still buffered, with nothing to wait for afterwards.
+#[tokio::test]
+async fn a_clean_stop_loses_no_access_log_line() {
+    let a = backend("api-1").await;
+    let stack = FakeStack::new();
+    stack.set("api", &[&a]);
+    let proxy = start(settings(vec![service_route("/api", "api")]), stack.clone()).await;
+    for i in 0..30 {
+        assert_eq!(get(&proxy.url(&format!("/api/{i}"))).await.status, 200);
+    }
+    proxy.stop().await;
+    let mut paths: Vec<String> = stack
+        .log_lines()
+        .iter()
+        .map(|l| l["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort_by_key(|p| p[5..].parse::<u32>().unwrap());
+    let expected: Vec<String> = (0..30).map(|i| format!("/api/{i}")).collect();
+    assert_eq!(paths, expected);
 }

@@ -95,8 +95,11 @@ impl StackView for FakeStack {
         out.push_str("# TYPE berth_service_restarts counter\nberth_service_restarts_total{service=\"api\"} 3\n");
     }
 
-    fn access_log(&self, line: String) {
-        self.logs.lock().unwrap().push(line);
+    fn access_log(&self, batch: berth_proxy::AccessLogBatch) {
+        let lines = batch
+            .lines()
+            .map(|(_, line)| String::from_utf8(line.to_vec()).unwrap());
+        self.logs.lock().unwrap().extend(lines);
     }
 }
 
