@@ -129,6 +129,26 @@ fn the_demo_api_is_balanced_and_its_websocket_echoes_through_the_proxy() {
         replicas.insert(v["replica"].as_str().unwrap().to_string());
     }
     assert_eq!(replicas.len(), 3, "{replicas:?}");
+    // The access log is berth's `proxy` source: a JSON line per request
+    // (batched per worker, so within a moment), and nothing else.
+    let access = || up.test.run_args(["logs", "proxy"]).success().stdout();
+    assert!(
+        eventually(5 * SEC, || access()
+            .matches("\"path\":\"/api/whoami\"")
+            .count()
+            >= 30),
+        "{}",
+        access()
+    );
+    assert!(
+        access().lines().all(|l| l.starts_with("proxy")),
+        "{}",
+        access()
+    );
+    up.test
+        .run_args(["logs", "nosuch"])
+        .code(2)
+        .stderr_has("no such service: nosuch (the file's: migrate, api; berth's own lines: berth, proxy, backup)");
     // /health and /metrics from the proxy itself.
     let (status, body) = http_get(&proxy, "/health").unwrap();
     assert_eq!(status, 200, "{body}");

@@ -34,11 +34,21 @@ pub struct LogsArgs {
     services: Vec<String>,
 }
 
+/// Berth's own lines, under names of their own beside the services':
+/// the stack's (`berth`), the edge proxy's access log (`proxy`) and the
+/// backup schedule's (`backup`).
+const OWN_SOURCES: [&str; 3] = ["berth", "proxy", "backup"];
+
 pub fn run(global: &Global, args: LogsArgs) -> Result<(), Failure> {
     let (client, project) = connect(global)?;
     for s in &args.services {
-        if !project.services.contains_key(s) {
-            return Err(Failure::Usage(format!("no such service: {s}")));
+        if !project.services.contains_key(s) && !OWN_SOURCES.contains(&s.as_str()) {
+            let services: Vec<&str> = project.services.keys().map(String::as_str).collect();
+            return Err(Failure::Usage(format!(
+                "no such service: {s} (the file's: {}; berth's own lines: {})",
+                services.join(", "),
+                OWN_SOURCES.join(", ")
+            )));
         }
     }
     let mut formatter = Formatter::new(PrintOptions {
