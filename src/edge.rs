@@ -2,10 +2,11 @@
 //! port, aggregated health, engine metrics, the access log, and in-flight
 //! requests counted for draining.
 //!
-//! The proxy reports each request through [`StackView::request_started`];
-//! its guard is a use of the replica in the engine's [`Drain`], and so is
-//! every replica a route lists, so a replica being replaced is stopped
-//! only once the proxy has let go of it.
+//! The proxy counts each request with the replica's counter in the
+//! engine's [`Drain`] ([`StackView::replica_uses`]: asked once per replica,
+//! then an atomic add and subtract per request); every replica a route
+//! lists is a use too, so a replica being replaced is stopped only once the
+//! proxy has let go of it.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use berth_engine::drain::{Drain, Listed};
 use berth_engine::logs::LogHub;
 use berth_engine::{ReplicaState, Stack};
-use berth_proxy::{StackView, Upstream, Upstreams};
+use berth_proxy::{ReplicaUses, StackView, Upstream, Upstreams};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -353,7 +354,21 @@ impl StackView for EngineView {
         self.logs.system_lines("proxy", 0, batch.lines());
     }
 
-    fn request_started(&self, addr: SocketAddr) -> Option<Box<dyn std::any::Any + Send + Sync>> {
-        Some(Box::new(self.stack.drain.enter(addr)))
+    fn replica_uses(&self, addr: SocketAddr) -> Option<Arc<dyn ReplicaUses>> {
+        Some(Arc::new(EngineUses(self.stack.drain.uses(addr))))
+    }
+}
+
+/// A replica's counter in the engine's [`Drain`], as the proxy counts with it.
+#[derive(Debug)]
+struct EngineUses(Arc<berth_engine::drain::Uses>);
+
+impl ReplicaUses for EngineUses {
+    fn enter(&self) {
+        self.0.add();
+    }
+
+    fn leave(&self) {
+        self.0.leave();
     }
 }

@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -19,24 +20,67 @@ use tokio::sync::Notify;
 /// requests to it. Forwarders and the edge proxy report here.
 #[derive(Default)]
 pub struct Drain {
-    counts: Mutex<HashMap<SocketAddr, usize>>,
+    /// Each address's counter; one is dropped once nothing holds it.
+    counts: Mutex<HashMap<SocketAddr, Arc<Uses>>>,
     /// Woken whenever some address's count reaches zero.
     idle: Notify,
 }
 
+/// The use count of one replica address. Who counts many uses of one
+/// address (the proxy, a request each) keeps this handle
+/// ([`Drain::uses`]) and counts without a lookup or a lock.
+#[derive(Debug)]
+pub struct Uses {
+    n: AtomicUsize,
+    drain: Weak<Drain>,
+}
+
+impl Uses {
+    /// Counts one use until the returned guard drops.
+    pub fn enter(self: &Arc<Self>) -> InFlight {
+        self.add();
+        InFlight { uses: self.clone() }
+    }
+
+    /// Counts one use, until [`Uses::leave`]: for callers that keep their
+    /// own guard.
+    pub fn add(&self) {
+        // Sequentially consistent: a router counts first and checks its
+        // list second, a drain changes the list first and reads the count
+        // second; one of the two always sees the other.
+        self.n.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends one use counted by [`Uses::add`].
+    pub fn leave(&self) {
+        if self.n.fetch_sub(1, Ordering::SeqCst) == 1
+            && let Some(drain) = self.drain.upgrade()
+        {
+            drain.idle.notify_waiters();
+        }
+    }
+}
+
 impl Drain {
+    /// The counter of `addr`'s uses, to count many uses with.
+    pub fn uses(self: &Arc<Self>, addr: SocketAddr) -> Arc<Uses> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(uses) = counts.get(&addr) {
+            return uses.clone();
+        }
+        // A new address: forget those nothing holds any more (no use, no handle).
+        counts.retain(|_, uses| Arc::strong_count(uses) > 1);
+        let uses = Arc::new(Uses {
+            n: AtomicUsize::new(0),
+            drain: Arc::downgrade(self),
+        });
+        counts.insert(addr, uses.clone());
+        uses
+    }
+
     /// Counts one use of `addr` until the returned guard drops.
     pub fn enter(self: &Arc<Self>, addr: SocketAddr) -> InFlight {
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(addr)
-            .or_insert(0) += 1;
-        InFlight {
-            drain: self.clone(),
-            addr,
-        }
+        self.uses(addr).enter()
     }
 
     /// Uses of `addr` right now.
@@ -45,21 +89,7 @@ impl Drain {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&addr)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn leave(&self, addr: SocketAddr) {
-        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(n) = counts.get_mut(&addr) else {
-            return;
-        };
-        *n = n.saturating_sub(1);
-        if *n == 0 {
-            counts.remove(&addr);
-            drop(counts);
-            self.idle.notify_waiters();
-        }
+            .map_or(0, |uses| uses.n.load(Ordering::SeqCst))
     }
 
     /// Waits until nothing routes to or talks with `addrs` any more, or
@@ -97,13 +127,12 @@ impl std::fmt::Debug for Drain {
 #[derive(Debug)]
 #[must_use = "the use is counted only while the guard lives"]
 pub struct InFlight {
-    drain: Arc<Drain>,
-    addr: SocketAddr,
+    uses: Arc<Uses>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.drain.leave(self.addr);
+        self.uses.leave();
     }
 }
 
@@ -199,5 +228,29 @@ mod tests {
         );
         drop(listed);
         assert_eq!(drain.count(addr(3)), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_kept_counter_counts_without_a_lookup_and_wakes_the_drain() {
+        let drain: Arc<Drain> = Arc::default();
+        let uses = drain.uses(addr(1));
+        assert!(Arc::ptr_eq(&uses, &drain.uses(addr(1))));
+        uses.add();
+        let guard = uses.enter();
+        assert_eq!(drain.count(addr(1)), 2);
+        let waiting = {
+            let drain = drain.clone();
+            tokio::spawn(async move { drain.wait_idle(&[addr(1)], Duration::from_secs(30)).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(guard);
+        assert!(!waiting.is_finished());
+        uses.leave();
+        waiting.await.unwrap();
+        assert_eq!(drain.count(addr(1)), 0);
+        // Counters nothing holds are forgotten when a new address comes.
+        drop(uses);
+        let _other = drain.uses(addr(2));
+        assert_eq!(drain.counts.lock().unwrap().len(), 1);
     }
 }

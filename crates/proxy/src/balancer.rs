@@ -14,10 +14,9 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use berth_compose::xberth::LoadBalancing;
-use http::uri::Authority;
 use tokio::sync::watch;
 
-use crate::view::{StackView, Upstream, Upstreams};
+use crate::view::{ReplicaUses, StackView, Upstream, Upstreams};
 
 /// How long a replica that refused a connection is skipped.
 pub(crate) const EJECT_COOLDOWN: Duration = Duration::from_secs(5);
@@ -26,32 +25,30 @@ pub(crate) const EJECT_COOLDOWN: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) upstream: Upstream,
-    /// `ip:port`, ready for the upstream URI.
-    pub(crate) authority: Authority,
     /// Requests in flight (for `least_conn`), shared with the slot of the
     /// same replica in the next published set.
     active: Arc<AtomicUsize>,
     /// Ejected until this many milliseconds after the pool's epoch; 0 = not.
     ejected_until_ms: AtomicU64,
+    /// The engine's count of requests to this replica, if it keeps one.
+    uses: Option<Arc<dyn ReplicaUses>>,
 }
 
 /// Keeps a replica counted as busy until dropped (end of the response body).
+#[derive(Debug)]
 pub(crate) struct ActiveGuard {
-    active: Option<Arc<AtomicUsize>>,
-    /// The engine's own count of requests to this replica.
-    _engine: Option<Box<dyn std::any::Any + Send + Sync>>,
-}
-
-impl std::fmt::Debug for ActiveGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ActiveGuard").finish_non_exhaustive()
-    }
+    slot: Arc<Slot>,
+    /// Counted in `slot.active` too (`least_conn`).
+    active: bool,
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        if let Some(a) = &self.active {
-            a.fetch_sub(1, Ordering::Relaxed);
+        if self.active {
+            self.slot.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(uses) = &self.slot.uses {
+            uses.leave();
         }
     }
 }
@@ -142,11 +139,15 @@ impl Pool {
             .map(|u| {
                 let kept = m.1.iter().find(|s| s.upstream == *u);
                 let active = kept.map_or_else(Arc::default, |s| s.active.clone());
+                let uses = match kept {
+                    Some(s) => s.uses.clone(),
+                    None => self.view.replica_uses(u.addr),
+                };
                 Arc::new(Slot {
                     upstream: u.clone(),
-                    authority: authority(u.addr),
                     active,
                     ejected_until_ms: AtomicU64::new(0),
+                    uses,
                 })
             })
             .collect();
@@ -195,18 +196,19 @@ impl Pool {
     /// `least_conn` (round robin skips the shared atomics), and for the
     /// engine, which stops a replica being replaced only once it is drained.
     pub(crate) fn begin(&self, slot: &Arc<Slot>) -> Option<ActiveGuard> {
-        let engine = self.view.request_started(slot.upstream.addr);
         let least_conn = self.lb == LoadBalancing::LeastConn;
-        if !least_conn && engine.is_none() {
+        if !least_conn && slot.uses.is_none() {
             return None;
         }
-        let active = least_conn.then(|| {
+        if least_conn {
             slot.active.fetch_add(1, Ordering::Relaxed);
-            slot.active.clone()
-        });
+        }
+        if let Some(uses) = &slot.uses {
+            uses.enter();
+        }
         Some(ActiveGuard {
-            active,
-            _engine: engine,
+            slot: slot.clone(),
+            active: least_conn,
         })
     }
 
@@ -220,11 +222,6 @@ impl Pool {
         // +1 so that 0 always means "not ejected".
         self.epoch.elapsed().as_millis() as u64 + 1
     }
-}
-
-fn authority(addr: SocketAddr) -> Authority {
-    let text = addr.to_string();
-    Authority::try_from(text.as_str()).unwrap_or_else(|_| Authority::from_static("127.0.0.1"))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::client::UpstreamClient;
 use crate::head;
 use crate::service::Edge;
 use crate::shared::{Shared, Table};
+use crate::watched::{Either, Watched};
 
 /// hyper's read buffer cannot be smaller than this.
 const MIN_BUF: usize = 8 * 1024;
@@ -70,28 +71,36 @@ pub(crate) async fn serve<S>(
     ));
     let service = Edge::new(shared.clone(), client, peer, secure, activity.clone());
     let conn = table.builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(conn);
-    // A token of its own: polling the shared one on every wake-up would
-    // take a lock every worker contends for.
+    // A token of its own: polling the shared one would take a lock every
+    // worker contends for.
     let shutdown = shared.shutdown.child_token();
     let timeouts = table.timeouts;
-    let finished = tokio::select! {
-        biased;
-        result = conn.as_mut() => Some(result),
-        () = shutdown.cancelled() => None,
-        () = idle(&activity, timeouts.idle) => None,
-        () = head_deadline(&activity, timeouts.header_read) => {
+    // Polled only when one of them wakes it, not on every request.
+    let watchdog = async {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => Stop::Drain,
+            () = idle(&activity, timeouts.idle) => Stop::Drain,
+            () = head_deadline(&activity, timeouts.header_read) => Stop::Drop,
+        }
+    };
+    let watched = Watched::new(conn, watchdog);
+    tokio::pin!(watched);
+    match watched.as_mut().await {
+        Either::Main(result) => {
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        Either::Watchdog(Stop::Drop) => {
             // Nothing to answer yet: a slow (or silent) client is dropped.
             tracing::debug!(%peer, "request head not received in time");
             return;
         }
-    };
-    if let Some(result) = finished {
-        if let Err(e) = result {
-            tracing::debug!(%peer, error = %e, "connection ended with an error");
-        }
-        return;
+        Either::Watchdog(Stop::Drain) => {}
     }
+    let mut conn = watched.main();
     conn.as_mut().graceful_shutdown();
     tokio::select! {
         result = conn.as_mut() => {
@@ -101,6 +110,15 @@ pub(crate) async fn serve<S>(
         }
         () = shared.hard_stop.cancelled() => {}
     }
+}
+
+/// How a watchdog ends a connection.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// Shutdown or idle: finish the request under way, then close.
+    Drain,
+    /// A request head overdue: close at once.
+    Drop,
 }
 
 /// Resolves when a request head is overdue (never, without a head clock).

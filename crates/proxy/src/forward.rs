@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use http::uri::Scheme;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use tokio::time::Instant;
@@ -20,7 +19,7 @@ use tokio::time::Instant;
 use crate::attempts::{MAX_ATTEMPTS, Tried, budget, is_idempotent};
 use crate::balancer::{ActiveGuard, Pick, Slot};
 use crate::body::{Body, boxed};
-use crate::client::{UpstreamClient, is_body_limit, is_client_body, is_timeout};
+use crate::client::{ClientError, Lease, Leased, UpstreamClient, is_body_limit, is_client_body};
 use crate::error::{Failure, RetryType};
 use crate::headers::{is_upgrade, strip_hop_by_hop};
 use crate::limits::limit_body;
@@ -91,12 +90,12 @@ pub(crate) async fn forward(
         let (slot, more) = next_replica(route, &tried, &mut last)?;
         tried.push(slot.upstream.addr);
         let body = attempt_body(home.as_ref(), service, &mut last)?;
-        let upstream_req =
-            upstream_request(&mut parts, &slot.authority, &path_and_query, body, more)?;
+        let upstream_req = upstream_request(&mut parts, &path_and_query, body, more);
 
         let mut guard = route.pool.begin(&slot);
         let wait = route.timeout.min(left);
-        let failure = match tokio::time::timeout(wait, to.client.request(upstream_req)).await {
+        let sent = to.client.request(slot.upstream.addr, upstream_req);
+        let failure = match tokio::time::timeout(wait, sent).await {
             Err(_) => {
                 timed_out_on(shared, route, &slot);
                 if timed_out_before {
@@ -106,16 +105,10 @@ pub(crate) async fn forward(
                 timed_out_before = true;
                 timed_out()
             }
-            Ok(Ok(response)) => {
+            Ok(Ok((response, lease))) => {
                 let busy = guard.take();
-                return Ok(answer(
-                    shared,
-                    response,
-                    client_upgrade,
-                    websocket,
-                    busy,
-                    &slot,
-                ));
+                let client_side = client_upgrade.map(|on| (on, websocket));
+                return Ok(answer(shared, response, lease, client_side, busy, &slot));
             }
             Ok(Err(e)) => failed(shared, route, &slot, &e)?,
         };
@@ -177,59 +170,54 @@ fn timed_out_on(shared: &Shared, route: &ServiceRoute, slot: &Slot) {
     tracing::debug!(replica = %slot.upstream.replica, "no response head in time");
 }
 
-/// The request as it goes to one replica. The last possible attempt takes
-/// the headers; earlier ones get a copy.
+/// The request as it goes to one replica (origin-form target). The last
+/// possible attempt takes the headers; earlier ones get a copy.
 fn upstream_request(
     parts: &mut http::request::Parts,
-    authority: &http::uri::Authority,
     path_and_query: &http::uri::PathAndQuery,
     body: RetryBody,
     more: bool,
-) -> Result<Request<RetryBody>, Failure> {
+) -> Request<RetryBody> {
     let mut req = Request::new(body);
     *req.method_mut() = parts.method.clone();
-    *req.uri_mut() = Uri::from_parts({
-        let mut p = http::uri::Parts::default();
-        p.scheme = Some(Scheme::HTTP);
-        p.authority = Some(authority.clone());
-        p.path_and_query = Some(path_and_query.clone());
-        p
-    })
-    .map_err(|_| Failure::BadRequest("invalid request target"))?;
+    *req.uri_mut() = Uri::from(path_and_query.clone());
     *req.version_mut() = Version::HTTP_11;
     *req.headers_mut() = if more {
         parts.headers.clone()
     } else {
         std::mem::take(&mut parts.headers)
     };
-    Ok(req)
+    req
 }
 
-/// A replica's response head, for the client; an upgrade becomes a tunnel.
+/// A replica's response head, for the client; an upgrade becomes a tunnel
+/// (`client_side`: the client's upgrade, and whether it is a WebSocket).
 fn answer(
     shared: &Shared,
     mut response: Response<Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    websocket: bool,
+    lease: Lease,
+    client_side: Option<(hyper::upgrade::OnUpgrade, bool)>,
     mut busy: Option<ActiveGuard>,
     slot: &Slot,
 ) -> Answered {
-    let tunnel = match client_upgrade {
-        Some(client_side) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-            Some((client_side, hyper::upgrade::on(&mut response)))
+    let tunnel = match client_side {
+        Some((client_side, websocket)) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            Some((client_side, hyper::upgrade::on(&mut response), websocket))
         }
         _ => None,
     };
     let (mut head, body) = response.into_parts();
     strip_hop_by_hop(&mut head.headers, tunnel.is_some());
-    if let Some((client_side, upstream_side)) = tunnel {
+    let mut lease = lease;
+    if let Some((client_side, upstream_side, websocket)) = tunnel {
+        lease.forfeit();
         // The tunnel keeps the replica busy for as long as it is open:
         // least_conn counts it, and a draining replica waits for it (up to
-        // its grace period).
+        // its grace period). Its connection is the tunnel's now.
         tunnel::spawn(shared, client_side, upstream_side, websocket, busy.take());
     }
     Answered {
-        response: Response::from_parts(head, boxed(body)),
+        response: Response::from_parts(head, boxed(Leased::new(body, lease))),
         replica: slot.upstream.replica.clone(),
         busy,
     }
@@ -242,7 +230,7 @@ fn failed(
     shared: &Shared,
     route: &ServiceRoute,
     slot: &Slot,
-    e: &hyper_util::client::legacy::Error,
+    e: &ClientError,
 ) -> Result<Failure, Failure> {
     let service = &route.pool.service;
     if is_body_limit(e) {
@@ -263,7 +251,7 @@ fn failed(
         .metrics
         .connect_failure(service, &slot.upstream.replica);
     tracing::debug!(replica = %slot.upstream.replica, error = %e, "connect failed");
-    Ok(if is_timeout(e) {
+    Ok(if e.is_timeout() {
         Failure::ConnectTimeout {
             service: service.clone(),
         }

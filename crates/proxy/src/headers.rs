@@ -117,11 +117,19 @@ fn ip_text(ip: IpAddr) -> String {
     }
 }
 
+/// Request ids a thread takes from [`new_request_id`]'s counter at a time.
+const ID_BLOCK: u64 = 1 << 32;
+
 /// A new request id: 32 hex digits, unique within this process and unlikely
-/// to repeat across restarts.
+/// to repeat across restarts. Each worker counts in a block of its own, so
+/// the workers share no counter.
 pub(crate) fn new_request_id() -> HeaderValue {
     static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static BLOCKS: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        /// The next id of this thread's block, and the block's end.
+        static RANGE: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
     let seed = *SEED.get_or_init(|| {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -132,7 +140,15 @@ pub(crate) fn new_request_id() -> HeaderValue {
         );
         h.finish()
     });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = RANGE.with(|range| {
+        let (mut next, mut end) = range.get();
+        if next == end {
+            next = BLOCKS.fetch_add(ID_BLOCK, Ordering::Relaxed);
+            end = next.wrapping_add(ID_BLOCK);
+        }
+        range.set((next.wrapping_add(1), end));
+        next
+    });
     // Mix the counter so consecutive ids do not look sequential.
     let mixed = (n ^ seed)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)

@@ -81,12 +81,14 @@ mod router;
 mod server;
 mod service;
 mod setup;
+mod shards;
 mod shared;
 mod static_files;
 mod stats;
 mod tls;
 mod tunnel;
 mod view;
+mod watched;
 mod worker;
 
 use std::sync::Arc;
@@ -98,7 +100,7 @@ pub use server::{Proxy, RouteTable, ServeOptions};
 pub use stats::RouteStats;
 pub use tls::{AcmeStatus, CertificateStatus, check_certificates};
 pub use tokio_util::sync::CancellationToken;
-pub use view::{StackView, Upstream, Upstreams};
+pub use view::{ReplicaUses, StackView, Upstream, Upstreams};
 
 /// Starts the proxy with the default [`ServeOptions`].
 ///

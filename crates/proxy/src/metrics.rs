@@ -7,24 +7,19 @@
 //! `berth_proxy_upstream_connect_failures_total{service,replica}`,
 //! `berth_proxy_upstream_timeouts_total{service,replica}` and
 //! `berth_proxy_rate_limited_total{route}`.
-//! Handles are created once per route (and per status code) and cached, so
-//! the request path does no label hashing.
+//! The per-request series (requests, latency, in flight) are sharded per
+//! worker and summed when scraped (see `shards`); a route's handle is made
+//! once, so the request path does no label hashing.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    route: String,
-    code: String,
-    class: String,
-}
+use crate::shards::{RouteCounts, Routes, ShardedGauge};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
@@ -43,19 +38,12 @@ struct ReplicaLabels {
     replica: String,
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new([
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-    ])
-}
-
 /// Every metric the proxy keeps.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    pub(crate) in_flight: Gauge,
+    routes: Routes,
+    pub(crate) in_flight: ShardedGauge,
     ready: Family<ReadyLabels, Gauge>,
     connect_failures: Family<ReplicaLabels, Counter>,
     timeouts: Family<ReplicaLabels, Counter>,
@@ -63,22 +51,11 @@ pub(crate) struct Metrics {
     rate_limited: Family<RouteLabels, Counter>,
 }
 
-/// Cached handles for one route label.
-#[derive(Debug)]
-pub(crate) struct RouteMetrics {
-    route: String,
-    latency: Histogram,
-    by_code: RwLock<Vec<(u16, Counter)>>,
-    requests: Family<RequestLabels, Counter>,
-}
-
 impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::default();
-        let requests = Family::<RequestLabels, Counter>::default();
-        let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
-            Family::new_with_constructor(latency_histogram);
-        let in_flight = Gauge::default();
+        let routes = Routes::default();
+        let in_flight = ShardedGauge::default();
         let ready = Family::<ReadyLabels, Gauge>::default();
         let connect_failures = Family::<ReplicaLabels, Counter>::default();
         let timeouts = Family::<ReplicaLabels, Counter>::default();
@@ -86,12 +63,12 @@ impl Metrics {
         registry.register(
             "berth_proxy_requests",
             "Requests answered, by route and status",
-            requests.clone(),
+            routes.requests(),
         );
         registry.register(
             "berth_proxy_request_duration_seconds",
             "Time from request head to the end of the response body, by route",
-            latency.clone(),
+            routes.latency(),
         );
         registry.register(
             "berth_proxy_requests_in_flight",
@@ -127,8 +104,7 @@ impl Metrics {
         Metrics {
             tls_handshake_failures,
             registry,
-            requests,
-            latency,
+            routes,
             in_flight,
             ready,
             connect_failures,
@@ -146,19 +122,8 @@ impl Metrics {
     }
 
     /// Handles for `route` (the route's label, `none` when nothing matched).
-    pub(crate) fn route(&self, route: &str) -> Arc<RouteMetrics> {
-        let latency = self
-            .latency
-            .get_or_create(&RouteLabels {
-                route: route.to_string(),
-            })
-            .clone();
-        Arc::new(RouteMetrics {
-            route: route.to_string(),
-            latency,
-            by_code: RwLock::new(Vec::new()),
-            requests: self.requests.clone(),
-        })
+    pub(crate) fn route(&self, route: &str) -> Arc<RouteCounts> {
+        self.routes.route(route)
     }
 
     /// Counts a failed connection to a replica.
@@ -211,31 +176,6 @@ impl Metrics {
     }
 }
 
-impl RouteMetrics {
-    /// Records one finished request.
-    pub(crate) fn record(&self, status: u16, seconds: f64) {
-        self.latency.observe(seconds);
-        if let Ok(codes) = self.by_code.read()
-            && let Some((_, counter)) = codes.iter().find(|(c, _)| *c == status)
-        {
-            counter.inc();
-            return;
-        }
-        let labels = RequestLabels {
-            route: self.route.clone(),
-            code: status.to_string(),
-            class: format!("{}xx", status / 100),
-        };
-        let counter = self.requests.get_or_create(&labels).clone();
-        counter.inc();
-        if let Ok(mut codes) = self.by_code.write()
-            && !codes.iter().any(|(c, _)| *c == status)
-        {
-            codes.push((status, counter));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +211,5 @@ mod tests {
 #[derive(Debug, Clone)]
 pub(crate) struct RouteTag {
     pub(crate) label: Arc<str>,
-    pub(crate) metrics: Arc<RouteMetrics>,
+    pub(crate) metrics: Arc<RouteCounts>,
 }

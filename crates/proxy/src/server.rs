@@ -328,7 +328,7 @@ pub(crate) fn start(
         let worker = std::thread::Builder::new()
             .name(format!("berth-proxy-{index}"))
             .spawn(move || {
-                run_worker(inbox, open, acceptor, shared, drain_timeout);
+                run_worker(index, inbox, open, acceptor, shared, drain_timeout);
             })
             .map_err(io)?;
         workers.push(worker);

@@ -42,12 +42,22 @@ pub trait StackView: Send + Sync + 'static {
     /// second while requests come, and what is left when the proxy stops.
     fn access_log(&self, batch: AccessLogBatch);
 
-    /// A request to `addr` begins; it ends when the returned value is
-    /// dropped (with the end of the response body). The engine counts these
-    /// so a replica being replaced is stopped only once drained. Default:
-    /// nothing is counted.
-    fn request_started(&self, addr: SocketAddr) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+    /// Where the requests to `addr` are counted: the proxy calls
+    /// [`ReplicaUses::enter`] when one begins and [`ReplicaUses::leave`]
+    /// when it ends (with the end of the response body). The engine counts
+    /// these so a replica being replaced is stopped only once drained.
+    /// Asked once per replica and kept, so counting a request takes no
+    /// lookup. Default: nothing is counted.
+    fn replica_uses(&self, addr: SocketAddr) -> Option<Arc<dyn ReplicaUses>> {
         let _ = addr;
         None
     }
+}
+
+/// Counts the requests in flight to one replica (see [`StackView::replica_uses`]).
+pub trait ReplicaUses: std::fmt::Debug + Send + Sync + 'static {
+    /// A request begins.
+    fn enter(&self);
+    /// A request that [`ReplicaUses::enter`] counted ends.
+    fn leave(&self);
 }

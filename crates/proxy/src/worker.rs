@@ -54,9 +54,10 @@ impl Worker {
     }
 }
 
-/// One worker: its own runtime and upstream client, serving the
-/// connections handed to it until shutdown has drained them.
+/// Worker `index`: its own runtime, upstream client and metric shard,
+/// serving the connections handed to it until shutdown has drained them.
 pub(crate) fn run_worker(
+    index: usize,
     mut inbox: mpsc::UnboundedReceiver<Accepted>,
     open: Arc<AtomicUsize>,
     acceptor: Option<(mpsc::UnboundedReceiver<NewListener>, Arc<[Worker]>)>,
@@ -66,6 +67,7 @@ pub(crate) fn run_worker(
     // Declared before the runtime, so dropped after it: the lines of the
     // connections the runtime drops are handed over too.
     let _access_log = log_batch::install(shared.view.clone());
+    crate::shards::set_worker(index);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
