@@ -94,10 +94,11 @@ count() { # NAME: warm up, zero, N requests, instructions per request
   out=$(h2load --h1 -n "$n" -c "$conns" "$url")
   callgrind_control -d "$vg" >/dev/null
   ok=$(awk '/^status codes:/ { print $3 }' <<<"$out")
-  [ -z "${KEEP:-}" ] || cp "$work"/cg.peer.* "$KEEP/cg.${1//[^a-z0-9]/_}"
-  ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$work"/cg.peer.*)
-  kill -INT "$vg"; wait "$vg" 2>/dev/null || true; vg=
-  rm -f "$work"/cg.peer.*
+  [ -z "${KEEP:-}" ] || cp "$work/cg.peer.1" "$KEEP/cg.${1//[^a-z0-9]/_}"
+  ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$work/cg.peer.1")
+  # TERM: a background job of a script ignores SIGINT unless it handles it.
+  kill "$vg"; wait "$vg" 2>/dev/null || true; vg=
+  rm -f "$work"/cg.peer*
   awk -v name="$1" -v ir="$ir" -v n="$n" -v ok="$ok" 'BEGIN { printf "%-16s %d requests (%d 2xx): %.0f instructions per request\n", name, n, ok, ir / n }'
 }
 for log in off on; do
@@ -129,11 +130,11 @@ http {
   }
 }
 CONF
-  valgrind --tool=callgrind --callgrind-out-file="$work/cg.peer.%p" nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 & vg=$!
+  valgrind --tool=callgrind --callgrind-out-file="$work/cg.peer" nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 & vg=$!
   count "nginx, log $log"
 done
 for mode in legacy h1; do
   arg=; [ "$mode" = h1 ] && arg=h1
-  valgrind --tool=callgrind --callgrind-out-file="$work/cg.peer.%p" "$target/release/examples/bench_floor" "127.0.0.1:$peer" "127.0.0.1:$backend" $arg >/dev/null 2>&1 & vg=$!
+  valgrind --tool=callgrind --callgrind-out-file="$work/cg.peer" "$target/release/examples/bench_floor" "127.0.0.1:$peer" "127.0.0.1:$backend" $arg >/dev/null 2>&1 & vg=$!
   count "floor, $mode"
 done
