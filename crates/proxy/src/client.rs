@@ -110,22 +110,28 @@ impl ClientError {
 /// Builds a worker's client with the proxy's connect timeout. Called on the
 /// worker's runtime: it starts the task that closes connections idle too long.
 pub(crate) fn build(connect_timeout: Duration) -> UpstreamClient {
+    build_with(connect_timeout, POOL_IDLE, SWEEP)
+}
+
+/// [`build`] with idle connections closed after `idle`, checked every `every`.
+fn build_with(connect_timeout: Duration, idle: Duration, every: Duration) -> UpstreamClient {
     let client = UpstreamClient(Arc::new(Inner {
         connect_timeout,
         idle: Mutex::default(),
         sweeps: AtomicU32::new(0),
     }));
-    tokio::spawn(sweep(Arc::downgrade(&client.0)));
+    let limit = u32::try_from(idle.as_millis() / every.as_millis().max(1)).unwrap_or(u32::MAX);
+    tokio::spawn(sweep(Arc::downgrade(&client.0), every, limit));
     client
 }
 
-/// Every [`SWEEP`], closes the idle connections older than [`POOL_IDLE`] and
-/// those the replica closed, until the client is gone.
-async fn sweep(client: Weak<Inner>) {
-    let mut every = tokio::time::interval(SWEEP);
+/// Every `every`, closes the idle connections idle for more than `limit`
+/// sweeps (so at least `limit` whole intervals) and those the replica
+/// closed, until the client is gone.
+async fn sweep(client: Weak<Inner>, every: Duration, limit: u32) {
+    let mut every = tokio::time::interval(every);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
-    let limit = u32::try_from(POOL_IDLE.as_secs() / SWEEP.as_secs()).unwrap_or(u32::MAX);
     loop {
         every.tick().await;
         let Some(client) = client.upgrade() else {
@@ -139,7 +145,7 @@ async fn sweep(client: Weak<Inner>) {
             idle.retain(|_, list| {
                 let (keep, old): (Vec<Idle>, Vec<Idle>) = std::mem::take(list)
                     .into_iter()
-                    .partition(|i| now.wrapping_sub(i.since) < limit && !i.sender.is_closed());
+                    .partition(|i| now.wrapping_sub(i.since) <= limit && !i.sender.is_closed());
                 *list = keep;
                 closed.extend(old);
                 !list.is_empty()
@@ -323,4 +329,92 @@ pub(crate) fn is_body_limit(error: &(dyn std::error::Error + 'static)) -> bool {
 /// Whether reading the client's request body failed (see [`ClientBodyError`]).
 pub(crate) fn is_client_body(error: &(dyn std::error::Error + 'static)) -> bool {
     caused_by::<ClientBodyError>(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A replica that answers each request on a connection with `ok`, and
+    /// reports when a connection was closed by the other side.
+    async fn replica() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (closed, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let closed = closed.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    loop {
+                        let n = stream.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            let _ = closed.send(());
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    async fn get(client: &UpstreamClient, addr: SocketAddr) -> Bytes {
+        let req = Request::get("/")
+            .header(http::header::HOST, "replica")
+            .body(RetryBody::empty())
+            .unwrap();
+        let (response, lease) = client.request(addr, req).await.unwrap();
+        let body = Leased::new(response.into_body(), lease);
+        body.collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_then_closed_once_idle_too_long() {
+        let (addr, mut closed) = replica().await;
+        let idle = Duration::from_millis(300);
+        let client = build_with(Duration::from_secs(5), idle, Duration::from_millis(50));
+        for _ in 0..3 {
+            assert_eq!(get(&client, addr).await, "ok");
+        }
+        // One connection served all three, and went back to the pool.
+        let pooled = || client.0.idle.lock().unwrap().get(&addr).map_or(0, Vec::len);
+        assert_eq!(pooled(), 1);
+        let since = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), closed.recv())
+            .await
+            .expect("the idle connection is closed")
+            .unwrap();
+        assert!(
+            since.elapsed() >= idle,
+            "closed after {:?}",
+            since.elapsed()
+        );
+        assert_eq!(pooled(), 0);
+        assert!(closed.try_recv().is_err(), "only one connection was opened");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_error_and_the_body_is_untouched() {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = free.local_addr().unwrap();
+        drop(free);
+        let client = build(Duration::from_secs(5));
+        let req = Request::get("/").body(RetryBody::empty()).unwrap();
+        let Err(e) = client.request(addr, req).await else {
+            panic!("nothing listens there");
+        };
+        assert!(e.is_connect() && !e.is_timeout(), "{e}");
+    }
 }
