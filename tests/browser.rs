@@ -247,6 +247,31 @@ impl Browser {
 
     /// Polls a JavaScript expression until it is truthy; its value.
     pub fn wait_for(&self, expression: &str, timeout: Duration) -> Value {
+        match self.poll(expression, timeout) {
+            Ok(v) => v,
+            Err(page) => panic!("`{expression}` stayed falsy; page: {page}"),
+        }
+    }
+
+    /// Opens `url` and waits for `expression`, as `goto` then `wait_for`;
+    /// a page left blank (nothing rendered: a load the Docker Engine's
+    /// network changes abandoned once the document had started, which
+    /// shows no error page) is loaded again, twice at most. A page that
+    /// rendered anything and still fails `expression` fails at once.
+    pub fn open_until(&self, url: &str, expression: &str, timeout: Duration) -> Value {
+        for _ in 0..3 {
+            self.goto(url);
+            match self.poll(expression, timeout) {
+                Ok(v) => return v,
+                Err(page) if page.trim().is_empty() => continue,
+                Err(page) => panic!("`{expression}` stayed falsy; page: {page}"),
+            }
+        }
+        panic!("{url}: the page stayed blank in three loads");
+    }
+
+    /// The expression's value once truthy, or the page's text at the deadline.
+    fn poll(&self, expression: &str, timeout: Duration) -> Result<Value, String> {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.js(&format!("return ({expression});"));
@@ -258,13 +283,12 @@ impl Browser {
                 _ => true,
             };
             if truthy {
-                return v;
+                return Ok(v);
             }
-            assert!(
-                Instant::now() < deadline,
-                "`{expression}` stayed falsy; page: {}",
-                self.js("return document.body ? document.body.innerText : ''")
-            );
+            if Instant::now() >= deadline {
+                let page = self.js("return document.body ? document.body.innerText : ''");
+                return Err(page.as_str().unwrap_or("").to_string());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -265,8 +265,8 @@ fn end_to_end(up: &mut Running, screenshot: &str, health: &Path) {
 /// then the dashboard under the proxy, with every replica, screenshotted.
 fn in_the_browser(t: &Test, screenshot: &str) {
     let browser = Browser::start();
-    browser.goto(&format!("https://{}/", proxy_tls_addr(t)));
-    browser.wait_for(
+    browser.open_until(
+        &format!("https://{}/", proxy_tls_addr(t)),
         "document.querySelectorAll('#items li').length >= 3",
         20 * SEC,
     );
@@ -282,8 +282,8 @@ fn in_the_browser(t: &Test, screenshot: &str) {
         .unwrap()
         .to_string();
     browser.set_size(1280, 1000);
-    browser.goto(&link);
-    browser.wait_for(
+    browser.open_until(
+        &link,
         "document.querySelectorAll('#replicas tr[data-replica][data-condition=ok]').length === 5",
         20 * SEC,
     );
