@@ -95,13 +95,7 @@ http {
     '"request_id":"\$request_id","client":"\$remote_addr"}';
   upstream off { server 127.0.0.1:$backend_off; keepalive 128; }
   upstream on { server 127.0.0.1:$backend_on; keepalive 128; }
-  proxy_http_version 1.1;
-  proxy_set_header Connection "";
-  proxy_set_header Host \$host;
-  proxy_set_header X-Forwarded-For \$remote_addr;
-  proxy_set_header X-Forwarded-Proto \$scheme;
-  proxy_set_header X-Forwarded-Host \$host;
-  proxy_set_header X-Request-Id \$request_id;
+  include $PWD/bench/nginx-proxy-headers.conf;
   server {
     listen 127.0.0.1:$nginx_off;
     access_log off;

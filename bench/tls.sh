@@ -94,13 +94,7 @@ http {
     ssl_session_timeout 1d;
     location / {
       proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-      proxy_set_header X-Forwarded-Host \$host;
-      proxy_set_header X-Request-Id \$request_id;
+      include $PWD/bench/nginx-proxy-headers.conf;
     }
   }
 }
